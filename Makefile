@@ -1,0 +1,53 @@
+# Thin wrapper over CMake for the README's commands.  Every target installs
+# what is missing first (scripts/install-deps), so a fresh Debian 12 machine
+# needs nothing but make and this tree.
+#
+#   make demo            see gnezdo do its main job
+#   make check           build and run every test
+#   make check-sanitize  the tests again under ASan + UBSan
+#   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make install         install into PREFIX (default /usr/local)
+
+PREFIX       ?= /usr/local
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 30
+BUILD        ?= build
+CMAKE_FLAGS  ?=
+
+.PHONY: all deps build demo check check-sanitize fuzz install clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/tools/gnezdo demo
+
+check: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+check-sanitize: deps
+	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DGN_SANITIZE=ON >/dev/null
+	cmake --build build-sanitize -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
+
+fuzz:
+	@scripts/install-deps --fuzz
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGN_FUZZ=ON \
+		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_endpoint
+	mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz/fuzz_endpoint -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
+		-dict=fuzz/endpoint.dict build-fuzz/corpus fuzz/corpus/endpoint
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf build build-sanitize build-fuzz

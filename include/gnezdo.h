@@ -1,0 +1,399 @@
+/*
+ * gnezdo - a socket library: server and client sockets over TCP, UDP,
+ * Unix domain sockets and TLS, one API chosen by the address.
+ *
+ * This header is the whole public API.  Conventions that hold everywhere:
+ *  - Functions return 0 (or a count) on success and a negative GN_E... code
+ *    on failure; gn_strerror() names the code.  A failed call changes
+ *    nothing it was given except an error buffer.
+ *  - Functions that parse text written by people take an optional error
+ *    buffer (errbuf, errlen).  On failure it receives one line that names
+ *    the input and says what is wrong, e.g.
+ *    "'localhost:65536': port 65536 is out of range 0-65535".
+ *    errbuf may be NULL; GN_ERRBUF_SIZE is always enough.
+ *  - The library never prints, exits, raises signals or touches errno
+ *    on purpose: every failure comes back as a return code.
+ *  - Names: gn_ + object + verb; types carry no _t suffix.
+ */
+#ifndef GNEZDO_H
+#define GNEZDO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(GN_STATIC)
+#define GN_API __attribute__((visibility("default")))
+#else
+#define GN_API
+#endif
+
+/* ------------------------------------------------------------------------
+ * Version
+ */
+#define GN_VERSION_MAJOR 0
+#define GN_VERSION_MINOR 1
+#define GN_VERSION_PATCH 0
+#define GN_VERSION_STRING "0.1.0"
+
+/*
+ * gn_version - the library's version, "MAJOR.MINOR.PATCH".
+ * Static storage; never NULL.  Thread: any.
+ */
+GN_API const char *gn_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ *
+ * Every code is negative and keeps its number forever; new codes are only
+ * appended.  Where an errno applies, the code is the errno's meaning, not
+ * its number, so codes are the same on every system.
+ */
+#define GN_ERRORS(XX)                                                          \
+    XX(EINVAL, -1, "invalid argument")                                         \
+    XX(ENOMEM, -2, "out of memory")                                            \
+    XX(EBADADDR, -3, "malformed address")                                      \
+    XX(ENOSERVICE, -4, "unknown service name")                                 \
+    XX(ENONAME, -5, "host name not found")                                     \
+    XX(ETEMPNAME, -6, "temporary failure in name resolution")                  \
+    XX(ERESOLVE, -7, "name resolution failed")                                 \
+    XX(ENOSPC, -8, "buffer too small")                                         \
+    XX(ENOTFOUND, -9, "not found")                                             \
+    XX(ESYS, -10, "unexpected system error")                                   \
+    XX(ETOOLONG, -11, "name or path too long")                                 \
+    XX(EFAMILY, -12, "address family not supported")                           \
+    XX(ETIMEDOUT, -13, "timed out")                                            \
+    XX(ECONNREFUSED, -14, "connection refused")                                \
+    XX(ECONNRESET, -15, "connection reset by peer")                            \
+    XX(EUNREACH, -16, "network or host unreachable")                           \
+    XX(EADDRINUSE, -17, "address already in use")                              \
+    XX(EACCES, -18, "permission denied")                                       \
+    XX(EMFILE, -19, "too many open files")                                     \
+    XX(ECLOSED, -20, "connection is closed")                                   \
+    XX(ENOBUFS, -21, "output queue is full")                                   \
+    XX(EMSGSIZE, -22, "message too long")                                      \
+    XX(EPIPE, -23, "broken pipe")                                              \
+    XX(EADDRNOTAVAIL, -24, "address not available")
+
+enum gn_error {
+#define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
+    GN_ERRORS(GN__ERROR_ENUM)
+#undef GN__ERROR_ENUM
+};
+
+/* Enough for every message an errbuf receives, truncation included. */
+#define GN_ERRBUF_SIZE 256
+
+/*
+ * gn_strerror - a short English text for a GN_E... code, e.g.
+ * "malformed address".  Unknown codes give "unknown error".
+ * Static storage; never NULL.  Thread: any.
+ */
+GN_API const char *gn_strerror(int code);
+
+/*
+ * gn_errname - the code's symbolic name without prefix, e.g. "EBADADDR",
+ * for logs and JSON.  Unknown codes give "EUNKNOWN".  Thread: any.
+ */
+GN_API const char *gn_errname(int code);
+
+/*
+ * gn_error_from_errno - the GN_E... code that best says what errno value
+ * err means (ECONNREFUSED -> GN_ECONNREFUSED, ...); GN_ESYS when no code
+ * fits.  Thread: any.
+ */
+GN_API int gn_error_from_errno(int err);
+
+/* ------------------------------------------------------------------------
+ * Transports and protocols
+ *
+ * A transport is chosen by the scheme of an address: "tcp://" (or no
+ * scheme), "udp://", "tls://", "unix:" (stream) and "unixgram:".
+ */
+typedef enum gn_transport {
+    GN_TRANSPORT_NONE = 0,
+    GN_TRANSPORT_TCP,
+    GN_TRANSPORT_UDP,
+    GN_TRANSPORT_TLS,
+    GN_TRANSPORT_UNIX,
+    GN_TRANSPORT_UNIXGRAM,
+} gn_transport;
+
+/*
+ * gn_transport_name - "tcp", "udp", "tls", "unix", "unixgram"; "none" for
+ * GN_TRANSPORT_NONE and "unknown" for values out of range.  Thread: any.
+ */
+GN_API const char *gn_transport_name(gn_transport transport);
+
+/* IP protocols of the port registry.  GN_PROTO_ANY in a look-up matches
+ * every protocol; in a registry entry it means IANA named none. */
+typedef enum gn_proto {
+    GN_PROTO_ANY = 0,
+    GN_PROTO_TCP,
+    GN_PROTO_UDP,
+    GN_PROTO_SCTP,
+    GN_PROTO_DCCP,
+} gn_proto;
+
+/*
+ * gn_proto_name - "tcp", "udp", "sctp", "dccp"; "" for GN_PROTO_ANY and
+ * "unknown" for values out of range.  Thread: any.
+ */
+GN_API const char *gn_proto_name(gn_proto proto);
+
+/*
+ * gn_proto_parse - the protocol named by name ("tcp", "UDP", ...), case
+ * insensitive.  Returns 0 and sets *out, or GN_EINVAL for a NULL argument
+ * or a name that is not one of the four.  Thread: any.
+ */
+GN_API int gn_proto_parse(const char *name, gn_proto *out);
+
+/* ------------------------------------------------------------------------
+ * Endpoints
+ *
+ * An endpoint is a value: a transport plus where to reach it.  It is one of
+ *  - an IPv4 or IPv6 address (with scope for link-local) and a port,
+ *  - a Unix domain socket path, or a Linux abstract name,
+ *  - a host name and a port, still to be resolved (GN_FAMILY_NAME),
+ *  - a port on every local address, for listeners (GN_FAMILY_ANY).
+ * Text forms, strictly parsed:
+ *     194.106.118.30:80      [2001:db8::1]:443      [fe80::1%lo]:80
+ *     tcp://host:80   udp://host:53   tls://host:https   localhost:http
+ *     unix:/run/app.sock     unix:@abstract-name     unixgram:/tmp/d.sock
+ *     :8080  8080  tcp://:8080     (listen addresses only)
+ * A port may be a registry service name, looked up for the transport's
+ * protocol (udp for udp://, tcp otherwise).  In Unix paths, %XX stands for
+ * the byte XX, so any path can be written and formatted back.
+ * Endpoints are plain structs: copy them with =, compare them with
+ * gn_endpoint_equal, read them with the accessors (the fields are
+ * private and may change).
+ */
+typedef enum gn_family {
+    GN_FAMILY_NONE = 0,
+    GN_FAMILY_IPV4,
+    GN_FAMILY_IPV6,
+    GN_FAMILY_UNIX,
+    GN_FAMILY_NAME, /* host name, needs gn_resolve */
+    GN_FAMILY_ANY,  /* every local address (listen addresses) */
+} gn_family;
+
+/* Longest host name a DNS name can be (RFC 1035), without the final NUL. */
+#define GN_HOST_MAX 253
+/* Room for any endpoint's text from gn_endpoint_format, NUL included. */
+#define GN_ENDPOINT_STRLEN 400
+/* Longest address text gn_endpoint_parse looks at; longer is rejected. */
+#define GN_ADDRESS_MAX 1024
+
+typedef struct gn_endpoint {
+    /* private: use the accessors below */
+    gn_transport transport_;
+    gn_family family_;
+    socklen_t addrlen_;
+    struct sockaddr_storage addr_;
+    char host_[GN_HOST_MAX + 1];
+    uint16_t port_;
+} gn_endpoint;
+
+/* Flags for gn_endpoint_parse. */
+enum {
+    /* A listen address: a bare port (":8080", "8080") means every local
+     * address of the transport's family (GN_FAMILY_ANY). */
+    GN_PARSE_LISTEN = 1u << 0,
+};
+
+/*
+ * gn_endpoint_parse - parse the address text (see above) into *out.
+ * text is a NUL-terminated string and is only read.  flags: GN_PARSE_...
+ * Host names are checked for form but not resolved; service names are
+ * looked up in the built-in registry (no I/O).
+ * Returns 0, or GN_EINVAL (text or out NULL, unknown flags),
+ * GN_EBADADDR (malformed), GN_ENOSERVICE (unknown service name),
+ * GN_ETOOLONG (host name, Unix path or the whole text too long),
+ * GN_EFAMILY (an interface scope that does not exist here).  On failure
+ * *out is left untouched and errbuf says why.  Thread: any.
+ */
+GN_API int gn_endpoint_parse(const char *text, unsigned flags, gn_endpoint *out,
+                             char *errbuf, size_t errlen);
+
+/*
+ * gn_endpoint_parse_len - gn_endpoint_parse for text of exactly len bytes,
+ * which need not be NUL-terminated; a NUL byte inside it is an error.
+ * Never reads text[len] or beyond.  Same returns as gn_endpoint_parse.
+ */
+GN_API int gn_endpoint_parse_len(const char *text, size_t len, unsigned flags,
+                                 gn_endpoint *out, char *errbuf, size_t errlen);
+
+/*
+ * gn_endpoint_format - write ep's canonical text into buf (len bytes,
+ * always NUL-terminated when len > 0).  TCP endpoints carry no scheme,
+ * the others do: "127.0.0.1:80", "[::1]:80", "udp://[::1]:53",
+ * "unix:/tmp/s", "unix:@name", "tls://example.org:443", ":8080".
+ * gn_endpoint_parse of the text gives back an equal endpoint.
+ * Returns the text's length (without NUL), or GN_EINVAL (ep NULL or not
+ * a valid endpoint, buf NULL with len > 0), GN_ENOSPC (buf too small:
+ * buf holds a truncated text).  GN_ENDPOINT_STRLEN is always enough.
+ * Thread: any.
+ */
+GN_API int gn_endpoint_format(const gn_endpoint *ep, char *buf, size_t len);
+
+/*
+ * gn_endpoint_equal - true when a and b are the same endpoint: same
+ * transport, family, address (host names compare case-insensitively),
+ * scope, port and path.  NULL equals only NULL.  Thread: any.
+ */
+GN_API bool gn_endpoint_equal(const gn_endpoint *a, const gn_endpoint *b);
+
+/*
+ * gn_endpoint_from_sockaddr - make an endpoint of transport from a socket
+ * address (AF_INET, AF_INET6 or AF_UNIX, as accept or getpeername give
+ * it).  An unnamed Unix socket (len == sizeof(sa_family_t)) gives an
+ * endpoint with an empty path.
+ * Returns 0, or GN_EINVAL (NULL argument, len too small for the family),
+ * GN_EFAMILY (other families, or a transport that does not fit).
+ * Thread: any.
+ */
+GN_API int gn_endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len,
+                                     gn_transport transport, gn_endpoint *out);
+
+/* Accessors.  Each takes a valid endpoint; NULL gives the zero answer. */
+
+/* gn_endpoint_transport - the transport (GN_TRANSPORT_NONE for NULL). */
+GN_API gn_transport gn_endpoint_transport(const gn_endpoint *ep);
+
+/* gn_endpoint_family - what the endpoint holds (GN_FAMILY_NONE for NULL). */
+GN_API gn_family gn_endpoint_family(const gn_endpoint *ep);
+
+/* gn_endpoint_family_name - "ipv4", "ipv6", "unix", "name", "any",
+ * "none" (also for out-of-range values).  Thread: any. */
+GN_API const char *gn_endpoint_family_name(gn_family family);
+
+/* gn_endpoint_port - the port, 0 for Unix endpoints and NULL. */
+GN_API uint16_t gn_endpoint_port(const gn_endpoint *ep);
+
+/*
+ * gn_endpoint_host - the address without port or brackets into buf:
+ * "194.106.118.30", "fe80::1%lo", "example.org"; "" for Unix and
+ * GN_FAMILY_ANY endpoints.  Returns the length or GN_EINVAL / GN_ENOSPC
+ * as gn_endpoint_format does.
+ */
+GN_API int gn_endpoint_host(const gn_endpoint *ep, char *buf, size_t len);
+
+/*
+ * gn_endpoint_path - a Unix endpoint's path, raw bytes, not escaped and not
+ * NUL-terminated: *len receives its length.  For an abstract name the
+ * returned bytes omit the leading NUL (see gn_endpoint_is_abstract).
+ * Returns NULL (and *len = 0) for other families.  The pointer is into ep
+ * and lives as long as ep does.
+ */
+GN_API const char *gn_endpoint_path(const gn_endpoint *ep, size_t *len);
+
+/* gn_endpoint_is_abstract - true for a Linux abstract Unix name. */
+GN_API bool gn_endpoint_is_abstract(const gn_endpoint *ep);
+
+/* gn_endpoint_scope_id - an IPv6 endpoint's scope (interface index), else 0. */
+GN_API uint32_t gn_endpoint_scope_id(const gn_endpoint *ep);
+
+/* gn_endpoint_is_resolved - true when the endpoint is a socket address
+ * (IPv4, IPv6, Unix), false for host names and GN_FAMILY_ANY. */
+GN_API bool gn_endpoint_is_resolved(const gn_endpoint *ep);
+
+/*
+ * gn_endpoint_sockaddr - the socket address to hand to bind or connect,
+ * and its length in *len.  NULL (and *len = 0) when the endpoint is not
+ * resolved.  The pointer is into ep and lives as long as ep does.
+ */
+GN_API const struct sockaddr *gn_endpoint_sockaddr(const gn_endpoint *ep, socklen_t *len);
+
+/*
+ * gn_resolve - every socket address ep stands for, in the order the
+ * system resolver prefers, without duplicates.  A resolved endpoint gives
+ * itself; a host name is looked up with getaddrinfo; GN_FAMILY_ANY gives
+ * the wildcard addresses ("[::]" and "0.0.0.0") for listening.  Writes at
+ * most max endpoints to out and returns how many there are in all (may
+ * be more than max, as with snprintf).
+ * Blocks while the system resolver works (DNS may take seconds); the
+ * event loop's asynchronous resolver calls this on a worker thread.
+ * Errors: GN_EINVAL (ep NULL, or out NULL with max > 0), GN_ENONAME (no
+ * such host), GN_ETEMPNAME (try again later), GN_ERESOLVE (other resolver
+ * failures), GN_ENOMEM.  errbuf names the host and the reason.
+ * Thread: any.
+ */
+GN_API int gn_resolve(const gn_endpoint *ep, gn_endpoint *out, size_t max, char *errbuf,
+                      size_t errlen);
+
+/* ------------------------------------------------------------------------
+ * The port registry
+ *
+ * The IANA Service Name and Transport Protocol Port Number Registry,
+ * compiled in: no file is read, /etc/services is not used.  Every row of
+ * the registry is an entry, including unnamed ones ("Reserved",
+ * "Unassigned") and ranges.  Entries live in static storage for the life
+ * of the program and never change.  Look-ups by name or port are binary
+ * searches.  Thread: any function, any thread.
+ */
+typedef struct gn_service {
+    const char *name;        /* "http"; "" for unnamed rows */
+    const char *description; /* "World Wide Web HTTP"; may be "" */
+    uint16_t port_lo;        /* first port; 0 when has_port is false */
+    uint16_t port_hi;        /* last port; == port_lo unless a range */
+    bool has_port;           /* false for name-only (DNS-SD) rows */
+    gn_proto proto;          /* GN_PROTO_ANY when IANA gives none */
+} gn_service;
+
+/*
+ * gn_services_date - the date of the compiled-in registry, "YYYY-MM-DD".
+ */
+GN_API const char *gn_services_date(void);
+
+/* gn_services_count - number of entries; gn_service_at(i) for i below it. */
+GN_API size_t gn_services_count(void);
+
+/* gn_service_at - entry i in registry order, or NULL when out of range. */
+GN_API const gn_service *gn_service_at(size_t i);
+
+/*
+ * gn_services_by_name - the entries named name (case-insensitive) for
+ * proto (GN_PROTO_ANY for all; entries without a protocol match any
+ * proto), in registry order.  Writes at most max pointers to out and
+ * returns how many match in all (0 when none).  GN_EINVAL for NULL name,
+ * out NULL with max > 0, or a proto out of range.
+ */
+GN_API int gn_services_by_name(const char *name, gn_proto proto, const gn_service **out,
+                               size_t max);
+
+/*
+ * gn_services_by_port - the entries whose port or range holds port, for
+ * proto as in gn_services_by_name: named entries first, in registry order
+ * (so the primary name comes first: 80/tcp gives http, www, www-http),
+ * then unnamed ones ("Reserved"...).  Returns as gn_services_by_name;
+ * GN_EINVAL also for port above 65535.
+ */
+GN_API int gn_services_by_port(unsigned port, gn_proto proto, const gn_service **out,
+                               size_t max);
+
+/*
+ * gn_services_search - named entries whose name or description contains
+ * word (case-insensitive, ASCII), in registry order.  A linear scan, meant
+ * for people looking things up.  Returns as gn_services_by_name; GN_EINVAL
+ * for NULL or empty word.
+ */
+GN_API int gn_services_search(const char *word, gn_proto proto, const gn_service **out,
+                              size_t max);
+
+/*
+ * gn_service_port - the port of the service called name for proto, the
+ * first entry in registry order with a single port.  Returns the port
+ * (0-65535), GN_EINVAL (NULL name, proto out of range) or GN_ENOSERVICE.
+ */
+GN_API int gn_service_port(const char *name, gn_proto proto);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GNEZDO_H */

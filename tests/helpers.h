@@ -1,0 +1,31 @@
+/* Helpers shared by the tests: running a program and capturing its output. */
+#ifndef GN_TEST_HELPERS_H
+#define GN_TEST_HELPERS_H
+
+#include <stddef.h>
+
+struct gn_test_run {
+    int status;   /* exit code, or 128 + signal number */
+    char *out;    /* stdout, NUL-terminated (free with gn_test_run_free) */
+    size_t out_len;
+    char *err;    /* stderr, NUL-terminated */
+    size_t err_len;
+};
+
+/*
+ * gn_test_run_argv - run argv[0] (a path) with argv, stdin from
+ * stdin_text (may be NULL: /dev/null), and capture stdout and stderr.
+ * Kills the child after timeout_ms.  Returns 0 or -1 (could not run).
+ */
+int gn_test_run_argv(char *const argv[], const char *stdin_text, int timeout_ms,
+                     struct gn_test_run *run);
+
+/* gn_test_cli - gn_test_run_argv for the built gnezdo CLI; args end in NULL. */
+int gn_test_cli(struct gn_test_run *run, const char *arg, ...);
+
+void gn_test_run_free(struct gn_test_run *run);
+
+/* gn_test_count_fds - how many descriptors this process has open. */
+int gn_test_count_fds(void);
+
+#endif
