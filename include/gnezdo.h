@@ -213,9 +213,9 @@ enum {
  * looked up in the built-in registry (no I/O).
  * Returns 0, or GN_EINVAL (text or out NULL, unknown flags),
  * GN_EBADADDR (malformed), GN_ENOSERVICE (unknown service name),
- * GN_ETOOLONG (host name, Unix path or the whole text too long),
- * GN_EFAMILY (an interface scope that does not exist here).  On failure
- * *out is left untouched and errbuf says why.  Thread: any.
+ * GN_ETOOLONG (host name, Unix path or the whole text too long).  An IPv6
+ * scope names an interface that must exist here ("%lo"), or is a number.
+ * On failure *out is left untouched and errbuf says why.  Thread: any.
  */
 GN_API int gn_endpoint_parse(const char *text, unsigned flags, gn_endpoint *out,
                              char *errbuf, size_t errlen);
@@ -313,7 +313,8 @@ GN_API const struct sockaddr *gn_endpoint_sockaddr(const gn_endpoint *ep, sockle
  * gn_resolve - every socket address ep stands for, in the order the
  * system resolver prefers, without duplicates.  A resolved endpoint gives
  * itself; a host name is looked up with getaddrinfo; GN_FAMILY_ANY gives
- * the wildcard addresses ("[::]" and "0.0.0.0") for listening.  Writes at
+ * the wildcard addresses the resolver offers for listening (usually
+ * "0.0.0.0" and "[::]").  Writes at
  * most max endpoints to out and returns how many there are in all (may
  * be more than max, as with snprintf).
  * Blocks while the system resolver works (DNS may take seconds); the

@@ -3,8 +3,10 @@
  * become codes.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "gnezdo.h"
+#include "internal.h"
 
 struct error_info {
     int code;
@@ -92,4 +94,53 @@ int gn_error_from_errno(int err)
     default:
         return GN_ESYS;
     }
+}
+
+/* Long enough to recognise the input; short enough that 10 KiB of garbage
+ * does not become a 10 KiB log line. */
+#define QUOTE_MAX_INPUT 64
+
+void gn__quote(char *buf, size_t size, const char *input, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t shown = len > QUOTE_MAX_INPUT ? QUOTE_MAX_INPUT : len;
+    size_t o = 0;
+
+    buf[o++] = '\'';
+    for (size_t i = 0; i < shown && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)input[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+            buf[o++] = (char)c;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        }
+    }
+    if (shown < len && o + 5 < size) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+}
+
+int gn__errbuf_input(char *errbuf, size_t errlen, int code, const char *input, size_t len,
+                     const char *fmt, ...)
+{
+    char quoted[QUOTE_MAX_INPUT * 4 + 8];
+    va_list ap;
+    int n;
+
+    if (!errbuf || errlen == 0)
+        return code;
+    gn__quote(quoted, sizeof(quoted), input, len);
+    n = snprintf(errbuf, errlen, "%s: ", quoted);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_start(ap, fmt);
+        vsnprintf(errbuf + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }
