@@ -393,6 +393,364 @@ GN_API int gn_services_search(const char *word, gn_proto proto, const gn_service
  */
 GN_API int gn_service_port(const char *name, gn_proto proto);
 
+/* ------------------------------------------------------------------------
+ * Logging
+ *
+ * The library never prints.  What no return code can carry (a server
+ * shedding clients when out of descriptors, a peer over its input cap)
+ * goes to one process-wide function, silent while none is set; messages
+ * are formatted only when one is.
+ */
+typedef enum gn_log_level {
+    GN_LOG_ERROR = 0,
+    GN_LOG_WARN,
+    GN_LOG_INFO,
+    GN_LOG_DEBUG,
+} gn_log_level;
+
+typedef void (*gn_log_fn)(gn_log_level level, const char *message, void *arg);
+
+/*
+ * gn_log_set - send library messages up to max_level to fn(level, message,
+ * arg); fn NULL turns logging off (the default).  message lives only for
+ * the call.  fn may be called from any thread that runs a loop.
+ * Thread: call before starting loops; not synchronised with them.
+ */
+GN_API void gn_log_set(gn_log_fn fn, gn_log_level max_level, void *arg);
+
+/* ------------------------------------------------------------------------
+ * The event loop
+ *
+ * One loop per thread runs everything asynchronous: sockets, timers,
+ * posted tasks and name resolution (on a worker thread, so a slow DNS
+ * answer never stalls the loop).  Every gn_ call on a loop's objects is
+ * made on the loop's thread, except gn_loop_post and gn_loop_stop, which
+ * any thread may call.  Callbacks run on the loop's thread, one at a time.
+ */
+typedef struct gn_loop gn_loop;
+typedef struct gn_server gn_server;
+typedef struct gn_conn gn_conn;
+
+/*
+ * gn_loop_new - create a loop with the best backend this system has
+ * (epoll on Linux).  *out receives it; free it with gn_loop_free.
+ * Returns 0, GN_EINVAL (out NULL), GN_ENOMEM, GN_EMFILE or GN_ESYS.
+ */
+GN_API int gn_loop_new(gn_loop **out);
+
+/*
+ * gn_loop_run - run callbacks until nothing is left to wait for (no
+ * server, connection, timer, posted task or resolution) or gn_loop_stop
+ * is called.  Returns 0, GN_EINVAL (loop NULL, or the loop is already
+ * running), or a backend failure code.  May be called again afterwards.
+ */
+GN_API int gn_loop_run(gn_loop *loop);
+
+/*
+ * gn_loop_stop - make gn_loop_run return after the callbacks under way.
+ * Nothing is closed.  Thread: any (async-signal-safe as well).
+ */
+GN_API void gn_loop_stop(gn_loop *loop);
+
+/*
+ * gn_loop_free - free the loop.  Connections still open are aborted,
+ * servers closed and timers cancelled; their on_close handlers run first.
+ * Waits for resolutions under way on worker threads.  NULL is a no-op.
+ * Must not be called while the loop runs.
+ */
+GN_API void gn_loop_free(gn_loop *loop);
+
+/*
+ * gn_loop_now - the loop's monotonic clock in milliseconds, read once per
+ * iteration (cheap to call often).  0 for NULL.
+ */
+GN_API uint64_t gn_loop_now(const gn_loop *loop);
+
+/* gn_loop_backend - the backend's name, e.g. "epoll". */
+GN_API const char *gn_loop_backend(const gn_loop *loop);
+
+typedef void (*gn_task_fn)(gn_loop *loop, void *arg);
+
+/*
+ * gn_loop_post - run fn(loop, arg) on the loop's thread soon, once.
+ * Tasks posted from one thread run in the order posted.  A posted task
+ * keeps gn_loop_run running until it has run.  If the loop is freed
+ * first, the task never runs.
+ * Returns 0, GN_EINVAL (loop or fn NULL), GN_ENOMEM.  Thread: any.
+ */
+GN_API int gn_loop_post(gn_loop *loop, gn_task_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Timers
+ *
+ * Monotonic one-shot and repeating timers, named by an id: an id that
+ * has fired (one-shot) or was cancelled is simply unknown afterwards, so
+ * cancelling is always safe.  Timers due at the same time fire in the
+ * order they were started.  A pending timer keeps gn_loop_run running.
+ */
+typedef void (*gn_timer_fn)(gn_loop *loop, uint64_t id, void *arg);
+
+/*
+ * gn_timer_start - call fn(loop, id, arg) after delay_ms, then every
+ * repeat_ms if repeat_ms > 0.  *id receives the timer's id (never 0).
+ * Returns 0, GN_EINVAL (loop, fn or id NULL), GN_ENOMEM.
+ * Thread: the loop's.
+ */
+GN_API int gn_timer_start(gn_loop *loop, uint64_t delay_ms, uint64_t repeat_ms, gn_timer_fn fn,
+                          void *arg, uint64_t *id);
+
+/*
+ * gn_timer_cancel - stop timer id; safe inside its own callback (a
+ * repeating timer then stops repeating).  Returns 0, GN_EINVAL (loop
+ * NULL) or GN_ENOTFOUND (no such timer: fired, cancelled or never was).
+ * Thread: the loop's.
+ */
+GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
+
+/* ------------------------------------------------------------------------
+ * Handlers and options of connections and servers
+ *
+ * A connection's events.  Every member may be NULL.  Handlers run on the
+ * loop's thread and may call any gn_ function, including gn_close,
+ * gn_abort and gn_server_close on their own connection or server.
+ */
+typedef struct gn_handlers {
+    /* Server side: a client connected; conn is new, with both endpoints. */
+    void (*on_accept)(gn_conn *conn);
+    /* Client side: the connection is established. */
+    void (*on_connect)(gn_conn *conn);
+    /* Bytes arrived: data holds every byte not consumed so far.  Return
+     * how many were consumed (0..len); the rest is offered again with
+     * more.  A frame split over many reads is never the handler's problem.
+     * data is valid only during the call. */
+    size_t (*on_data)(gn_conn *conn, const char *data, size_t len);
+    /* The output queue fell to the low watermark after being above it. */
+    void (*on_drain)(gn_conn *conn);
+    /* The peer finished sending (FIN).  When NULL, the connection closes
+     * after flushing; when set, it stays open for sending until gn_close. */
+    void (*on_end)(gn_conn *conn);
+    /* The connection failed: code says how and message names what, e.g.
+     * "connect to 127.0.0.1:9: connection refused".  Runs just before
+     * on_close, at most once. */
+    void (*on_error)(gn_conn *conn, int code, const char *message);
+    /* Exactly once per connection, last: reason is 0 for an orderly close
+     * (either side) and a GN_E... code otherwise.  conn is freed when this
+     * returns. */
+    void (*on_close)(gn_conn *conn, int reason);
+} gn_handlers;
+
+/* Options of a server (for each of its connections) or a client.  A field
+ * left 0 takes the default shown, so {0} or NULL means all defaults. */
+typedef struct gn_options {
+    int backlog;                /* listen backlog; 511 */
+    size_t max_conns;           /* server: live connections; 10000.  Past it
+                                   new clients are accepted and closed. */
+    uint32_t idle_timeout_ms;   /* close after this long with no I/O;
+                                   server 300000 (5 min), client none;
+                                   GN_NO_TIMEOUT for none */
+    uint32_t connect_timeout_ms; /* client: whole connect, resolution
+                                   included; 10000 */
+    size_t max_input;           /* unconsumed input kept; 1 MiB.  Past it
+                                   the connection fails with GN_EMSGSIZE. */
+    size_t max_output;          /* queued output; 16 MiB.  gn_send past it
+                                   fails with GN_ENOBUFS, queueing nothing. */
+    size_t high_watermark;      /* output above this is "full"; 1 MiB */
+    size_t low_watermark;       /* on_drain when output falls to this; 64 KiB */
+    bool pause_reading_when_full; /* stop reading while output is full, so
+                                   an echo or proxy costs bounded memory
+                                   against a peer that never reads */
+    bool nagle;                 /* keep Nagle's algorithm (TCP_NODELAY off) */
+    uint32_t keepalive_s;       /* TCP keep-alive: idle seconds before
+                                   probes; 0 = off */
+    uint32_t keepalive_interval_s; /* between probes; 0 = system's */
+    uint32_t keepalive_count;   /* probes before giving up; 0 = system's */
+    void *user_data;            /* initial user data of each connection */
+} gn_options;
+
+#define GN_NO_TIMEOUT UINT32_MAX
+
+/* ------------------------------------------------------------------------
+ * Server sockets
+ *
+ * A server listens on one address (all addresses a host name resolves
+ * to; for a bare port, every local address, IPv6 and IPv4) and, for
+ * every client that connects, creates a gn_conn, gives it the server's
+ * handlers and options and calls on_accept.  The server keeps the list
+ * of its live connections.
+ */
+
+/*
+ * gn_listen - listen on address ("tcp://0.0.0.0:7000", "[::1]:http",
+ * ":8080") with handlers (copied) and opts (copied; NULL for defaults).
+ * *out receives the server.  Names are resolved here, blocking.
+ * Returns 0, GN_EINVAL (NULL loop, address, handlers or out), the parse
+ * errors of gn_endpoint_parse, GN_EFAMILY (transport not supported yet),
+ * GN_EADDRINUSE, GN_EACCES, GN_EADDRNOTAVAIL, GN_EMFILE, GN_ENOMEM, or a
+ * resolution error.  errbuf says which address failed and why.
+ * Thread: the loop's.
+ */
+GN_API int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
+                     const gn_options *opts, gn_server **out, char *errbuf, size_t errlen);
+
+/*
+ * gn_server_close - stop accepting, close every connection gracefully
+ * (gn_close: flush, then close) and abort those still open after
+ * grace_ms.  The server is freed once its last connection is gone; the
+ * pointer must not be used after this call.  Idempotent in effect; NULL
+ * is a no-op.  Thread: the loop's; safe in any callback.
+ */
+GN_API void gn_server_close(gn_server *srv, uint32_t grace_ms);
+
+/* gn_server_conn_count - live connections of srv (0 for NULL). */
+GN_API size_t gn_server_conn_count(const gn_server *srv);
+
+/*
+ * gn_server_foreach - call fn(conn, arg) for each live connection of srv,
+ * oldest first; fn may close or send on any connection.  Returns how
+ * many were visited, or GN_EINVAL.
+ */
+GN_API int gn_server_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg);
+
+/*
+ * gn_server_endpoint - the i-th listening address (from 0), with the
+ * actual port when 0 was asked for.  Returns 0, GN_EINVAL or GN_ENOTFOUND
+ * (i past the last).
+ */
+GN_API int gn_server_endpoint(const gn_server *srv, size_t i, gn_endpoint *out);
+
+/* gn_server_loop / gn_server_user_data / gn_server_set_user_data. */
+GN_API gn_loop *gn_server_loop(const gn_server *srv);
+GN_API void *gn_server_user_data(const gn_server *srv);
+GN_API void gn_server_set_user_data(gn_server *srv, void *data);
+
+/* ------------------------------------------------------------------------
+ * Client sockets
+ */
+
+/*
+ * gn_connect - connect to address ("example.org:http", "[::1]:7000")
+ * asynchronously: resolution on a worker thread, then each resolved
+ * address in turn (IPv6 and IPv4 interleaved, a new attempt started
+ * every 250 ms while earlier ones are pending, as RFC 8305 "Happy
+ * Eyeballs" suggests), all within connect_timeout_ms.  on_connect fires
+ * on success; otherwise on_error and on_close carry GN_ECONNREFUSED,
+ * GN_ETIMEDOUT, GN_EUNREACH, GN_ENONAME, ...  *out receives the
+ * connection at once (it may be closed before it connects).
+ * Returns 0 (events follow) or, with no event ever firing: GN_EINVAL,
+ * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENOMEM.
+ * Thread: the loop's.
+ */
+GN_API int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
+                      const gn_options *opts, gn_conn **out, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------------------
+ * Connections
+ *
+ * Created by a server (on_accept) or gn_connect, freed by the library
+ * right after on_close returns.  All calls below are for the loop's thread
+ * and are safe inside any callback, the connection's own included.
+ */
+
+/*
+ * gn_send - send len bytes of buf.  Writes at once when nothing is
+ * queued and copies what the socket did not take; buf stays the caller's.
+ * Returns 0, GN_EINVAL (conn NULL, buf NULL with len > 0), GN_ECLOSED
+ * (close, shutdown or abort already requested, or connection ended),
+ * GN_ENOBUFS (over max_output: nothing was queued).
+ */
+GN_API int gn_send(gn_conn *conn, const void *buf, size_t len);
+
+/*
+ * gn_send_file - send len bytes of file descriptor fd from offset with
+ * sendfile(2), after what is already queued.  fd stays the caller's and
+ * must stay open until on_drain or on_close.  Returns as gn_send, and
+ * GN_EINVAL for a negative fd or offset.
+ */
+GN_API int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
+
+/*
+ * gn_close - flush what is queued, then close.  on_close follows (from
+ * the loop, never inside this call).  Idempotent; returns 0 or GN_EINVAL.
+ */
+GN_API int gn_close(gn_conn *conn);
+
+/*
+ * gn_shutdown - half-close: send FIN once the queue is flushed, keep
+ * reading until the peer closes.  Idempotent; 0 or GN_EINVAL.
+ */
+GN_API int gn_shutdown(gn_conn *conn);
+
+/*
+ * gn_abort - close at once, discarding queued output; the peer sees a
+ * reset (RST).  on_close follows with reason 0, as the user asked for it.
+ * Idempotent; 0 or GN_EINVAL.
+ */
+GN_API int gn_abort(gn_conn *conn);
+
+/* gn_pause_reading / gn_resume_reading - stop and restart reading from
+ * the socket (data already buffered is not offered until resumed).
+ * 0 or GN_EINVAL. */
+GN_API int gn_pause_reading(gn_conn *conn);
+GN_API int gn_resume_reading(gn_conn *conn);
+
+/* gn_conn_set_handlers - replace conn's handlers (copied). */
+GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
+
+GN_API void *gn_conn_user_data(const gn_conn *conn);
+GN_API void gn_conn_set_user_data(gn_conn *conn, void *data);
+
+/* gn_conn_local / gn_conn_remote - the endpoints (NULL until connected). */
+GN_API const gn_endpoint *gn_conn_local(const gn_conn *conn);
+GN_API const gn_endpoint *gn_conn_remote(const gn_conn *conn);
+
+/* gn_conn_server - the server that accepted conn; NULL for clients. */
+GN_API gn_server *gn_conn_server(const gn_conn *conn);
+GN_API gn_loop *gn_conn_loop(const gn_conn *conn);
+
+/* gn_conn_is_open - connected and no close, shutdown or abort asked. */
+GN_API bool gn_conn_is_open(const gn_conn *conn);
+
+typedef struct gn_conn_stats {
+    uint64_t bytes_in, bytes_out; /* payload bytes read and written */
+    uint64_t reads, writes;       /* successful read and write syscalls */
+    size_t queued;                /* bytes waiting in the output queue */
+    size_t buffered;              /* unconsumed input bytes */
+} gn_conn_stats;
+
+/* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
+GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Framing helpers, for on_data
+ *
+ * Stateless: each looks at the bytes on_data was given and says whether a
+ * whole frame is there.  Return 1 (a frame: *frame_len bytes to consume),
+ * 0 (not yet: consume nothing, wait for more) or a negative code.
+ */
+
+/*
+ * gn_frame_line - a line ending in "\n" (a "\r" before it is dropped from
+ * *line_len, not from *frame_len).  GN_EMSGSIZE when max_len bytes hold
+ * no newline: the peer sends a line longer than allowed.
+ */
+GN_API int gn_frame_line(const char *data, size_t len, size_t max_len, size_t *line_len,
+                         size_t *frame_len);
+
+/*
+ * gn_frame_exact - a frame of exactly n bytes: 1 and *frame_len = n when
+ * len >= n, else 0.
+ */
+GN_API int gn_frame_exact(size_t len, size_t n, size_t *frame_len);
+
+/*
+ * gn_frame_prefix - a frame of a size_bytes (1, 2, 4 or 8) big-endian
+ * length then that many bytes: *payload_off and *payload_len locate the
+ * payload.  GN_EMSGSIZE when the length exceeds max_payload, GN_EINVAL
+ * for other size_bytes.
+ */
+GN_API int gn_frame_prefix(const char *data, size_t len, unsigned size_bytes, uint64_t max_payload,
+                           size_t *payload_off, size_t *payload_len, size_t *frame_len);
+
 #ifdef __cplusplus
 }
 #endif

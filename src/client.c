@@ -1,0 +1,319 @@
+/*
+ * Client sockets: resolve on a worker thread, then race connection
+ * attempts over the resolved addresses as RFC 8305 ("Happy Eyeballs v2")
+ * describes: families interleaved, starting with the resolver's first
+ * choice; a new attempt every 250 ms while earlier ones are pending, or at
+ * once when one fails; the first to connect wins and the others are
+ * closed.  One deadline, connect_timeout_ms, covers it all.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+#define MAX_ATTEMPTS 32
+#define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 recommends 250 ms */
+
+struct attempt {
+    struct gn__io io;
+    struct gn__client *client;
+};
+
+struct gn__client {
+    gn_conn *conn;
+    gn_endpoint target;
+    char target_text[GN_ENDPOINT_STRLEN];
+    struct gn__resolve_req *req;
+    gn_endpoint addrs[MAX_ATTEMPTS];
+    struct attempt attempts[MAX_ATTEMPTS];
+    size_t naddrs, next, pending;
+    uint64_t deadline_timer, delay_timer;
+    int last_error;
+    char errors[GN_ERRBUF_SIZE]; /* "addr: reason; addr: reason" */
+    struct gn__deferred free_later;
+};
+
+static void start_attempt(struct gn__client *c);
+
+static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
+{
+    char text[GN_ENDPOINT_STRLEN];
+    size_t used = strlen(c->errors);
+
+    c->last_error = code;
+    gn_endpoint_format(ep, text, sizeof(text));
+    snprintf(c->errors + used, sizeof(c->errors) - used, "%s%s: %s", used ? "; " : "", text,
+             gn_strerror(code));
+}
+
+static void close_attempt(struct gn__client *c, struct attempt *a)
+{
+    if (a->io.fd < 0)
+        return;
+    gn__io_watch(c->conn->loop, &a->io, 0);
+    close(a->io.fd);
+    a->io.fd = -1;
+    c->pending--;
+}
+
+static void give_up_if_done(struct gn__client *c)
+{
+    if (c->pending > 0 || c->next < c->naddrs)
+        return;
+    gn__conn_fail(c->conn, c->last_error, "connect to %s failed: %s", c->target_text,
+                  c->errors);
+}
+
+static void connected(struct gn__client *c, struct attempt *winner)
+{
+    gn_conn *conn = c->conn;
+    int fd = winner->io.fd, rc;
+
+    gn__io_watch(conn->loop, &winner->io, 0);
+    winner->io.fd = -1;
+    c->pending--;
+    gn__client_free(conn); /* closes the losers, cancels timers */
+    rc = gn__conn_established(conn, fd);
+    if (rc < 0) {
+        close(fd);
+        conn->io.fd = -1;
+        gn__conn_fail(conn, rc, "connect to %s: %s", c->target_text, gn_strerror(rc));
+        return;
+    }
+    if (conn->h.on_connect)
+        conn->h.on_connect(conn);
+    if (conn->state == GN__OPEN)
+        gn__conn_flush(conn); /* what was sent while connecting */
+}
+
+static void on_attempt_io(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    struct attempt *a = (struct attempt *)io;
+    struct gn__client *c = a->client;
+    int rc = gn__socket_error(io->fd);
+
+    (void)loop;
+    (void)events;
+    if (rc == 0) {
+        connected(c, a);
+        return;
+    }
+    note_error(c, &c->addrs[a - c->attempts], rc);
+    close_attempt(c, a);
+    if (c->next < c->naddrs) {
+        start_attempt(c); /* a failure starts the next one at once */
+        return;
+    }
+    give_up_if_done(c);
+}
+
+static void attempt_delay_over(gn_loop *loop, uint64_t id, void *arg)
+{
+    struct gn__client *c = arg;
+
+    (void)loop;
+    (void)id;
+    c->delay_timer = 0;
+    start_attempt(c);
+}
+
+static int open_attempt(struct gn__client *c, struct attempt *a, const gn_endpoint *ep)
+{
+    socklen_t len;
+    const struct sockaddr *sa = gn_endpoint_sockaddr(ep, &len);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), rc;
+
+    if (fd < 0)
+        return gn_error_from_errno(errno);
+    /* Even on loopback a non-blocking connect may finish at once; writability
+     * reports both outcomes, so one path handles them. */
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR) {
+        rc = gn_error_from_errno(errno);
+        close(fd);
+        return rc;
+    }
+    a->io = (struct gn__io){.fd = fd, .cb = on_attempt_io};
+    a->client = c;
+    rc = gn__io_watch(c->conn->loop, &a->io, GN__WRITE);
+    if (rc < 0) {
+        close(fd);
+        a->io.fd = -1;
+        return rc;
+    }
+    c->pending++;
+    return 0;
+}
+
+static void start_attempt(struct gn__client *c)
+{
+    while (c->next < c->naddrs) {
+        size_t i = c->next++;
+        int rc = open_attempt(c, &c->attempts[i], &c->addrs[i]);
+        if (rc == 0)
+            break;
+        note_error(c, &c->addrs[i], rc);
+    }
+    if (c->delay_timer) {
+        gn_timer_cancel(c->conn->loop, c->delay_timer);
+        c->delay_timer = 0;
+    }
+    if (c->next < c->naddrs && c->pending > 0)
+        gn_timer_start(c->conn->loop, ATTEMPT_DELAY_MS, 0, attempt_delay_over, c,
+                       &c->delay_timer);
+    give_up_if_done(c);
+}
+
+/* RFC 8305 section 4: alternate families, the resolver's first first. */
+static size_t interleave(const gn_endpoint *in, size_t n, gn_endpoint *out)
+{
+    gn_family first = n ? gn_endpoint_family(&in[0]) : GN_FAMILY_NONE;
+    size_t a = 0, b = 0, o = 0;
+
+    while (o < n) {
+        while (a < n && gn_endpoint_family(&in[a]) != first)
+            a++;
+        if (a < n)
+            out[o++] = in[a++];
+        while (b < n && gn_endpoint_family(&in[b]) == first)
+            b++;
+        if (b < n)
+            out[o++] = in[b++];
+    }
+    return o;
+}
+
+static void resolved(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs, size_t n,
+                     const char *error)
+{
+    struct gn__client *c = arg;
+
+    (void)loop;
+    c->req = NULL;
+    if (rc < 0) {
+        gn__conn_fail(c->conn, rc, "%s", error);
+        return;
+    }
+    c->naddrs = interleave(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
+    start_attempt(c);
+}
+
+static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
+{
+    struct gn__client *c = arg;
+
+    (void)loop;
+    (void)id;
+    c->deadline_timer = 0;
+    gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s",
+                  c->target_text, (unsigned)c->conn->opts.connect_timeout_ms,
+                  c->errors[0] ? ": " : "", c->errors);
+}
+
+static void client_release(gn_loop *loop, struct gn__deferred *d)
+{
+    (void)loop;
+    free((char *)d - offsetof(struct gn__client, free_later));
+}
+
+void gn__client_free(gn_conn *conn)
+{
+    struct gn__client *c = conn->client;
+
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->next; i++)
+        close_attempt(c, &c->attempts[i]);
+    gn__resolve_cancel(c->req);
+    if (c->deadline_timer)
+        gn_timer_cancel(conn->loop, c->deadline_timer);
+    if (c->delay_timer)
+        gn_timer_cancel(conn->loop, c->delay_timer);
+    conn->client = NULL;
+    /* Attempts may still sit in this batch of events: free after it. */
+    c->free_later.fn = client_release;
+    gn__loop_defer(conn->loop, &c->free_later);
+}
+
+void gn__client_unlink(gn_loop *loop, gn_conn *conn)
+{
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else if (loop->conns == conn)
+        loop->conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+}
+
+static int client_start(gn_conn *conn, const gn_endpoint *ep)
+{
+    struct gn__client *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c)
+        return GN_ENOMEM;
+    for (size_t i = 0; i < MAX_ATTEMPTS; i++)
+        c->attempts[i].io.fd = -1;
+    c->conn = conn;
+    c->target = *ep;
+    gn_endpoint_format(ep, c->target_text, sizeof(c->target_text));
+    if (gn_endpoint_is_resolved(ep)) {
+        c->addrs[0] = *ep;
+        c->naddrs = 1;
+        rc = 0;
+    } else {
+        rc = gn__resolve_start(conn->loop, ep, resolved, c, &c->req);
+    }
+    if (rc == 0)
+        rc = gn_timer_start(conn->loop, conn->opts.connect_timeout_ms, 0, deadline_passed, c,
+                            &c->deadline_timer);
+    if (rc < 0) {
+        gn__resolve_cancel(c->req);
+        free(c);
+        return rc;
+    }
+    conn->client = c;
+    if (c->naddrs)
+        start_attempt(c); /* failures are reported from the loop, never here */
+    return 0;
+}
+
+int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
+               const gn_options *opts, gn_conn **out, char *errbuf, size_t errlen)
+{
+    gn_options resolved_opts;
+    gn_endpoint ep;
+    gn_conn *conn;
+    int rc;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!loop || !address || !handlers || !out)
+        return GN_EINVAL;
+    rc = gn_endpoint_parse(address, 0, &ep, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    if (gn_endpoint_transport(&ep) != GN_TRANSPORT_TCP)
+        return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
+                                "the %s transport is not supported yet",
+                                gn_transport_name(gn_endpoint_transport(&ep)));
+    gn__options_resolve(&resolved_opts, opts, false);
+    rc = gn__conn_new(loop, NULL, -1, handlers, &resolved_opts, &conn);
+    if (rc < 0)
+        return rc;
+    rc = client_start(conn, &ep);
+    if (rc < 0) {
+        gn__loop_unref(loop);
+        free(conn);
+        return rc;
+    }
+    conn->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = conn;
+    loop->conns = conn;
+    *out = conn;
+    return 0;
+}

@@ -1,0 +1,120 @@
+/*
+ * The connection core, shared by servers, clients and transports.  Never
+ * installed.
+ */
+#ifndef GN_CONN_H
+#define GN_CONN_H
+
+#include <sys/uio.h>
+
+#include "loop.h"
+
+/* A stream transport: how bytes move on a connected descriptor.  TCP and
+ * Unix stream sockets share the plain one; TLS wraps it.  Returns are
+ * byte counts, 0 for EOF (read), GN__AGAIN, or a negative GN_E code. */
+#define GN__AGAIN (-1000)
+struct gn__transport {
+    const char *name;
+    ssize_t (*read)(gn_conn *conn, void *buf, size_t len);
+    ssize_t (*writev)(gn_conn *conn, const struct iovec *iov, int iovcnt);
+    ssize_t (*sendfile)(gn_conn *conn, int fd, int64_t *offset, size_t len);
+    int (*shutdown)(gn_conn *conn); /* send FIN (or close_notify) */
+};
+
+extern const struct gn__transport gn__transport_stream;
+
+enum gn__conn_state {
+    GN__CONNECTING,
+    GN__OPEN,
+    GN__CLOSED, /* finished: on_close is scheduled */
+};
+
+struct gn__chunk;
+
+struct gn_conn {
+    struct gn__io io;
+    gn_loop *loop;
+    gn_server *server;
+    struct gn_conn *prev, *next; /* in the server's list or the loop's */
+    const struct gn__transport *transport;
+    gn_handlers h;
+    gn_options opts;
+    void *user_data;
+    gn_endpoint local, remote;
+    enum gn__conn_state state;
+    bool closing;        /* gn_close: flush, then close */
+    bool shutdown_asked; /* gn_shutdown: FIN after flush */
+    bool fin_sent;
+    bool peer_ended;     /* read EOF */
+    bool paused_by_user;
+    bool paused_by_output; /* output above high watermark */
+    bool above_high;     /* on_drain owed */
+    bool redeliver_queued;
+
+    char *in_buf;        /* unconsumed input lives at in_buf[in_start..] */
+    size_t in_start, in_len, in_cap;
+
+    struct gn__chunk *out_head, *out_tail, *spare;
+    size_t out_queued;
+
+    gn_conn_stats stats;
+    uint64_t last_active_ms;
+    uint64_t idle_timer;
+
+    int close_reason;
+    char error[GN_ERRBUF_SIZE];
+    struct gn__deferred finalize;
+    struct gn__deferred redeliver;
+
+    struct gn__client *client; /* connect state, client.c */
+};
+
+/* Defaults filled into a copy of the user's options. */
+void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
+
+/* Create a connection around a connected, non-blocking fd (server) or
+ * with fd -1 (client, still connecting). */
+int gn__conn_new(gn_loop *loop, gn_server *srv, int fd, const gn_handlers *h,
+                 const gn_options *opts, gn_conn **out);
+/* The connection is established on fd: set options, read endpoints,
+ * start watching. */
+int gn__conn_established(gn_conn *conn, int fd);
+/* Fail: record code and message, close at once, schedule on_error and
+ * on_close.  Idempotent. */
+void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Recompute what the loop watches on conn's fd. */
+void gn__conn_update_watch(gn_conn *conn);
+
+/* Finish gn_close/gn_shutdown once the queue is empty. */
+void gn__conn_check_done(gn_conn *conn);
+
+/* I/O paths (conn_io.c). */
+void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events);
+int gn__conn_send(gn_conn *conn, const void *buf, size_t len);
+void gn__conn_flush(gn_conn *conn);
+void gn__conn_deliver_buffered(gn_conn *conn);
+
+/* Abort every connection and close every server of the loop. */
+void gn__conns_abort_all(gn_loop *loop);
+
+/* Server hooks (server.c). */
+void gn__server_conn_gone(gn_server *srv, gn_conn *conn);
+void gn__server_abort(gn_server *srv);
+void gn__server_conn_closing(gn_server *srv);
+gn_server *gn__server_next(gn_server *srv);
+
+/* Client hooks (client.c). */
+void gn__client_free(gn_conn *conn);
+void gn__client_unlink(gn_loop *loop, gn_conn *conn);
+
+/* Socket helpers (socket.c). */
+int gn__socket_tcp_options(int fd, const gn_options *opts);
+int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local,
+                         gn_endpoint *remote);
+/* The pending error of a socket (SO_ERROR) as a GN_E code, 0 if none. */
+int gn__socket_error(int fd);
+/* Make close(fd) send RST instead of FIN (SO_LINGER 0). */
+void gn__socket_reset_on_close(int fd);
+
+#endif

@@ -1,0 +1,356 @@
+/*
+ * The data path of a connection: reading into the input buffer and
+ * offering it to on_data, writing straight through or from the queue,
+ * watermarks and back-pressure.
+ *
+ * Reads go first into the loop's shared read buffer; only bytes the
+ * handler leaves unconsumed are copied into the connection's own buffer.
+ * An echo or request/response server that consumes what it gets thus
+ * needs no per-connection input memory and no allocation per message.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_queue.h"
+
+#define READ_BUF_SIZE (64u << 10)
+/* Reads per readiness event before giving other descriptors a turn
+ * (libuv does 32 rounds for the same reason: loop starvation). */
+#define READ_BUDGET 16
+#define WRITE_IOV_MAX 64
+#define SENDFILE_STEP (1u << 20)
+
+static char *shared_read_buf(gn_loop *loop)
+{
+    if (!loop->read_buf)
+        loop->read_buf = malloc(READ_BUF_SIZE);
+    return loop->read_buf;
+}
+
+static bool wants_read(const gn_conn *conn)
+{
+    return conn->state == GN__OPEN && !conn->closing && !conn->peer_ended &&
+           !conn->paused_by_user && !conn->paused_by_output;
+}
+
+void gn__conn_update_watch(gn_conn *conn)
+{
+    unsigned events = 0;
+    int rc;
+
+    if (conn->state == GN__CLOSED || conn->io.fd < 0)
+        return;
+    if (wants_read(conn))
+        events |= GN__READ;
+    if (conn->state == GN__OPEN && conn->out_head)
+        events |= GN__WRITE;
+    rc = gn__io_watch(conn->loop, &conn->io, events);
+    if (rc < 0)
+        gn__conn_fail(conn, rc, "cannot watch the socket: %s", gn_strerror(rc));
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+static int input_reserve(gn_conn *conn, size_t need)
+{
+    size_t cap = conn->in_cap ? conn->in_cap : 4096;
+    char *buf;
+
+    if (conn->in_start > 0 && conn->in_len > 0)
+        memmove(conn->in_buf, conn->in_buf + conn->in_start, conn->in_len);
+    conn->in_start = 0;
+    if (need <= conn->in_cap)
+        return 0;
+    if (need > conn->opts.max_input)
+        return GN_EMSGSIZE;
+    while (cap < need)
+        cap *= 2;
+    if (cap > conn->opts.max_input)
+        cap = conn->opts.max_input;
+    buf = realloc(conn->in_buf, cap);
+    if (!buf)
+        return GN_ENOMEM;
+    conn->in_buf = buf;
+    conn->in_cap = cap;
+    return 0;
+}
+
+static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used;
+
+    if (!conn->h.on_data)
+        return len; /* nobody listens: discard, as /dev/null would */
+    used = conn->h.on_data(conn, data, len);
+    return used > len ? len : used;
+}
+
+static void input_over_cap(gn_conn *conn)
+{
+    gn__conn_fail(conn, GN_EMSGSIZE,
+                  "more than max_input (%zu bytes) of input left unconsumed",
+                  conn->opts.max_input);
+}
+
+/* Offer the bytes read into the shared buffer; keep what is left. */
+static void deliver_shared(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used = call_on_data(conn, data, len);
+    int rc;
+
+    if (used == len || conn->state == GN__CLOSED)
+        return;
+    rc = input_reserve(conn, len - used);
+    if (rc < 0) {
+        if (rc == GN_EMSGSIZE)
+            input_over_cap(conn);
+        else
+            gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
+        return;
+    }
+    memcpy(conn->in_buf, data + used, len - used);
+    conn->in_len = len - used;
+}
+
+void gn__conn_deliver_buffered(gn_conn *conn)
+{
+    size_t used;
+
+    if (conn->state != GN__OPEN || conn->in_len == 0 || conn->paused_by_user)
+        return;
+    used = call_on_data(conn, conn->in_buf + conn->in_start, conn->in_len);
+    if (conn->state == GN__CLOSED)
+        return;
+    conn->in_start += used;
+    conn->in_len -= used;
+    if (conn->in_len == 0)
+        conn->in_start = 0;
+}
+
+static void on_peer_end(gn_conn *conn)
+{
+    conn->peer_ended = true;
+    gn__conn_update_watch(conn);
+    if (conn->fin_sent) {
+        gn__conn_check_done(conn);
+        return;
+    }
+    if (conn->h.on_end)
+        conn->h.on_end(conn);
+    else
+        gn_close(conn);
+}
+
+/* Where the next read goes: the shared buffer when nothing is pending,
+ * else after the pending bytes, so frames accumulate in one place. */
+static char *read_target(gn_conn *conn, size_t *room)
+{
+    size_t want;
+    char *buf;
+    int rc;
+
+    if (conn->in_len == 0) {
+        buf = shared_read_buf(conn->loop);
+        if (!buf)
+            gn__conn_fail(conn, GN_ENOMEM, "read buffer: out of memory");
+        *room = READ_BUF_SIZE;
+        return buf;
+    }
+    if (conn->in_start + conn->in_len == conn->in_cap) {
+        if (conn->in_len >= conn->opts.max_input) {
+            input_over_cap(conn);
+            return NULL;
+        }
+        want = conn->in_len < 4096 ? 8192 : conn->in_len * 2;
+        rc = input_reserve(conn, want < conn->opts.max_input ? want : conn->opts.max_input);
+        if (rc < 0) {
+            gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
+            return NULL;
+        }
+    }
+    *room = conn->in_cap - conn->in_start - conn->in_len;
+    return conn->in_buf + conn->in_start + conn->in_len;
+}
+
+/* One read; returns false when reading should stop for now. */
+static bool read_once(gn_conn *conn)
+{
+    size_t room;
+    char *buf = read_target(conn, &room);
+    ssize_t n;
+
+    if (!buf)
+        return false;
+    n = conn->transport->read(conn, buf, room);
+    if (n == GN__AGAIN)
+        return false;
+    if (n < 0) {
+        gn__conn_fail(conn, (int)n, "read: %s", gn_strerror((int)n));
+        return false;
+    }
+    if (n == 0) {
+        on_peer_end(conn);
+        return false;
+    }
+    conn->stats.bytes_in += (uint64_t)n;
+    conn->stats.reads++;
+    conn->last_active_ms = conn->loop->now_ms;
+    if (buf == conn->loop->read_buf) {
+        deliver_shared(conn, buf, (size_t)n);
+    } else {
+        conn->in_len += (size_t)n;
+        gn__conn_deliver_buffered(conn);
+    }
+    return (size_t)n == room;
+}
+
+static void conn_read(gn_conn *conn)
+{
+    for (int i = 0; i < READ_BUDGET && wants_read(conn); i++)
+        if (!read_once(conn))
+            break;
+}
+
+/* ---- output --------------------------------------------------------- */
+
+static void check_watermarks(gn_conn *conn)
+{
+    if (conn->out_queued > conn->opts.high_watermark) {
+        conn->above_high = true;
+        if (conn->opts.pause_reading_when_full && !conn->paused_by_output) {
+            conn->paused_by_output = true;
+            gn__conn_update_watch(conn);
+        }
+        return;
+    }
+    if (conn->out_queued <= conn->opts.low_watermark && conn->paused_by_output) {
+        conn->paused_by_output = false;
+        gn__conn_update_watch(conn);
+    }
+    if (conn->out_queued <= conn->opts.low_watermark && conn->above_high) {
+        conn->above_high = false;
+        if (conn->h.on_drain && conn->state == GN__OPEN)
+            conn->h.on_drain(conn);
+    }
+}
+
+static int write_file_chunk(gn_conn *conn, struct gn__chunk *c)
+{
+    size_t step = c->len < SENDFILE_STEP ? c->len : SENDFILE_STEP;
+    ssize_t n = conn->transport->sendfile(conn, c->file_fd, &c->file_off, step);
+
+    if (n < 0)
+        return (int)n;
+    if (n == 0) {
+        gn__conn_fail(conn, GN_ESYS, "sendfile: the file ended %zu bytes early", c->len);
+        return GN_ESYS;
+    }
+    c->len -= (size_t)n;
+    conn->stats.bytes_out += (uint64_t)n;
+    conn->stats.writes++;
+    if (c->len == 0) {
+        conn->out_head = c->next;
+        if (!conn->out_head)
+            conn->out_tail = NULL;
+        free(c);
+    }
+    return 0;
+}
+
+static int write_data_chunks(gn_conn *conn)
+{
+    struct iovec iov[WRITE_IOV_MAX];
+    int cnt = gn__queue_iov(conn, iov, WRITE_IOV_MAX);
+    ssize_t n = conn->transport->writev(conn, iov, cnt);
+
+    if (n < 0)
+        return (int)n;
+    conn->stats.bytes_out += (uint64_t)n;
+    conn->stats.writes++;
+    gn__queue_consume(conn, (size_t)n);
+    return 0;
+}
+
+/* Write from the queue until it is empty or the socket is full. */
+void gn__conn_flush(gn_conn *conn)
+{
+    int rc = 0;
+
+    while (conn->out_head && rc == 0 && conn->state == GN__OPEN) {
+        if (conn->out_head->file_fd >= 0)
+            rc = write_file_chunk(conn, conn->out_head);
+        else
+            rc = write_data_chunks(conn);
+    }
+    if (conn->state == GN__CLOSED)
+        return;
+    if (rc < 0 && rc != GN__AGAIN) {
+        gn__conn_fail(conn, rc, "write: %s", gn_strerror(rc));
+        return;
+    }
+    conn->last_active_ms = conn->loop->now_ms;
+    gn__conn_update_watch(conn);
+    check_watermarks(conn);
+    gn__conn_check_done(conn);
+}
+
+int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
+{
+    struct iovec iov = {(void *)buf, len};
+    ssize_t n = 0;
+    int rc;
+
+    /* The fast path: nothing queued, so write now and copy nothing. */
+    if (conn->state == GN__OPEN && !conn->out_head) {
+        n = conn->transport->writev(conn, &iov, 1);
+        if (n == GN__AGAIN) {
+            n = 0;
+        } else if (n < 0) {
+            gn__conn_fail(conn, (int)n, "write: %s", gn_strerror((int)n));
+            return (int)n;
+        } else {
+            conn->stats.bytes_out += (uint64_t)n;
+            conn->stats.writes++;
+            conn->last_active_ms = conn->loop->now_ms;
+        }
+        if ((size_t)n == len)
+            return 0;
+    }
+    rc = gn__queue_data(conn, (const char *)buf + n, len - (size_t)n);
+    if (rc < 0) {
+        /* Part went out already: the stream is broken, so end it rather
+         * than let the peer see half a message followed by the next. */
+        if (n > 0)
+            gn__conn_fail(conn, rc, "output queue: out of memory");
+        return rc;
+    }
+    gn__conn_update_watch(conn);
+    check_watermarks(conn);
+    return 0;
+}
+
+/* ---- events --------------------------------------------------------- */
+
+static void conn_socket_error(gn_conn *conn)
+{
+    int rc = gn__socket_error(conn->io.fd);
+
+    gn__conn_fail(conn, rc < 0 ? rc : GN_ECONNRESET, "%s",
+                  gn_strerror(rc < 0 ? rc : GN_ECONNRESET));
+}
+
+void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    gn_conn *conn = (gn_conn *)((char *)io - offsetof(gn_conn, io));
+
+    (void)loop;
+    if (events & GN__WRITE)
+        gn__conn_flush(conn);
+    /* A hang-up may come with unread data: read it first, the read then
+     * reports EOF or the error itself. */
+    if ((events & (GN__READ | GN__ERROR)) && wants_read(conn))
+        conn_read(conn);
+    else if ((events & GN__ERROR) && conn->state == GN__OPEN && !(events & GN__WRITE))
+        conn_socket_error(conn);
+}

@@ -1,0 +1,285 @@
+/*
+ * The event loop: one per thread.  Each iteration runs posted tasks,
+ * waits for readiness (or the next timer), dispatches, runs due timers,
+ * then runs deferred work such as freeing closed connections, which is
+ * kept until after the batch so no event in it points at freed memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "loop.h"
+
+uint64_t gn__clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wakeup_drain(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    uint64_t count;
+
+    (void)loop;
+    (void)events;
+    while (read(io->fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+}
+
+static void wakeup_signal(gn_loop *loop)
+{
+    uint64_t one = 1;
+
+    /* Only EINTR is worth retrying: EAGAIN means the counter is already
+     * non-zero, so the loop will wake anyway. */
+    while (write(loop->wakeup.fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+static int loop_init(gn_loop *loop)
+{
+    int rc;
+
+    loop->backend = &gn__backend_epoll;
+    loop->backend_fd = -1;
+    loop->now_ms = gn__clock_ms();
+    atomic_init(&loop->stop, false);
+    atomic_init(&loop->tasks_pending, 0);
+    rc = gn__timers_init(&loop->timers);
+    if (rc < 0)
+        return rc;
+    if (pthread_mutex_init(&loop->tasks_lock, NULL) != 0)
+        goto out_free_timers;
+    loop->wakeup.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wakeup.fd < 0) {
+        rc = gn_error_from_errno(errno);
+        goto out_destroy_lock;
+    }
+    loop->wakeup.cb = wakeup_drain;
+    rc = loop->backend->init(loop);
+    if (rc < 0)
+        goto out_close_wakeup;
+    rc = gn__io_watch(loop, &loop->wakeup, GN__READ);
+    if (rc < 0)
+        goto out_destroy_backend;
+    return 0;
+out_destroy_backend:
+    loop->backend->destroy(loop);
+out_close_wakeup:
+    close(loop->wakeup.fd);
+out_destroy_lock:
+    pthread_mutex_destroy(&loop->tasks_lock);
+out_free_timers:
+    gn__timers_free(loop);
+    return rc < 0 ? rc : GN_ESYS;
+}
+
+int gn_loop_new(gn_loop **out)
+{
+    gn_loop *loop;
+    int rc;
+
+    if (!out)
+        return GN_EINVAL;
+    loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return GN_ENOMEM;
+    rc = loop_init(loop);
+    if (rc < 0) {
+        free(loop);
+        return rc;
+    }
+    *out = loop;
+    return 0;
+}
+
+int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    int rc;
+
+    if (io->events == events)
+        return 0;
+    rc = loop->backend->watch(loop, io, io->events, events);
+    if (rc == 0)
+        io->events = events;
+    return rc;
+}
+
+void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    if (io->fd >= 0 && io->cb)
+        io->cb(loop, io, events);
+}
+
+void gn__loop_ref(gn_loop *loop)
+{
+    loop->refs++;
+}
+
+void gn__loop_unref(gn_loop *loop)
+{
+    loop->refs--;
+}
+
+void gn__loop_defer(gn_loop *loop, struct gn__deferred *d)
+{
+    d->next = NULL;
+    if (loop->deferred_tail)
+        loop->deferred_tail->next = d;
+    else
+        loop->deferred_head = d;
+    loop->deferred_tail = d;
+}
+
+/* Deferred work may defer more (a close that frees a server); run until
+ * the list is empty. */
+static void run_deferred(gn_loop *loop)
+{
+    struct gn__deferred *d;
+
+    while ((d = loop->deferred_head)) {
+        loop->deferred_head = d->next;
+        if (!loop->deferred_head)
+            loop->deferred_tail = NULL;
+        d->fn(loop, d);
+    }
+}
+
+static struct gn__task *take_tasks(gn_loop *loop)
+{
+    struct gn__task *list;
+
+    pthread_mutex_lock(&loop->tasks_lock);
+    list = loop->tasks_head;
+    loop->tasks_head = loop->tasks_tail = NULL;
+    pthread_mutex_unlock(&loop->tasks_lock);
+    return list;
+}
+
+/* Tasks posted while these run wait for the next iteration, so a task
+ * that posts itself cannot starve I/O. */
+static void run_tasks(gn_loop *loop)
+{
+    struct gn__task *task = take_tasks(loop), *next;
+
+    for (; task; task = next) {
+        next = task->next;
+        task->fn(loop, task->arg);
+        free(task);
+        atomic_fetch_sub(&loop->tasks_pending, 1);
+    }
+}
+
+int gn_loop_post(gn_loop *loop, gn_task_fn fn, void *arg)
+{
+    struct gn__task *task;
+
+    if (!loop || !fn)
+        return GN_EINVAL;
+    task = malloc(sizeof(*task));
+    if (!task)
+        return GN_ENOMEM;
+    *task = (struct gn__task){NULL, fn, arg};
+    atomic_fetch_add(&loop->tasks_pending, 1);
+    pthread_mutex_lock(&loop->tasks_lock);
+    if (loop->tasks_tail)
+        loop->tasks_tail->next = task;
+    else
+        loop->tasks_head = task;
+    loop->tasks_tail = task;
+    pthread_mutex_unlock(&loop->tasks_lock);
+    wakeup_signal(loop);
+    return 0;
+}
+
+static bool loop_alive(gn_loop *loop)
+{
+    return loop->refs > 0 || atomic_load(&loop->tasks_pending) > 0 || loop->deferred_head;
+}
+
+static int loop_iterate(gn_loop *loop)
+{
+    int timeout, rc;
+
+    timeout = gn__timers_timeout(loop);
+    if (atomic_load(&loop->tasks_pending) > 0 || loop->deferred_head)
+        timeout = 0;
+    rc = loop->backend->wait(loop, timeout);
+    if (rc < 0)
+        return rc;
+    loop->now_ms = gn__clock_ms();
+    run_deferred(loop);
+    gn__timers_run(loop);
+    run_deferred(loop);
+    run_tasks(loop);
+    run_deferred(loop);
+    return 0;
+}
+
+int gn_loop_run(gn_loop *loop)
+{
+    int rc = 0;
+
+    if (!loop || loop->running)
+        return GN_EINVAL;
+    loop->running = true;
+    atomic_store(&loop->stop, false);
+    loop->now_ms = gn__clock_ms();
+    run_tasks(loop);
+    run_deferred(loop);
+    while (rc == 0 && loop_alive(loop) && !atomic_load(&loop->stop))
+        rc = loop_iterate(loop);
+    loop->running = false;
+    return rc;
+}
+
+void gn_loop_stop(gn_loop *loop)
+{
+    if (!loop)
+        return;
+    atomic_store(&loop->stop, true);
+    wakeup_signal(loop);
+}
+
+uint64_t gn_loop_now(const gn_loop *loop)
+{
+    return loop ? loop->now_ms : 0;
+}
+
+const char *gn_loop_backend(const gn_loop *loop)
+{
+    return loop ? loop->backend->name : "none";
+}
+
+static void free_tasks(gn_loop *loop)
+{
+    struct gn__task *task = take_tasks(loop), *next;
+
+    for (; task; task = next) {
+        next = task->next;
+        free(task);
+    }
+}
+
+void gn_loop_free(gn_loop *loop)
+{
+    if (!loop || loop->running)
+        return;
+    /* Close what is still open so every on_close runs, then free. */
+    gn__conns_abort_all(loop);
+    run_deferred(loop);
+    gn__resolver_free(loop); /* joins workers, frees every request */
+    gn__timers_free(loop);
+    free_tasks(loop);
+    gn__io_watch(loop, &loop->wakeup, 0);
+    close(loop->wakeup.fd);
+    loop->backend->destroy(loop);
+    pthread_mutex_destroy(&loop->tasks_lock);
+    free(loop->read_buf);
+    free(loop);
+}
