@@ -170,3 +170,95 @@ int gn_test_count_fds(void)
     closedir(dir);
     return n - 1; /* the directory's own descriptor */
 }
+
+/* ---- async helpers ---- */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
+                          const gn_options *opts, char *text, size_t len)
+{
+    char err[GN_ERRBUF_SIZE];
+    gn_endpoint ep;
+    gn_server *srv;
+    int rc = gn_listen(loop, addr, h, opts, &srv, err, sizeof(err));
+
+    cr_assert_eq(rc, 0, "gn_listen(%s): %s", addr, err);
+    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_gt(gn_endpoint_format(&ep, text, len), 0);
+    return srv;
+}
+
+int gn_test_connect_fd(const char *text)
+{
+    gn_endpoint ep;
+    socklen_t len;
+    const struct sockaddr *sa;
+    int fd;
+
+    if (gn_endpoint_parse(text, 0, &ep, NULL, 0) < 0)
+        return -1;
+    sa = gn_endpoint_sockaddr(&ep, &len);
+    if (!sa)
+        return -1;
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, sa, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct watchdog {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done, fired;
+    unsigned ms;
+    gn_loop *loop;
+};
+
+/* A thread, not a timer: a timer would keep the loop running. */
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += w->ms / 1000;
+    deadline.tv_nsec += (long)(w->ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->lock);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) != 0)
+            break;
+    if (!w->done) {
+        w->fired = true;
+        gn_loop_stop(w->loop);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int gn_test_run_loop_for(gn_loop *loop, unsigned ms)
+{
+    struct watchdog w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, ms,
+                         loop};
+    pthread_t thread;
+    int rc;
+
+    cr_assert_eq(pthread_create(&thread, NULL, watchdog_main, &w), 0);
+    rc = gn_loop_run(loop);
+    pthread_mutex_lock(&w.lock);
+    w.done = true;
+    pthread_cond_signal(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(thread, NULL);
+    return w.fired ? GN_ETIMEDOUT : rc;
+}

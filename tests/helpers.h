@@ -29,3 +29,20 @@ void gn_test_run_free(struct gn_test_run *run);
 int gn_test_count_fds(void);
 
 #endif
+
+/* ---- async helpers ---- */
+#include "gnezdo.h"
+
+/* gn_test_listen - listen on addr with handlers; writes the actual address
+ * ("127.0.0.1:40123") into text.  Fails the test on error. */
+gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
+                          const gn_options *opts, char *text, size_t len);
+
+/* gn_test_connect_fd - a blocking client socket connected to text
+ * ("127.0.0.1:40123"), or -1. */
+int gn_test_connect_fd(const char *text);
+
+/* gn_test_run_loop_for - run loop until it returns by itself, or stop it
+ * after ms (a watchdog thread); returns gn_loop_run's result, or
+ * GN_ETIMEDOUT when the watchdog had to stop it. */
+int gn_test_run_loop_for(gn_loop *loop, unsigned ms);
