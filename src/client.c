@@ -15,7 +15,7 @@
 
 #include "conn.h"
 
-#define MAX_ATTEMPTS 32
+#define MAX_ATTEMPTS     32
 #define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 recommends 250 ms */
 
 struct attempt {
@@ -64,8 +64,7 @@ static void give_up_if_done(struct gn__client *c)
 {
     if (c->pending > 0 || c->next < c->naddrs)
         return;
-    gn__conn_fail(c->conn, c->last_error, "connect to %s failed: %s", c->target_text,
-                  c->errors);
+    gn__conn_fail(c->conn, c->last_error, "connect to %s failed: %s", c->target_text, c->errors);
 }
 
 static void connected(struct gn__client *c, struct attempt *winner)
@@ -162,8 +161,7 @@ static void start_attempt(struct gn__client *c)
         c->delay_timer = 0;
     }
     if (c->next < c->naddrs && c->pending > 0)
-        gn_timer_start(c->conn->loop, ATTEMPT_DELAY_MS, 0, attempt_delay_over, c,
-                       &c->delay_timer);
+        gn_timer_start(c->conn->loop, ATTEMPT_DELAY_MS, 0, attempt_delay_over, c, &c->delay_timer);
     give_up_if_done(c);
 }
 
@@ -208,9 +206,8 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
     (void)loop;
     (void)id;
     c->deadline_timer = 0;
-    gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s",
-                  c->target_text, (unsigned)c->conn->opts.connect_timeout_ms,
-                  c->errors[0] ? ": " : "", c->errors);
+    gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s", c->target_text,
+                  (unsigned)c->conn->opts.connect_timeout_ms, c->errors[0] ? ": " : "", c->errors);
 }
 
 static void client_release(gn_loop *loop, struct gn__deferred *d)

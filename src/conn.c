@@ -20,14 +20,14 @@
 #include "conn.h"
 #include "conn_queue.h"
 
-#define DEFAULT_BACKLOG 511
-#define DEFAULT_MAX_CONNS 10000
-#define DEFAULT_SERVER_IDLE_MS 300000
+#define DEFAULT_BACKLOG            511
+#define DEFAULT_MAX_CONNS          10000
+#define DEFAULT_SERVER_IDLE_MS     300000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
-#define DEFAULT_MAX_INPUT (1u << 20)
-#define DEFAULT_MAX_OUTPUT (16u << 20)
-#define DEFAULT_HIGH_WATERMARK (1u << 20)
-#define DEFAULT_LOW_WATERMARK (64u << 10)
+#define DEFAULT_MAX_INPUT          (1u << 20)
+#define DEFAULT_MAX_OUTPUT         (16u << 20)
+#define DEFAULT_HIGH_WATERMARK     (1u << 20)
+#define DEFAULT_LOW_WATERMARK      (64u << 10)
 
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server)
 {
@@ -99,8 +99,7 @@ static void idle_check(gn_loop *loop, uint64_t id, void *arg)
                       (unsigned long long)idle, (unsigned)conn->opts.idle_timeout_ms);
         return;
     }
-    gn_timer_start(loop, conn->opts.idle_timeout_ms - idle, 0, idle_check, conn,
-                   &conn->idle_timer);
+    gn_timer_start(loop, conn->opts.idle_timeout_ms - idle, 0, idle_check, conn, &conn->idle_timer);
 }
 
 static void idle_arm(gn_conn *conn)
@@ -109,8 +108,7 @@ static void idle_arm(gn_conn *conn)
         return;
     /* Without a timer the connection simply never times out: that is the
      * only effect of ENOMEM here, so it is not an error. */
-    gn_timer_start(conn->loop, conn->opts.idle_timeout_ms, 0, idle_check, conn,
-                   &conn->idle_timer);
+    gn_timer_start(conn->loop, conn->opts.idle_timeout_ms, 0, idle_check, conn, &conn->idle_timer);
 }
 
 int gn__conn_established(gn_conn *conn, int fd)

@@ -45,13 +45,13 @@ struct gn_conn {
     bool closing;        /* gn_close: flush, then close */
     bool shutdown_asked; /* gn_shutdown: FIN after flush */
     bool fin_sent;
-    bool peer_ended;     /* read EOF */
+    bool peer_ended; /* read EOF */
     bool paused_by_user;
     bool paused_by_output; /* output above high watermark */
-    bool above_high;     /* on_drain owed */
+    bool above_high;       /* on_drain owed */
     bool redeliver_queued;
 
-    char *in_buf;        /* unconsumed input lives at in_buf[in_start..] */
+    char *in_buf; /* unconsumed input lives at in_buf[in_start..] */
     size_t in_start, in_len, in_cap;
 
     struct gn__chunk *out_head, *out_tail, *spare;
@@ -110,8 +110,7 @@ void gn__client_unlink(gn_loop *loop, gn_conn *conn);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);
-int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local,
-                         gn_endpoint *remote);
+int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote);
 /* The pending error of a socket (SO_ERROR) as a GN_E code, 0 if none. */
 int gn__socket_error(int fd);
 /* Make close(fd) send RST instead of FIN (SO_LINGER 0). */

@@ -17,7 +17,7 @@
 #define READ_BUF_SIZE (64u << 10)
 /* Reads per readiness event before giving other descriptors a turn
  * (libuv does 32 rounds for the same reason: loop starvation). */
-#define READ_BUDGET 16
+#define READ_BUDGET   16
 #define WRITE_IOV_MAX 64
 #define SENDFILE_STEP (1u << 20)
 
@@ -88,8 +88,7 @@ static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
 
 static void input_over_cap(gn_conn *conn)
 {
-    gn__conn_fail(conn, GN_EMSGSIZE,
-                  "more than max_input (%zu bytes) of input left unconsumed",
+    gn__conn_fail(conn, GN_EMSGSIZE, "more than max_input (%zu bytes) of input left unconsumed",
                   conn->opts.max_input);
 }
 

@@ -9,7 +9,7 @@
 
 #include "conn_queue.h"
 
-#define CHUNK_MIN (16u << 10)
+#define CHUNK_MIN  (16u << 10)
 #define FILE_CHUNK ((size_t)-1) /* cap marker: not data */
 
 static void chunk_append(gn_conn *conn, struct gn__chunk *chunk)

@@ -9,11 +9,11 @@
 
 struct gn__chunk {
     struct gn__chunk *next;
-    int file_fd;        /* -1 for a data chunk */
-    int64_t file_off;   /* next byte of the file to send */
-    size_t len;         /* data: bytes held; file: bytes left */
-    size_t off;         /* data: bytes already sent */
-    size_t cap;         /* data: room in data[] */
+    int file_fd;      /* -1 for a data chunk */
+    int64_t file_off; /* next byte of the file to send */
+    size_t len;       /* data: bytes held; file: bytes left */
+    size_t off;       /* data: bytes already sent */
+    size_t cap;       /* data: room in data[] */
     char data[];
 };
 

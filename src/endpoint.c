@@ -234,8 +234,8 @@ bool gn_endpoint_equal(const gn_endpoint *a, const gn_endpoint *b)
         return a == b;
     if (!gn__endpoint_valid(a) || !gn__endpoint_valid(b))
         return false;
-    return a->transport_ == b->transport_ && a->family_ == b->family_ &&
-           a->port_ == b->port_ && same_address(a, b);
+    return a->transport_ == b->transport_ && a->family_ == b->family_ && a->port_ == b->port_ &&
+           same_address(a, b);
 }
 
 /* ---- from socket addresses ------------------------------------------ */
@@ -308,8 +308,8 @@ int gn_endpoint_from_sockaddr(const struct sockaddr *sa, socklen_t len, gn_trans
         from_sockaddr_un((const struct sockaddr_un *)sa, len, &ep);
     } else {
         ep.family_ = sa->sa_family == AF_INET ? GN_FAMILY_IPV4 : GN_FAMILY_IPV6;
-        ep.addrlen_ = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6);
+        ep.addrlen_ =
+            sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         memcpy(&ep.addr_, sa, ep.addrlen_);
         if (ep.family_ == GN_FAMILY_IPV6) {
             ((struct sockaddr_in6 *)&ep.addr_)->sin6_flowinfo = 0;

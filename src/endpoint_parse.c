@@ -36,9 +36,9 @@ struct span {
 /* Longest span quoted inside a message, so messages stay within
  * GN_ERRBUF_SIZE even for hostile input. */
 #define SPAN_SHOWN 40
-#define SPAN_FMT "%.*s%s"
-#define SPAN_ARG(s) (int)((s).len > SPAN_SHOWN ? SPAN_SHOWN : (s).len), (s).p, \
-                    ((s).len > SPAN_SHOWN ? "..." : "")
+#define SPAN_FMT   "%.*s%s"
+#define SPAN_ARG(s)                                                                                \
+    (int)((s).len > SPAN_SHOWN ? SPAN_SHOWN : (s).len), (s).p, ((s).len > SPAN_SHOWN ? "..." : "")
 
 static bool span_eq_nocase(struct span s, const char *word)
 {
@@ -177,12 +177,10 @@ static int parse_port(struct parser *ps, struct span s, gn_transport transport, 
 
 /* ---- IPv4 ----------------------------------------------------------- */
 
-static int parse_ipv4_part(struct parser *ps, struct span part, struct span whole,
-                           unsigned *value)
+static int parse_ipv4_part(struct parser *ps, struct span part, struct span whole, unsigned *value)
 {
     if (part.len == 0)
-        return FAIL(ps, GN_EBADADDR, "empty part in IPv4 address '" SPAN_FMT "'",
-                    SPAN_ARG(whole));
+        return FAIL(ps, GN_EBADADDR, "empty part in IPv4 address '" SPAN_FMT "'", SPAN_ARG(whole));
     if (part.len > 1 && part.p[0] == '0')
         return FAIL(ps, GN_EBADADDR,
                     "leading zero in '" SPAN_FMT "' of IPv4 address '" SPAN_FMT
@@ -246,8 +244,7 @@ static int parse_scope(struct parser *ps, struct span s, uint32_t *scope_id)
         return 0;
     }
     if (s.len >= sizeof(name))
-        return FAIL(ps, GN_EBADADDR, "interface name '" SPAN_FMT "' is too long",
-                    SPAN_ARG(s));
+        return FAIL(ps, GN_EBADADDR, "interface name '" SPAN_FMT "' is too long", SPAN_ARG(s));
     memcpy(name, s.p, s.len);
     name[s.len] = '\0';
     *scope_id = if_nametoindex(name);
@@ -267,8 +264,7 @@ static int parse_ipv6(struct parser *ps, struct span s, struct sockaddr_in6 *sin
     if (addr.len == 0)
         return FAIL(ps, GN_EBADADDR, "empty IPv6 address between '[' and ']'");
     if (addr.len >= sizeof(text))
-        return FAIL(ps, GN_EBADADDR, "'" SPAN_FMT "' is not a valid IPv6 address",
-                    SPAN_ARG(addr));
+        return FAIL(ps, GN_EBADADDR, "'" SPAN_FMT "' is not a valid IPv6 address", SPAN_ARG(addr));
     memcpy(text, addr.p, addr.len);
     text[addr.len] = '\0';
     if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
@@ -326,7 +322,8 @@ static int check_host_name(struct parser *ps, struct span host)
         if (rc < 0)
             return rc;
         if (i == body.len && all_digits(label))
-            return FAIL(ps, GN_EBADADDR, "'" SPAN_FMT "' is neither an IPv4 address nor a host name",
+            return FAIL(ps, GN_EBADADDR,
+                        "'" SPAN_FMT "' is neither an IPv4 address nor a host name",
                         SPAN_ARG(host));
         start = i + 1;
     }
@@ -485,8 +482,8 @@ static int decode_path(struct parser *ps, struct span s, char *out, size_t max, 
             i += 2;
         }
         if (n == max)
-            return FAIL(ps, GN_ETOOLONG, "Unix socket path longer than the %zu bytes the kernel allows",
-                        max);
+            return FAIL(ps, GN_ETOOLONG,
+                        "Unix socket path longer than the %zu bytes the kernel allows", max);
         out[n++] = c;
     }
     *len = n;
@@ -505,8 +502,8 @@ static int parse_unix(struct parser *ps, struct span s, gn_endpoint *ep)
     if (abstract)
         s = (struct span){s.p + 1, s.len - 1};
     if (s.len == 0)
-        return FAIL(ps, GN_EBADADDR, abstract ? "empty abstract socket name after '@'"
-                                              : "empty Unix socket path");
+        return FAIL(ps, GN_EBADADDR,
+                    abstract ? "empty abstract socket name after '@'" : "empty Unix socket path");
     /* A path needs its NUL inside sun_path; an abstract name has a leading
      * NUL instead.  Either way one byte of the 108 is taken. */
     rc = decode_path(ps, s, sun->sun_path + 1, sizeof(sun->sun_path) - 1, &len);

@@ -5,8 +5,7 @@
 
 #include "internal.h"
 
-int gn_frame_line(const char *data, size_t len, size_t max_len, size_t *line_len,
-                  size_t *frame_len)
+int gn_frame_line(const char *data, size_t len, size_t max_len, size_t *line_len, size_t *frame_len)
 {
     size_t scan = len < max_len ? len : max_len;
     const char *nl;

@@ -11,7 +11,7 @@
 #include "internal.h"
 
 /* Readiness events a backend reports and watches. */
-#define GN__READ 1u
+#define GN__READ  1u
 #define GN__WRITE 2u
 #define GN__ERROR 4u /* error or hang-up: the callback finds out which */
 
@@ -44,10 +44,10 @@ extern const struct gn__backend gn__backend_epoll;
 struct gn__timer_heap {
     struct gn__timer *slots; /* by slot index; ids carry slot + generation */
     uint32_t nslots;
-    uint32_t free_head;      /* free-slot list, UINT32_MAX when empty */
-    uint32_t *heap;          /* slot indices, a binary min-heap */
+    uint32_t free_head; /* free-slot list, UINT32_MAX when empty */
+    uint32_t *heap;     /* slot indices, a binary min-heap */
     uint32_t nheap;
-    uint64_t seq;            /* start order, to break ties */
+    uint64_t seq; /* start order, to break ties */
 };
 
 struct gn__task {
@@ -68,7 +68,7 @@ struct gn_loop {
     int backend_fd;
     void *backend_events; /* backend's event array */
     uint64_t now_ms;
-    size_t refs;          /* servers, conns, timers, resolutions, tasks */
+    size_t refs; /* servers, conns, timers, resolutions, tasks */
     bool running;
     atomic_bool stop;
 
@@ -111,8 +111,8 @@ void gn__timers_run(gn_loop *loop);
 /* Asynchronous resolution (resolver.c).  done runs on the loop's thread
  * with the results; a cancelled request never calls done. */
 struct gn__resolve_req;
-typedef void (*gn__resolve_fn)(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs,
-                               size_t n, const char *error);
+typedef void (*gn__resolve_fn)(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs, size_t n,
+                               const char *error);
 int gn__resolve_start(gn_loop *loop, const gn_endpoint *ep, gn__resolve_fn done, void *arg,
                       struct gn__resolve_req **out);
 void gn__resolve_cancel(struct gn__resolve_req *req);

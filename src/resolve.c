@@ -14,8 +14,7 @@ static int socktype_of(gn_transport transport)
     return transport == GN_TRANSPORT_UDP ? SOCK_DGRAM : SOCK_STREAM;
 }
 
-static int gai_error(int gai_rc, int saved_errno, const char *host, char *errbuf,
-                     size_t errlen)
+static int gai_error(int gai_rc, int saved_errno, const char *host, char *errbuf, size_t errlen)
 {
     const char *what = host[0] ? host : "(any)";
     size_t what_len = strlen(what);

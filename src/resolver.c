@@ -10,7 +10,7 @@
 
 #include "loop.h"
 
-#define RESOLVER_THREADS 4
+#define RESOLVER_THREADS  4
 #define RESOLVE_MAX_ADDRS 32
 
 struct gn__resolve_req {
@@ -87,8 +87,8 @@ static void *worker_main(void *arg)
     struct gn__resolve_req *req;
 
     while ((req = next_request(r))) {
-        req->rc = gn_resolve(&req->ep, req->addrs, RESOLVE_MAX_ADDRS, req->error,
-                             sizeof(req->error));
+        req->rc =
+            gn_resolve(&req->ep, req->addrs, RESOLVE_MAX_ADDRS, req->error, sizeof(req->error));
         /* If even this allocation fails the request stays in "all" and
          * gn__resolver_free reclaims it; the caller's connect timeout
          * reports the failure. */

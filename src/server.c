@@ -20,8 +20,8 @@
 
 #include "conn.h"
 
-#define MAX_LISTENERS 8
-#define ACCEPT_BUDGET 64
+#define MAX_LISTENERS   8
+#define ACCEPT_BUDGET   64
 #define ACCEPT_RETRY_MS 100
 
 struct listener {
@@ -264,8 +264,7 @@ static void shed_load(gn_server *srv, int fd, int err)
         gn__log(GN_LOG_WARN, "out of file descriptors: refused a client");
         return;
     }
-    gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err),
-            ACCEPT_RETRY_MS);
+    gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
     srv->accept_paused = true;
     set_accepting(srv, false);
     gn_timer_start(srv->loop, ACCEPT_RETRY_MS, 0, resume_accepting, srv, &srv->retry_timer);

@@ -122,8 +122,7 @@ int gn__socket_tcp_options(int fd, const gn_options *opts)
     return rc;
 }
 
-int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local,
-                         gn_endpoint *remote)
+int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);

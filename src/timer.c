@@ -127,8 +127,8 @@ static int grow(struct gn__timer_heap *t)
     return 0;
 }
 
-int gn_timer_start(gn_loop *loop, uint64_t delay_ms, uint64_t repeat_ms, gn_timer_fn fn,
-                   void *arg, uint64_t *id)
+int gn_timer_start(gn_loop *loop, uint64_t delay_ms, uint64_t repeat_ms, gn_timer_fn fn, void *arg,
+                   uint64_t *id)
 {
     struct gn__timer_heap *t;
     struct gn__timer *timer;
@@ -214,8 +214,8 @@ void gn__timers_run(gn_loop *loop)
             return;
         heap_remove(t, 0);
         if (timer->repeat) {
-            timer->due = timer->due + timer->repeat > now ? timer->due + timer->repeat
-                                                          : now + timer->repeat;
+            timer->due =
+                timer->due + timer->repeat > now ? timer->due + timer->repeat : now + timer->repeat;
             heap_push(t, slot);
         } else {
             release_slot(loop, slot);

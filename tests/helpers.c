@@ -248,8 +248,8 @@ static void *watchdog_main(void *arg)
 
 int gn_test_run_loop_for(gn_loop *loop, unsigned ms)
 {
-    struct watchdog w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, ms,
-                         loop};
+    struct watchdog w = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, ms, loop};
     pthread_t thread;
     int rc;
 

@@ -5,10 +5,10 @@
 #include <stddef.h>
 
 struct gn_test_run {
-    int status;   /* exit code, or 128 + signal number */
-    char *out;    /* stdout, NUL-terminated (free with gn_test_run_free) */
+    int status; /* exit code, or 128 + signal number */
+    char *out;  /* stdout, NUL-terminated (free with gn_test_run_free) */
     size_t out_len;
-    char *err;    /* stderr, NUL-terminated */
+    char *err; /* stderr, NUL-terminated */
     size_t err_len;
 };
 

@@ -54,8 +54,8 @@ static void o_close(gn_conn *conn, int reason)
     out.reason = reason;
 }
 
-static const gn_handlers handlers = {.on_connect = o_connect, .on_error = o_error,
-                                     .on_data = o_data, .on_close = o_close};
+static const gn_handlers handlers = {
+    .on_connect = o_connect, .on_error = o_error, .on_data = o_data, .on_close = o_close};
 
 static void connect_and_run(const char *addr, const gn_options *opts)
 {
@@ -65,8 +65,7 @@ static void connect_and_run(const char *addr, const gn_options *opts)
 
     memset(&out, 0, sizeof(out));
     cr_assert_eq(gn_loop_new(&loop), 0);
-    cr_assert_eq(gn_connect(loop, addr, &handlers, opts, &conn, err, sizeof(err)), 0, "%s",
-                 err);
+    cr_assert_eq(gn_connect(loop, addr, &handlers, opts, &conn, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(out.closes + out.errors + out.connects, 0, "no event inside gn_connect");
     cr_expect_eq(gn_test_run_loop_for(loop, 10000), 0);
     gn_loop_free(loop);
@@ -105,8 +104,7 @@ Test(client_connect, unknown_host_is_reported_once_as_enoname)
     connect_and_run("no-such-host.invalid:80", NULL);
     cr_expect_eq(out.errors, 1);
     cr_expect_eq(out.closes, 1);
-    cr_expect(out.reason == GN_ENONAME || out.reason == GN_ETEMPNAME, "%s",
-              gn_errname(out.reason));
+    cr_expect(out.reason == GN_ENONAME || out.reason == GN_ETEMPNAME, "%s", gn_errname(out.reason));
     cr_expect(strstr(out.message, "no-such-host.invalid"), "%s", out.message);
 }
 
@@ -205,8 +203,7 @@ Test(client_connect, bad_arguments_fail_at_once_without_events)
     cr_expect_eq(gn_connect(loop, "host:99999", &handlers, NULL, &conn, err, sizeof(err)),
                  GN_EBADADDR);
     cr_expect(strstr(err, "99999"), "%s", err);
-    cr_expect_eq(gn_connect(loop, "udp://127.0.0.1:9", &handlers, NULL, &conn, err,
-                            sizeof(err)),
+    cr_expect_eq(gn_connect(loop, "udp://127.0.0.1:9", &handlers, NULL, &conn, err, sizeof(err)),
                  GN_EFAMILY);
     cr_expect_eq(gn_connect(NULL, "127.0.0.1:9", &handlers, NULL, &conn, NULL, 0), GN_EINVAL);
     cr_expect_eq(gn_connect(loop, "127.0.0.1:9", NULL, NULL, &conn, NULL, 0), GN_EINVAL);

@@ -12,7 +12,7 @@
 #include "gnezdo.h"
 #include "helpers.h"
 
-#define CAP (1u << 20)
+#define CAP   (1u << 20)
 #define CHUNK 65536
 
 struct flood {
@@ -63,8 +63,8 @@ static void flood_close(gn_conn *conn, int reason)
 
 Test(conn_backpressure, output_cap_holds_against_a_peer_that_never_reads_and_drain_fires)
 {
-    const gn_handlers h = {.on_accept = flood_accept, .on_drain = flood_drain,
-                           .on_close = flood_close};
+    const gn_handlers h = {
+        .on_accept = flood_accept, .on_drain = flood_drain, .on_close = flood_close};
     gn_options opts = {.max_output = CAP, .high_watermark = CAP / 2, .low_watermark = CAP / 8};
     char addr[GN_ENDPOINT_STRLEN], buf[CHUNK];
     size_t received = 0;
@@ -118,8 +118,10 @@ static size_t echo_and_measure(gn_conn *conn, const char *data, size_t len)
 Test(conn_backpressure, echo_that_pauses_reading_stays_bounded_against_a_reader_that_never_reads)
 {
     const gn_handlers h = {.on_data = echo_and_measure};
-    gn_options opts = {.pause_reading_when_full = true, .max_output = 4 * CAP,
-                       .high_watermark = CAP, .low_watermark = CAP / 4};
+    gn_options opts = {.pause_reading_when_full = true,
+                       .max_output = 4 * CAP,
+                       .high_watermark = CAP,
+                       .low_watermark = CAP / 4};
     char addr[GN_ENDPOINT_STRLEN];
     size_t written = 0;
     gn_loop *loop;

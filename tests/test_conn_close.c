@@ -86,10 +86,10 @@ static void sc_close(gn_conn *conn, int reason)
 /* The peer: writes a byte, then reads everything until EOF or reset. */
 static void run_scenario(enum place place, enum action action)
 {
-    const gn_handlers h = {.on_accept = sc_accept, .on_data = sc_data, .on_drain = sc_drain,
-                           .on_close = sc_close};
-    gn_options opts = {.high_watermark = 64 << 10, .low_watermark = 16 << 10,
-                       .max_output = 16 << 20};
+    const gn_handlers h = {
+        .on_accept = sc_accept, .on_data = sc_data, .on_drain = sc_drain, .on_close = sc_close};
+    gn_options opts = {
+        .high_watermark = 64 << 10, .low_watermark = 16 << 10, .max_output = 16 << 20};
     char addr[GN_ENDPOINT_STRLEN], buf[65536];
     int fds = gn_test_count_fds(), fd;
     gn_loop *loop;
@@ -231,8 +231,8 @@ static void shut_on_accept(gn_conn *conn)
 
 Test(conn_close, our_half_close_sends_fin_and_keeps_reading)
 {
-    const gn_handlers h = {.on_accept = shut_on_accept, .on_data = half_data,
-                           .on_close = half_close};
+    const gn_handlers h = {
+        .on_accept = shut_on_accept, .on_data = half_data, .on_close = half_close};
     char addr[GN_ENDPOINT_STRLEN], buf[64] = {0};
     gn_loop *loop;
     gn_server *srv;
@@ -285,8 +285,8 @@ static void reset_close(gn_conn *conn, int reason)
 
 Test(conn_close, peer_reset_mid_transfer_is_reported_once)
 {
-    const gn_handlers h = {.on_accept = send_lots, .on_error = reset_error,
-                           .on_close = reset_close};
+    const gn_handlers h = {
+        .on_accept = send_lots, .on_error = reset_error, .on_close = reset_close};
     struct linger lg = {1, 0};
     char addr[GN_ENDPOINT_STRLEN], buf[4096];
     gn_loop *loop;

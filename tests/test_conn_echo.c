@@ -89,14 +89,13 @@ static void run_echo(struct client *clients, int n)
     gn_conn *conn;
 
     cr_assert_eq(gn_loop_new(&loop), 0);
-    srv = gn_test_listen(loop, "127.0.0.1:0", &server_handlers, &server_opts, addr,
-                         sizeof(addr));
+    srv = gn_test_listen(loop, "127.0.0.1:0", &server_handlers, &server_opts, addr, sizeof(addr));
     for (int i = 0; i < n; i++) {
         gn_options opts = {.user_data = &clients[i]};
         clients[i].srv = srv;
         clients[i].open_clients = &open_clients;
-        cr_assert_eq(gn_connect(loop, addr, &client_handlers, &opts, &conn, err, sizeof(err)),
-                     0, "%s", err);
+        cr_assert_eq(gn_connect(loop, addr, &client_handlers, &opts, &conn, err, sizeof(err)), 0,
+                     "%s", err);
     }
     cr_assert_eq(gn_test_run_loop_for(loop, 60000), 0);
     gn_loop_free(loop);

@@ -34,8 +34,8 @@ static size_t on_lines(gn_conn *conn, const char *data, size_t len)
     gn_conn_get_stats(conn, &st);
     if (st.buffered > lines.max_buffered)
         lines.max_buffered = st.buffered;
-    while ((rc = gn_frame_line(data + used, len - used, LINE_MAX_LEN, &line_len,
-                               &frame_len)) == 1) {
+    while ((rc = gn_frame_line(data + used, len - used, LINE_MAX_LEN, &line_len, &frame_len)) ==
+           1) {
         if (lines.n < 8)
             memcpy(lines.got[lines.n], data + used, line_len);
         lines.n++;
@@ -195,15 +195,21 @@ Test(conn_framing, helpers_answer_frame_wait_or_error)
     cr_expect_eq(gn_frame_exact(5, 4, &frame_len), 1);
     cr_expect_eq(frame_len, 4u);
 
-    cr_expect_eq(gn_frame_prefix("\x00\x03" "ab", 4, 2, 100, &off, &plen, &frame_len), 0);
-    cr_expect_eq(gn_frame_prefix("\x00\x03" "abcd", 6, 2, 100, &off, &plen, &frame_len), 1);
+    cr_expect_eq(gn_frame_prefix("\x00\x03"
+                                 "ab",
+                                 4, 2, 100, &off, &plen, &frame_len),
+                 0);
+    cr_expect_eq(gn_frame_prefix("\x00\x03"
+                                 "abcd",
+                                 6, 2, 100, &off, &plen, &frame_len),
+                 1);
     cr_expect_eq(off, 2u);
     cr_expect_eq(plen, 3u);
     cr_expect_eq(frame_len, 5u);
     cr_expect_eq(gn_frame_prefix("\xff\xff\xff\xff", 4, 4, 1 << 20, &off, &plen, &frame_len),
                  GN_EMSGSIZE, "a hostile length is refused before any payload arrives");
     cr_expect_eq(gn_frame_prefix("\x01", 1, 3, 100, &off, &plen, &frame_len), GN_EINVAL);
-    cr_expect_eq(gn_frame_prefix("\xff\xff\xff\xff\xff\xff\xff\xff", 8, 8, UINT64_MAX, &off,
-                                 &plen, &frame_len),
+    cr_expect_eq(gn_frame_prefix("\xff\xff\xff\xff\xff\xff\xff\xff", 8, 8, UINT64_MAX, &off, &plen,
+                                 &frame_len),
                  GN_EMSGSIZE);
 }

@@ -36,8 +36,7 @@ static const struct accepted accepted[] = {
     {"[::1]:8080", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV6, "::1", 8080, "[::1]:8080"},
     {"[::ffff:1.2.3.4]:1", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV6, "::ffff:1.2.3.4", 1,
      "[::ffff:1.2.3.4]:1"},
-    {"[fe80::1%lo]:80", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV6, "fe80::1%lo", 80,
-     "[fe80::1%lo]:80"},
+    {"[fe80::1%lo]:80", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV6, "fe80::1%lo", 80, "[fe80::1%lo]:80"},
     {"[fe80::1%1]:80", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV6, "fe80::1%lo", 80, "[fe80::1%lo]:80"},
     {"tcp://127.0.0.1:7000", 0, GN_TRANSPORT_TCP, GN_FAMILY_IPV4, "127.0.0.1", 7000,
      "127.0.0.1:7000"},
@@ -50,8 +49,7 @@ static const struct accepted accepted[] = {
      "tls://example.org:443"},
     {"localhost:http", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "localhost", 80, "localhost:80"},
     {"localhost:HTTP", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "localhost", 80, "localhost:80"},
-    {"example.org:smtp", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "example.org", 25,
-     "example.org:25"},
+    {"example.org:smtp", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "example.org", 25, "example.org:25"},
     {"example.org.:1", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "example.org.", 1, "example.org.:1"},
     {"my_host-1.example:9pfs", 0, GN_TRANSPORT_TCP, GN_FAMILY_NAME, "my_host-1.example", 564,
      "my_host-1.example:564"},
@@ -180,8 +178,7 @@ static void check_rejected(const struct rejected *want)
     snprintf(quoted_start, sizeof(quoted_start), "'%.4s", want->text);
     if (strspn(want->text, "abcdefghijklmnopqrstuvwxyz0123456789.:[]/%@") >= 4)
         cr_expect_eq(strncmp(err, quoted_start, strlen(quoted_start)), 0, "%s", err);
-    cr_expect_eq(memcmp(&ep, &before, sizeof(ep)), 0, "'%s': out changed on failure",
-                 want->text);
+    cr_expect_eq(memcmp(&ep, &before, sizeof(ep)), 0, "'%s': out changed on failure", want->text);
 }
 
 Test(endpoint_parse, rejects_malformed_with_message_naming_input)

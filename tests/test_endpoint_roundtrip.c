@@ -29,9 +29,18 @@ static void expect_round_trip(const gn_endpoint *ep, unsigned flags)
 Test(endpoint_roundtrip, written_addresses_parse_back_equal)
 {
     static const char *texts[] = {
-        "194.106.118.30:80", "[2001:db8::1]:443", "[fe80::1%lo]:80", "udp://[::1]:53",
-        "tls://example.org:https", "localhost:http", "unix:/run/app.sock", "unix:@abstract",
-        "unixgram:/tmp/x", "unix:/tmp/with%25percent", "unix:%40file", "unix:@@at",
+        "194.106.118.30:80",
+        "[2001:db8::1]:443",
+        "[fe80::1%lo]:80",
+        "udp://[::1]:53",
+        "tls://example.org:https",
+        "localhost:http",
+        "unix:/run/app.sock",
+        "unix:@abstract",
+        "unixgram:/tmp/x",
+        "unix:/tmp/with%25percent",
+        "unix:%40file",
+        "unix:@@at",
     };
     gn_endpoint ep;
 
@@ -45,8 +54,7 @@ Test(endpoint_roundtrip, written_addresses_parse_back_equal)
 
 Test(endpoint_roundtrip, random_ipv4_and_ipv6_socket_addresses)
 {
-    static const gn_transport transports[] = {GN_TRANSPORT_TCP, GN_TRANSPORT_UDP,
-                                              GN_TRANSPORT_TLS};
+    static const gn_transport transports[] = {GN_TRANSPORT_TCP, GN_TRANSPORT_UDP, GN_TRANSPORT_TLS};
     gn_endpoint ep;
 
     srand(20261125);
@@ -95,9 +103,9 @@ Test(endpoint_roundtrip, v4_mapped_peers_show_as_ipv4)
     gn_endpoint ep, plain;
 
     inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr);
-    cr_assert_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sin6, sizeof(sin6),
-                                           GN_TRANSPORT_TCP, &ep),
-                 0);
+    cr_assert_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sin6, sizeof(sin6), GN_TRANSPORT_TCP, &ep),
+        0);
     cr_expect_eq(gn_endpoint_family(&ep), GN_FAMILY_IPV4);
     gn_endpoint_format(&ep, text, sizeof(text));
     cr_expect_str_eq(text, "127.0.0.1:53122");
@@ -112,15 +120,15 @@ Test(endpoint_roundtrip, from_sockaddr_checks_family_length_and_transport)
     struct sockaddr sa = {.sa_family = AF_APPLETALK};
     gn_endpoint ep;
 
-    cr_expect_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sin, sizeof(sin) - 1,
-                                           GN_TRANSPORT_TCP, &ep),
-                 GN_EINVAL);
-    cr_expect_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sin, sizeof(sin),
-                                           GN_TRANSPORT_UNIX, &ep),
-                 GN_EFAMILY);
-    cr_expect_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sun, sizeof(sun),
-                                           GN_TRANSPORT_TCP, &ep),
-                 GN_EFAMILY);
+    cr_expect_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sin, sizeof(sin) - 1, GN_TRANSPORT_TCP, &ep),
+        GN_EINVAL);
+    cr_expect_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sin, sizeof(sin), GN_TRANSPORT_UNIX, &ep),
+        GN_EFAMILY);
+    cr_expect_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sun, sizeof(sun), GN_TRANSPORT_TCP, &ep),
+        GN_EFAMILY);
     cr_expect_eq(gn_endpoint_from_sockaddr(&sa, sizeof(sa), GN_TRANSPORT_TCP, &ep), GN_EFAMILY);
     cr_expect_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sin, sizeof(sin), 99, &ep),
                  GN_EINVAL);
@@ -140,12 +148,12 @@ Test(endpoint_roundtrip, kernel_path_lengths_with_and_without_nul_compare_equal)
     socklen_t base = offsetof(struct sockaddr_un, sun_path);
     gn_endpoint a, b, c;
 
-    cr_assert_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sun, base + 6, GN_TRANSPORT_UNIX,
-                                           &a), 0);
-    cr_assert_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sun, base + 7, GN_TRANSPORT_UNIX,
-                                           &b), 0);
-    cr_assert_eq(gn_endpoint_from_sockaddr((struct sockaddr *)&sun, sizeof(sun),
-                                           GN_TRANSPORT_UNIX, &c), 0);
+    cr_assert_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sun, base + 6, GN_TRANSPORT_UNIX, &a), 0);
+    cr_assert_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sun, base + 7, GN_TRANSPORT_UNIX, &b), 0);
+    cr_assert_eq(
+        gn_endpoint_from_sockaddr((struct sockaddr *)&sun, sizeof(sun), GN_TRANSPORT_UNIX, &c), 0);
     cr_expect(gn_endpoint_equal(&a, &b));
     cr_expect(gn_endpoint_equal(&a, &c));
 }
@@ -153,9 +161,9 @@ Test(endpoint_roundtrip, kernel_path_lengths_with_and_without_nul_compare_equal)
 Test(endpoint_roundtrip, equality_distinguishes_every_field)
 {
     static const char *distinct[] = {
-        "127.0.0.1:80", "127.0.0.1:81",     "127.0.0.2:80",    "udp://127.0.0.1:80",
-        "[::1]:80",     "[fe80::1]:80",     "[fe80::1%lo]:80", "localhost:80",
-        "unix:/a",      "unixgram:/a",      "unix:@a",         "unix:/b",
+        "127.0.0.1:80", "127.0.0.1:81", "127.0.0.2:80",    "udp://127.0.0.1:80",
+        "[::1]:80",     "[fe80::1]:80", "[fe80::1%lo]:80", "localhost:80",
+        "unix:/a",      "unixgram:/a",  "unix:@a",         "unix:/b",
     };
     gn_endpoint a, b;
 
@@ -163,8 +171,7 @@ Test(endpoint_roundtrip, equality_distinguishes_every_field)
         cr_assert_eq(gn_endpoint_parse(distinct[i], 0, &a, NULL, 0), 0, "%s", distinct[i]);
         for (size_t j = 0; j < sizeof(distinct) / sizeof(distinct[0]); j++) {
             cr_assert_eq(gn_endpoint_parse(distinct[j], 0, &b, NULL, 0), 0);
-            cr_expect_eq(gn_endpoint_equal(&a, &b), i == j, "%s vs %s", distinct[i],
-                         distinct[j]);
+            cr_expect_eq(gn_endpoint_equal(&a, &b), i == j, "%s vs %s", distinct[i], distinct[j]);
         }
     }
     cr_assert_eq(gn_endpoint_parse("LocalHost:80", 0, &b, NULL, 0), 0);

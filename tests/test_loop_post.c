@@ -10,7 +10,7 @@
 #include "gnezdo.h"
 #include "helpers.h"
 
-#define THREADS 4
+#define THREADS          4
 #define TASKS_PER_THREAD 10000
 
 struct counts {
@@ -95,8 +95,7 @@ Test(loop_post, tasks_from_four_threads_each_run_exactly_once_in_order)
     gn_loop_run(loop); /* anything posted after the timer ended */
     for (int t = 0; t < THREADS; t++)
         for (int i = 0; i < TASKS_PER_THREAD; i++)
-            cr_assert_eq(c.runs[t][i], 1, "task %d of thread %d ran %d times", i, t,
-                         c.runs[t][i]);
+            cr_assert_eq(c.runs[t][i], 1, "task %d of thread %d ran %d times", i, t, c.runs[t][i]);
     cr_expect(c.in_order, "tasks of one thread run in the order posted");
     cr_expect(c.on_loop_thread, "tasks run on the loop's thread");
     gn_loop_free(loop);

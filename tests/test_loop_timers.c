@@ -191,8 +191,7 @@ Test(loop_timers, many_timers_with_random_delays_fire_sorted)
         /* Steps of 20 ms: starting 2000 timers takes a few ms, and due
          * times count from each start. */
         uint64_t due = (uint64_t)(rand() % 10) * 20;
-        cr_assert_eq(gn_timer_start(loop, due, 0, record_sorted, (void *)(uintptr_t)due, &id),
-                     0);
+        cr_assert_eq(gn_timer_start(loop, due, 0, record_sorted, (void *)(uintptr_t)due, &id), 0);
         if (i % 3 == 0)
             cr_assert_eq(gn_timer_cancel(loop, id), 0);
         else
