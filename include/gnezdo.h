@@ -387,8 +387,9 @@ GN_API int gn_services_search(const char *word, gn_proto proto, const gn_service
                               size_t max);
 
 /*
- * gn_service_port - the port of the service called name for proto, the
- * first entry in registry order with a single port.  Returns the port
+ * gn_service_port - the port of the service called name for proto: the
+ * first entry in registry order with a single port, else the first port of
+ * its first range ("x11" is 6000-6063: 6000).  Returns the port
  * (0-65535), GN_EINVAL (NULL name, proto out of range) or GN_ENOSERVICE.
  */
 GN_API int gn_service_port(const char *name, gn_proto proto);

@@ -203,7 +203,7 @@ static int parse_ipv4(struct parser *ps, struct span s, struct in_addr *addr)
 {
     unsigned char bytes[4];
     size_t start = 0, parts = 0;
-    unsigned value;
+    unsigned value = 0;
     int rc;
 
     for (size_t i = 0; i <= s.len; i++) {
@@ -352,7 +352,7 @@ static void set_ipv4(gn_endpoint *ep, struct in_addr addr)
 
 static int parse_host(struct parser *ps, struct span host, gn_endpoint *ep)
 {
-    struct in_addr addr;
+    struct in_addr addr = {0};
     int rc;
 
     if (looks_like_ipv4(host)) {
@@ -496,7 +496,7 @@ static int parse_unix(struct parser *ps, struct span s, gn_endpoint *ep)
     struct sockaddr_un *sun = (struct sockaddr_un *)&ep->addr_;
     const size_t base = offsetof(struct sockaddr_un, sun_path);
     bool abstract = s.len > 0 && s.p[0] == '@';
-    size_t len;
+    size_t len = 0;
     int rc;
 
     if (abstract)

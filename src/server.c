@@ -88,7 +88,7 @@ static int add_listener(gn_server *srv, gn_endpoint ep, char *errbuf, size_t err
 {
     struct listener *l = &srv->listeners[srv->nlisteners];
     char text[GN_ENDPOINT_STRLEN];
-    int fd, rc;
+    int fd = -1, rc;
 
     /* Port 0 on several addresses: all get the port the first one got. */
     if (srv->nlisteners > 0 && gn_endpoint_port(&ep) == 0)
