@@ -1,0 +1,19 @@
+/* Shared by the CLI's source files. */
+#ifndef GN_CLI_H
+#define GN_CLI_H
+
+/* Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#define CLI_OK      0
+#define CLI_FAILURE 1
+#define CLI_USAGE   2
+
+/* Print "gnezdo: <message>; see 'gnezdo --help'" and return CLI_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "gnezdo: <message>" and return CLI_FAILURE. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cli_listen(int argc, char **argv);
+int cli_connect(int argc, char **argv);
+int cli_demo(int argc, char **argv);
+
+#endif

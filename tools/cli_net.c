@@ -1,0 +1,382 @@
+/*
+ * The CLI's network subcommands: listen, connect and demo.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gnezdo.h"
+
+#define CHAT_LINE_MAX 4096
+
+static gn_loop *signal_loop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_loop)
+        gn_loop_stop(signal_loop); /* async-signal-safe */
+}
+
+static void catch_signals(gn_loop *loop)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    signal_loop = loop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void describe(const gn_conn *conn, char *buf, size_t len)
+{
+    char local[GN_ENDPOINT_STRLEN] = "?", remote[GN_ENDPOINT_STRLEN] = "?";
+
+    if (gn_conn_remote(conn))
+        gn_endpoint_format(gn_conn_remote(conn), remote, sizeof(remote));
+    if (gn_conn_local(conn))
+        gn_endpoint_format(gn_conn_local(conn), local, sizeof(local));
+    snprintf(buf, len, "%s -> %s", remote, local);
+}
+
+/* ---- listen --------------------------------------------------------- */
+
+enum listen_mode { MODE_PRINT, MODE_ECHO, MODE_CHAT, MODE_DISCARD };
+
+struct listen_state {
+    enum listen_mode mode;
+    gn_server *srv;
+};
+
+static struct listen_state listening;
+
+static void log_accept(gn_conn *conn)
+{
+    char who[2 * GN_ENDPOINT_STRLEN + 8];
+
+    describe(conn, who, sizeof(who));
+    fprintf(stderr, "connect    %s (%zu open)\n", who, gn_server_conn_count(listening.srv));
+}
+
+static void log_close(gn_conn *conn, int reason)
+{
+    char who[2 * GN_ENDPOINT_STRLEN + 8];
+
+    describe(conn, who, sizeof(who));
+    fprintf(stderr, "disconnect %s%s%s\n", who, reason ? ": " : "",
+            reason ? gn_strerror(reason) : "");
+}
+
+static void log_error(gn_conn *conn, int code, const char *message)
+{
+    (void)conn;
+    (void)code;
+    fprintf(stderr, "error      %s\n", message);
+}
+
+static size_t print_data(gn_conn *conn, const char *data, size_t len)
+{
+    (void)conn;
+    fwrite(data, 1, len, stdout);
+    fflush(stdout);
+    return len;
+}
+
+static size_t echo_data(gn_conn *conn, const char *data, size_t len)
+{
+    /* With pause_reading_when_full the queue stays far below max_output,
+     * so this only fails if the connection is already closing. */
+    gn_send(conn, data, len);
+    return len;
+}
+
+static size_t discard_data(gn_conn *conn, const char *data, size_t len)
+{
+    (void)conn;
+    (void)data;
+    return len;
+}
+
+struct chat_line {
+    const gn_conn *from;
+    const char *text;
+    size_t len;
+};
+
+static void chat_send(gn_conn *conn, void *arg)
+{
+    const struct chat_line *line = arg;
+
+    if (conn != line->from)
+        gn_send(conn, line->text, line->len);
+}
+
+static void chat_broadcast(gn_conn *from, const char *line, size_t len)
+{
+    char text[CHAT_LINE_MAX + GN_ENDPOINT_STRLEN + 4];
+    char who[GN_ENDPOINT_STRLEN] = "?";
+    struct chat_line msg = {from, text, 0};
+
+    if (gn_conn_remote(from))
+        gn_endpoint_format(gn_conn_remote(from), who, sizeof(who));
+    msg.len = (size_t)snprintf(text, sizeof(text), "%s: %.*s\n", who, (int)len, line);
+    if (msg.len >= sizeof(text))
+        msg.len = sizeof(text) - 1;
+    gn_server_foreach(listening.srv, chat_send, &msg);
+}
+
+static size_t chat_data(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used = 0, line_len, frame_len;
+    int rc;
+
+    while ((rc = gn_frame_line(data + used, len - used, CHAT_LINE_MAX, &line_len, &frame_len)) ==
+           1) {
+        chat_broadcast(conn, data + used, line_len);
+        used += frame_len;
+    }
+    if (rc == GN_EMSGSIZE) {
+        static const char msg[] = "line too long: goodbye\n";
+        gn_send(conn, msg, sizeof(msg) - 1);
+        gn_close(conn);
+        return len;
+    }
+    return used;
+}
+
+/* Servers raise their descriptor limit to the hard limit: the soft
+ * default (often 1024) is far below what a busy server needs. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int parse_listen_args(int argc, char **argv, const char **addr, enum listen_mode *mode)
+{
+    *addr = NULL;
+    *mode = MODE_PRINT;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--echo") == 0)
+            *mode = MODE_ECHO;
+        else if (strcmp(argv[i], "--chat") == 0)
+            *mode = MODE_CHAT;
+        else if (strcmp(argv[i], "--discard") == 0)
+            *mode = MODE_DISCARD;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return cli_usage_error("unknown option '%s' for listen", argv[i]);
+        else if (*addr)
+            return cli_usage_error("listen takes one address, got '%s' and '%s'", *addr, argv[i]);
+        else
+            *addr = argv[i];
+    }
+    if (!*addr)
+        return cli_usage_error("listen needs an address, e.g. 'gnezdo listen :7000 --echo'");
+    return 0;
+}
+
+static void print_listening(gn_server *srv)
+{
+    char text[GN_ENDPOINT_STRLEN];
+    gn_endpoint ep;
+
+    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+        gn_endpoint_format(&ep, text, sizeof(text));
+        fprintf(stderr, "listening on %s\n", text);
+    }
+}
+
+int cli_listen(int argc, char **argv)
+{
+    static size_t (*const data_fns[])(gn_conn *, const char *,
+                                      size_t) = {[MODE_PRINT] = print_data,
+                                                 [MODE_ECHO] = echo_data,
+                                                 [MODE_CHAT] = chat_data,
+                                                 [MODE_DISCARD] = discard_data};
+    gn_handlers h = {.on_accept = log_accept, .on_close = log_close, .on_error = log_error};
+    gn_options opts = {0};
+    char err[GN_ERRBUF_SIZE];
+    const char *addr;
+    gn_loop *loop;
+    int rc = parse_listen_args(argc, argv, &addr, &listening.mode);
+
+    if (rc)
+        return rc;
+    h.on_data = data_fns[listening.mode];
+    opts.pause_reading_when_full = listening.mode == MODE_ECHO || listening.mode == MODE_CHAT;
+    raise_fd_limit();
+    if (gn_loop_new(&loop) < 0)
+        return cli_fail("cannot create an event loop");
+    rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
+    if (rc < 0) {
+        gn_loop_free(loop);
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    }
+    print_listening(listening.srv);
+    catch_signals(loop);
+    gn_loop_run(loop);
+    gn_server_close(listening.srv, 1000);
+    gn_loop_run(loop);
+    gn_loop_free(loop);
+    return 0;
+}
+
+/* ---- connect -------------------------------------------------------- */
+
+/* stdin is read by a thread (it may be a terminal, a pipe or a file, none
+ * of which the loop can poll uniformly); each chunk is handed to the loop
+ * with gn_loop_post, and the thread waits until the loop has taken it, so
+ * a slow peer slows the reader instead of filling memory. */
+struct stdin_pump {
+    gn_loop *loop;
+    gn_conn *conn;
+    pthread_mutex_t lock;
+    pthread_cond_t taken;
+    char buf[65536];
+    size_t len;
+    bool busy, eof, closed;
+};
+
+static struct stdin_pump pump = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                 .taken = PTHREAD_COND_INITIALIZER};
+static int connect_status;
+
+static void pump_release(void)
+{
+    pthread_mutex_lock(&pump.lock);
+    pump.busy = false;
+    pthread_cond_signal(&pump.taken);
+    pthread_mutex_unlock(&pump.lock);
+}
+
+static void pump_deliver(gn_loop *loop, void *arg)
+{
+    gn_conn_stats st;
+
+    (void)loop;
+    (void)arg;
+    if (pump.closed) {
+        pump_release();
+        return;
+    }
+    if (pump.eof) {
+        gn_shutdown(pump.conn); /* half-close: the peer sees EOF, we keep reading */
+        return;
+    }
+    gn_send(pump.conn, pump.buf, pump.len);
+    gn_conn_get_stats(pump.conn, &st);
+    if (st.queued < (1u << 20))
+        pump_release(); /* else on_drain releases */
+}
+
+static void *pump_main(void *arg)
+{
+    ssize_t n;
+
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&pump.lock);
+        while (pump.busy)
+            pthread_cond_wait(&pump.taken, &pump.lock);
+        bool closed = pump.closed;
+        pthread_mutex_unlock(&pump.lock);
+        if (closed)
+            return NULL;
+        do {
+            n = read(STDIN_FILENO, pump.buf, sizeof(pump.buf));
+        } while (n < 0 && errno == EINTR);
+        /* Posting under the lock: once on_close has set closed, the
+         * loop may be freed at any moment and must not be posted to. */
+        pthread_mutex_lock(&pump.lock);
+        bool posted = false;
+        if (!pump.closed) {
+            pump.busy = true;
+            pump.len = n > 0 ? (size_t)n : 0;
+            pump.eof = n <= 0;
+            posted = gn_loop_post(pump.loop, pump_deliver, NULL) == 0;
+        }
+        pthread_mutex_unlock(&pump.lock);
+        if (!posted || n <= 0)
+            return NULL;
+    }
+}
+
+static void conn_connected(gn_conn *conn)
+{
+    pthread_t thread;
+    char who[2 * GN_ENDPOINT_STRLEN + 8];
+
+    describe(conn, who, sizeof(who));
+    fprintf(stderr, "connected  %s\n", who);
+    if (pthread_create(&thread, NULL, pump_main, NULL) != 0) {
+        fprintf(stderr, "gnezdo: cannot start the stdin reader\n");
+        gn_shutdown(conn);
+        return;
+    }
+    pthread_detach(thread);
+}
+
+static void conn_drain(gn_conn *conn)
+{
+    (void)conn;
+    if (pump.busy && !pump.eof)
+        pump_release();
+}
+
+static void conn_closed(gn_conn *conn, int reason)
+{
+    (void)conn;
+    pthread_mutex_lock(&pump.lock);
+    pump.closed = true;
+    pthread_cond_signal(&pump.taken);
+    pthread_mutex_unlock(&pump.lock);
+    if (reason < 0)
+        connect_status = 1;
+}
+
+static void conn_error(gn_conn *conn, int code, const char *message)
+{
+    (void)conn;
+    (void)code;
+    fprintf(stderr, "gnezdo: %s\n", message);
+}
+
+int cli_connect(int argc, char **argv)
+{
+    const gn_handlers h = {.on_connect = conn_connected,
+                           .on_data = print_data,
+                           .on_drain = conn_drain,
+                           .on_end = NULL,
+                           .on_error = conn_error,
+                           .on_close = conn_closed};
+    char err[GN_ERRBUF_SIZE];
+    int rc;
+
+    if (argc != 1 || argv[0][0] == '-')
+        return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
+                                           "localhost:7000'"
+                                         : "connect takes exactly one address");
+    if (gn_loop_new(&pump.loop) < 0)
+        return cli_fail("cannot create an event loop");
+    rc = gn_connect(pump.loop, argv[0], &h, NULL, &pump.conn, err, sizeof(err));
+    if (rc < 0) {
+        gn_loop_free(pump.loop);
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    }
+    catch_signals(pump.loop);
+    gn_loop_run(pump.loop);
+    gn_loop_free(pump.loop);
+    return connect_status;
+}
