@@ -1,0 +1,246 @@
+/*
+ * The CLI's network commands against real peers: socat, nc and a Python
+ * client talk to `gnezdo listen --echo`; `gnezdo connect` talks to a socat
+ * server, half-closing when its stdin ends; listen logs both endpoints of
+ * every connection and exits 0 on SIGTERM.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gnezdo.h"
+#include "helpers.h"
+
+struct server {
+    pid_t pid;
+    int err_fd;
+    char addr[64];
+    char log[8192];
+    size_t log_len;
+};
+
+/* Reads the server's stderr for up to ms into s->log. */
+static void read_log(struct server *s, int ms)
+{
+    struct pollfd p = {.fd = s->err_fd, .events = POLLIN};
+    ssize_t n;
+
+    while (poll(&p, 1, ms) > 0) {
+        n = read(s->err_fd, s->log + s->log_len, sizeof(s->log) - 1 - s->log_len);
+        if (n <= 0)
+            break;
+        s->log_len += (size_t)n;
+        s->log[s->log_len] = '\0';
+        ms = 50;
+    }
+}
+
+static void start_listen(struct server *s, const char *mode)
+{
+    int err[2];
+    char *line;
+
+    memset(s, 0, sizeof(*s));
+    cr_assert_eq(pipe(err), 0);
+    s->pid = fork();
+    cr_assert_geq(s->pid, 0);
+    if (s->pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(err[1], 2);
+        execl(GN_TEST_CLI, "gnezdo", "listen", "127.0.0.1:0", mode, (char *)NULL);
+        _exit(127);
+    }
+    close(err[1]);
+    s->err_fd = err[0];
+    for (int i = 0; i < 50 && !strstr(s->log, "\n"); i++)
+        read_log(s, 100);
+    line = strstr(s->log, "listening on ");
+    cr_assert_not_null(line, "no 'listening on' line: %s", s->log);
+    sscanf(line, "listening on %63s", s->addr);
+}
+
+static int stop_listen(struct server *s)
+{
+    int status = -1;
+
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+            break;
+        usleep(20000);
+    }
+    if (waitpid(s->pid, &status, WNOHANG) == 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &status, 0);
+    }
+    read_log(s, 10);
+    close(s->err_fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static const char *port_of(const struct server *s)
+{
+    return strrchr(s->addr, ':') + 1;
+}
+
+Test(cli_net, socat_gets_its_bytes_echoed_by_listen_echo)
+{
+    struct gn_test_run run;
+    struct server s;
+    char target[96];
+
+    start_listen(&s, "--echo");
+    snprintf(target, sizeof(target), "TCP:%s", s.addr);
+    char *argv[] = {"/usr/bin/socat", "-t", "5", "-", target, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, "hello from socat\n", 10000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect_str_eq(run.out, "hello from socat\n");
+    gn_test_run_free(&run);
+    read_log(&s, 200);
+    cr_expect(strstr(s.log, "connect    127.0.0.1:"), "%s", s.log);
+    cr_expect(strstr(s.log, "-> 127.0.0.1:"), "both endpoints logged: %s", s.log);
+    cr_expect(strstr(s.log, "disconnect 127.0.0.1:"), "%s", s.log);
+    cr_expect_eq(stop_listen(&s), 0, "exit 0 on SIGTERM");
+}
+
+Test(cli_net, nc_gets_its_bytes_echoed)
+{
+    struct gn_test_run run;
+    struct server s;
+
+    start_listen(&s, "--echo");
+    char *argv[] = {"/bin/nc", "-N", "-w", "5", "127.0.0.1", (char *)port_of(&s), NULL};
+    cr_assert_eq(gn_test_run_argv(argv, "hello from nc\n", 10000, &run), 0);
+    cr_expect_str_eq(run.out, "hello from nc\n", "%s", run.err);
+    gn_test_run_free(&run);
+    cr_expect_eq(stop_listen(&s), 0);
+}
+
+Test(cli_net, python_client_sends_a_megabyte_through_echo_intact)
+{
+    struct gn_test_run run;
+    struct server s;
+
+    start_listen(&s, "--echo");
+    char *argv[] = {"/usr/bin/python3", "-c",
+                    "import os,socket,sys\n"
+                    "host,port=sys.argv[1].rsplit(':',1)\n"
+                    "data=os.urandom(1<<20)\n"
+                    "c=socket.create_connection((host,int(port)),timeout=10)\n"
+                    "c.sendall(data); c.shutdown(socket.SHUT_WR)\n"
+                    "got=bytearray()\n"
+                    "while True:\n"
+                    "    b=c.recv(65536)\n"
+                    "    if not b: break\n"
+                    "    got+=b\n"
+                    "assert bytes(got)==data, (len(got), len(data))\n"
+                    "print('ok', len(got))\n",
+                    s.addr, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 20000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect_str_eq(run.out, "ok 1048576\n");
+    gn_test_run_free(&run);
+    cr_expect_eq(stop_listen(&s), 0);
+}
+
+Test(cli_net, chat_relays_a_line_to_the_other_client_with_its_sender)
+{
+    struct gn_test_run run;
+    struct server s;
+
+    start_listen(&s, "--chat");
+    char *argv[] = {"/usr/bin/python3", "-c",
+                    "import socket,sys,time\n"
+                    "host,port=sys.argv[1].rsplit(':',1)\n"
+                    "a=socket.create_connection((host,int(port)),timeout=5)\n"
+                    "b=socket.create_connection((host,int(port)),timeout=5)\n"
+                    "time.sleep(0.2)\n"
+                    "a.sendall(b'hi all\\n')\n"
+                    "line=b.recv(1024).decode()\n"
+                    "me='%s:%d' % a.getsockname()\n"
+                    "assert line==me+': hi all\\n', (line, me)\n"
+                    "a.settimeout(0.3)\n"
+                    "try:\n"
+                    "    echo=a.recv(1024)\n"
+                    "except socket.timeout:\n"
+                    "    echo=b''\n"
+                    "assert echo==b'', echo\n"
+                    "print('ok')\n",
+                    s.addr, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 20000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    gn_test_run_free(&run);
+    cr_expect_eq(stop_listen(&s), 0);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    port = ntohs(sin.sin_port);
+    close(fd);
+    return port;
+}
+
+Test(cli_net, connect_talks_to_a_socat_server_and_half_closes_at_eof)
+{
+    struct gn_test_run run;
+    char listen_spec[96], target[64];
+    int port = free_port(), status;
+    pid_t socat;
+
+    /* The server upper-cases until EOF: it can only answer after our
+     * half-close, and closes after answering, which ends gnezdo connect. */
+    snprintf(listen_spec, sizeof(listen_spec), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", port);
+    socat = fork();
+    cr_assert_geq(socat, 0);
+    if (socat == 0) {
+        execl("/usr/bin/socat", "socat", listen_spec, "SYSTEM:tr a-z A-Z", (char *)NULL);
+        _exit(127);
+    }
+    usleep(300000);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    char *argv[] = {GN_TEST_CLI, "connect", target, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, "hello socat\n", 10000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect_str_eq(run.out, "HELLO SOCAT\n", "%s", run.err);
+    gn_test_run_free(&run);
+    kill(socat, SIGTERM);
+    waitpid(socat, &status, 0);
+}
+
+Test(cli_net, connect_to_a_refused_port_exits_1_and_bad_addresses_exit_2)
+{
+    struct gn_test_run run;
+    char target[64];
+
+    snprintf(target, sizeof(target), "127.0.0.1:%d", free_port());
+    char *argv[] = {GN_TEST_CLI, "connect", target, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 10000, &run), 0);
+    cr_expect_eq(run.status, 1);
+    cr_expect(strstr(run.err, "refused"), "%s", run.err);
+    gn_test_run_free(&run);
+    char *bad[] = {GN_TEST_CLI, "connect", "127.0.0.1:99999", NULL};
+    cr_assert_eq(gn_test_run_argv(bad, NULL, 10000, &run), 0);
+    cr_expect_eq(run.status, 2);
+    gn_test_run_free(&run);
+    char *bad_listen[] = {GN_TEST_CLI, "listen", "1.2.3:80", NULL};
+    cr_assert_eq(gn_test_run_argv(bad_listen, NULL, 10000, &run), 0);
+    cr_expect_eq(run.status, 2);
+    cr_expect(strstr(run.err, "'1.2.3:80'"), "%s", run.err);
+    gn_test_run_free(&run);
+}
