@@ -448,7 +448,8 @@ GN_API int gn_loop_new(gn_loop **out);
 GN_API int gn_loop_run(gn_loop *loop);
 
 /*
- * gn_loop_stop - make gn_loop_run return after the callbacks under way.
+ * gn_loop_stop - make gn_loop_run return after the callbacks under way;
+ * if the loop is not running, the next gn_loop_run returns at once.
  * Nothing is closed.  Thread: any (async-signal-safe as well).
  */
 GN_API void gn_loop_stop(gn_loop *loop);

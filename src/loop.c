@@ -228,12 +228,14 @@ int gn_loop_run(gn_loop *loop)
     if (!loop || loop->running)
         return GN_EINVAL;
     loop->running = true;
-    atomic_store(&loop->stop, false);
     loop->now_ms = gn__clock_ms();
     run_tasks(loop);
     run_deferred(loop);
     while (rc == 0 && loop_alive(loop) && !atomic_load(&loop->stop))
         rc = loop_iterate(loop);
+    /* Cleared on the way out, not on the way in: a stop that raced ahead
+     * of this run (another thread, a signal) still ends it. */
+    atomic_store(&loop->stop, false);
     loop->running = false;
     return rc;
 }
