@@ -290,13 +290,9 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         errbuf[0] = '\0';
     if (!loop || !address || !handlers || !out)
         return GN_EINVAL;
-    rc = gn_endpoint_parse(address, 0, &ep, errbuf, errlen);
+    rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;
-    if (gn_endpoint_transport(&ep) != GN_TRANSPORT_TCP)
-        return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
-                                "the %s transport is not supported yet",
-                                gn_transport_name(gn_endpoint_transport(&ep)));
     gn__options_resolve(&resolved_opts, opts, false);
     rc = gn__conn_new(loop, NULL, -1, handlers, &resolved_opts, &conn);
     if (rc < 0)
@@ -304,7 +300,7 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     rc = client_start(conn, &ep);
     if (rc < 0) {
         gn__loop_unref(loop);
-        free(conn);
+        gn__conn_dispose(loop, conn);
         return rc;
     }
     conn->next = loop->conns;

@@ -58,10 +58,72 @@ void gn__options_resolve(gn_options *out, const gn_options *in, bool server)
 
 static void conn_finalize(gn_loop *loop, struct gn__deferred *d);
 
+/* Freed connections are kept for reuse, so a server under churn does not
+ * allocate per client; the pool is bounded and emptied with the loop. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_POOL_MAX 0 /* under ASan, freed means freed: use-after-free shows */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_POOL_MAX 0
+#endif
+#endif
+#ifndef CONN_POOL_MAX
+#define CONN_POOL_MAX 256
+#endif
+
+static gn_conn *conn_alloc(gn_loop *loop)
+{
+    gn_conn *conn = loop->conn_pool;
+
+    if (!conn)
+        return calloc(1, sizeof(*conn));
+    loop->conn_pool = conn->next;
+    loop->conn_pool_len--;
+    memset(conn, 0, sizeof(*conn));
+    return conn;
+}
+
+void gn__conn_dispose(gn_loop *loop, gn_conn *conn)
+{
+    if (loop->conn_pool_len >= CONN_POOL_MAX) {
+        free(conn);
+        return;
+    }
+    conn->next = loop->conn_pool;
+    loop->conn_pool = conn;
+    loop->conn_pool_len++;
+}
+
+void gn__conn_pool_free(gn_loop *loop)
+{
+    gn_conn *conn, *next;
+
+    for (conn = loop->conn_pool; conn; conn = next) {
+        next = conn->next;
+        free(conn);
+    }
+    loop->conn_pool = NULL;
+    loop->conn_pool_len = 0;
+}
+
+int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *ep, char *errbuf,
+                             size_t errlen)
+{
+    int rc = gn_endpoint_parse(address, flags, ep, errbuf, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (gn_endpoint_transport(ep) != GN_TRANSPORT_TCP)
+        return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
+                                "the %s transport is not supported yet",
+                                gn_transport_name(gn_endpoint_transport(ep)));
+    return 0;
+}
+
 int gn__conn_new(gn_loop *loop, gn_server *srv, int fd, const gn_handlers *h,
                  const gn_options *opts, gn_conn **out)
 {
-    gn_conn *conn = calloc(1, sizeof(*conn));
+    gn_conn *conn = conn_alloc(loop);
 
     if (!conn)
         return GN_ENOMEM;
@@ -175,7 +237,7 @@ static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
     else
         gn__client_unlink(loop, conn);
     gn__loop_unref(loop);
-    free(conn);
+    gn__conn_dispose(loop, conn);
 }
 
 void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)

@@ -69,6 +69,14 @@ struct gn_conn {
     struct gn__client *client; /* connect state, client.c */
 };
 
+/* Parse an address for gn_listen/gn_connect: a transport they serve. */
+int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *ep, char *errbuf,
+                             size_t errlen);
+
+/* Connection objects: from the loop's pool, back to it after on_close. */
+void gn__conn_dispose(gn_loop *loop, gn_conn *conn);
+void gn__conn_pool_free(gn_loop *loop);
+
 /* Defaults filled into a copy of the user's options. */
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
 

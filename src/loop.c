@@ -276,6 +276,7 @@ void gn_loop_free(gn_loop *loop)
     gn__conns_abort_all(loop);
     run_deferred(loop);
     gn__resolver_free(loop); /* joins workers, frees every request */
+    gn__conn_pool_free(loop);
     gn__timers_free(loop);
     free_tasks(loop);
     gn__io_watch(loop, &loop->wakeup, 0);

@@ -85,6 +85,8 @@ struct gn_loop {
     struct gn__resolver *resolver; /* created on first use */
     struct gn_server *servers;     /* every open server, for gn_loop_free */
     struct gn_conn *conns;         /* every live client connection, idem */
+    struct gn_conn *conn_pool;     /* freed connections kept for reuse */
+    size_t conn_pool_len;
 };
 
 /* Register, change or drop (events 0) what the loop watches on io. */

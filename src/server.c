@@ -196,13 +196,9 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
 
     if (rc < 0)
         return rc;
-    rc = gn_endpoint_parse(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
+    rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;
-    if (gn_endpoint_transport(&ep) != GN_TRANSPORT_TCP)
-        return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
-                                "the %s transport is not supported yet",
-                                gn_transport_name(gn_endpoint_transport(&ep)));
     srv = calloc(1, sizeof(*srv));
     if (!srv)
         return GN_ENOMEM;
