@@ -85,7 +85,10 @@ static gn_conn *conn_alloc(gn_loop *loop)
 
 void gn__conn_dispose(gn_loop *loop, gn_conn *conn)
 {
-    if (loop->conn_pool_len >= CONN_POOL_MAX) {
+    /* A variable, not the macro, so a pool of 0 is not a tautology warning. */
+    static const size_t pool_max = CONN_POOL_MAX;
+
+    if (loop->conn_pool_len >= pool_max) {
         free(conn);
         return;
     }
