@@ -155,7 +155,14 @@ static size_t format_path(const gn_endpoint *ep, char *buf, size_t len)
     return o;
 }
 
-static const char *scheme_prefix(gn_transport transport)
+/* A TCP host named like a Unix scheme ("unix:7000") would parse back as a
+ * Unix path, so such a host keeps its explicit "tcp://". */
+static bool host_looks_like_scheme(const char *host)
+{
+    return strcasecmp(host, "unix") == 0 || strcasecmp(host, "unixgram") == 0;
+}
+
+static const char *scheme_prefix(gn_transport transport, const char *host)
 {
     switch (transport) {
     case GN_TRANSPORT_UDP:
@@ -167,7 +174,8 @@ static const char *scheme_prefix(gn_transport transport)
     case GN_TRANSPORT_UNIXGRAM:
         return "unixgram:";
     default:
-        return ""; /* TCP is what an address without a scheme means */
+        /* TCP is what an address without a scheme means */
+        return host_looks_like_scheme(host) ? "tcp://" : "";
     }
 }
 
@@ -178,11 +186,12 @@ int gn_endpoint_format(const gn_endpoint *ep, char *buf, size_t len)
 
     if (!gn__endpoint_valid(ep) || (!buf && len > 0))
         return GN_EINVAL;
-    n = (size_t)snprintf(text, sizeof(text), "%s", scheme_prefix(ep->transport_));
     if (ep->family_ == GN_FAMILY_UNIX) {
+        n = (size_t)snprintf(text, sizeof(text), "%s", scheme_prefix(ep->transport_, ""));
         n += format_path(ep, text + n, sizeof(text) - n);
     } else {
         format_host(ep, host, sizeof(host));
+        n = (size_t)snprintf(text, sizeof(text), "%s", scheme_prefix(ep->transport_, host));
         n += (size_t)snprintf(text + n, sizeof(text) - n,
                               ep->family_ == GN_FAMILY_IPV6 ? "[%s]:%u" : "%s:%u", host,
                               (unsigned)ep->port_);
