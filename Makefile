@@ -44,7 +44,8 @@ fuzz:
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_endpoint
 	mkdir -p build-fuzz/corpus
 	build-fuzz/fuzz/fuzz_endpoint -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-		-dict=fuzz/endpoint.dict build-fuzz/corpus fuzz/corpus/endpoint
+		-dict=fuzz/endpoint.dict -artifact_prefix=build-fuzz/ \
+		build-fuzz/corpus fuzz/corpus/endpoint
 
 install: build
 	cmake --install $(BUILD)
