@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,9 +37,9 @@ extern "C" {
 /* ------------------------------------------------------------------------
  * Version
  */
-#define GN_VERSION_MAJOR 0
-#define GN_VERSION_MINOR 1
-#define GN_VERSION_PATCH 0
+#define GN_VERSION_MAJOR  0
+#define GN_VERSION_MINOR  1
+#define GN_VERSION_PATCH  0
 #define GN_VERSION_STRING "0.1.0"
 
 /*
@@ -54,31 +55,33 @@ GN_API const char *gn_version(void);
  * appended.  Where an errno applies, the code is the errno's meaning, not
  * its number, so codes are the same on every system.
  */
-#define GN_ERRORS(XX)                                                          \
-    XX(EINVAL, -1, "invalid argument")                                         \
-    XX(ENOMEM, -2, "out of memory")                                            \
-    XX(EBADADDR, -3, "malformed address")                                      \
-    XX(ENOSERVICE, -4, "unknown service name")                                 \
-    XX(ENONAME, -5, "host name not found")                                     \
-    XX(ETEMPNAME, -6, "temporary failure in name resolution")                  \
-    XX(ERESOLVE, -7, "name resolution failed")                                 \
-    XX(ENOSPC, -8, "buffer too small")                                         \
-    XX(ENOTFOUND, -9, "not found")                                             \
-    XX(ESYS, -10, "unexpected system error")                                   \
-    XX(ETOOLONG, -11, "name or path too long")                                 \
-    XX(EFAMILY, -12, "address family not supported")                           \
-    XX(ETIMEDOUT, -13, "timed out")                                            \
-    XX(ECONNREFUSED, -14, "connection refused")                                \
-    XX(ECONNRESET, -15, "connection reset by peer")                            \
-    XX(EUNREACH, -16, "network or host unreachable")                           \
-    XX(EADDRINUSE, -17, "address already in use")                              \
-    XX(EACCES, -18, "permission denied")                                       \
-    XX(EMFILE, -19, "too many open files")                                     \
-    XX(ECLOSED, -20, "connection is closed")                                   \
-    XX(ENOBUFS, -21, "output queue is full")                                   \
-    XX(EMSGSIZE, -22, "message too long")                                      \
-    XX(EPIPE, -23, "broken pipe")                                              \
-    XX(EADDRNOTAVAIL, -24, "address not available")
+#define GN_ERRORS(XX)                                                                              \
+    XX(EINVAL, -1, "invalid argument")                                                             \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EBADADDR, -3, "malformed address")                                                          \
+    XX(ENOSERVICE, -4, "unknown service name")                                                     \
+    XX(ENONAME, -5, "host name not found")                                                         \
+    XX(ETEMPNAME, -6, "temporary failure in name resolution")                                      \
+    XX(ERESOLVE, -7, "name resolution failed")                                                     \
+    XX(ENOSPC, -8, "buffer too small")                                                             \
+    XX(ENOTFOUND, -9, "not found")                                                                 \
+    XX(ESYS, -10, "unexpected system error")                                                       \
+    XX(ETOOLONG, -11, "name or path too long")                                                     \
+    XX(EFAMILY, -12, "address family not supported")                                               \
+    XX(ETIMEDOUT, -13, "timed out")                                                                \
+    XX(ECONNREFUSED, -14, "connection refused")                                                    \
+    XX(ECONNRESET, -15, "connection reset by peer")                                                \
+    XX(EUNREACH, -16, "network or host unreachable")                                               \
+    XX(EADDRINUSE, -17, "address already in use")                                                  \
+    XX(EACCES, -18, "permission denied")                                                           \
+    XX(EMFILE, -19, "too many open files")                                                         \
+    XX(ECLOSED, -20, "connection is closed")                                                       \
+    XX(ENOBUFS, -21, "output queue is full")                                                       \
+    XX(EMSGSIZE, -22, "message too long")                                                          \
+    XX(EPIPE, -23, "broken pipe")                                                                  \
+    XX(EADDRNOTAVAIL, -24, "address not available")                                                \
+    XX(EMODE, -25, "call does not fit the connection's mode")                                      \
+    XX(EEOF, -26, "end of stream before the data expected")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -217,16 +220,16 @@ enum {
  * scope names an interface that must exist here ("%lo"), or is a number.
  * On failure *out is left untouched and errbuf says why.  Thread: any.
  */
-GN_API int gn_endpoint_parse(const char *text, unsigned flags, gn_endpoint *out,
-                             char *errbuf, size_t errlen);
+GN_API int gn_endpoint_parse(const char *text, unsigned flags, gn_endpoint *out, char *errbuf,
+                             size_t errlen);
 
 /*
  * gn_endpoint_parse_len - gn_endpoint_parse for text of exactly len bytes,
  * which need not be NUL-terminated; a NUL byte inside it is an error.
  * Never reads text[len] or beyond.  Same returns as gn_endpoint_parse.
  */
-GN_API int gn_endpoint_parse_len(const char *text, size_t len, unsigned flags,
-                                 gn_endpoint *out, char *errbuf, size_t errlen);
+GN_API int gn_endpoint_parse_len(const char *text, size_t len, unsigned flags, gn_endpoint *out,
+                                 char *errbuf, size_t errlen);
 
 /*
  * gn_endpoint_format - write ep's canonical text into buf (len bytes,
@@ -374,8 +377,7 @@ GN_API int gn_services_by_name(const char *name, gn_proto proto, const gn_servic
  * then unnamed ones ("Reserved"...).  Returns as gn_services_by_name;
  * GN_EINVAL also for port above 65535.
  */
-GN_API int gn_services_by_port(unsigned port, gn_proto proto, const gn_service **out,
-                               size_t max);
+GN_API int gn_services_by_port(unsigned port, gn_proto proto, const gn_service **out, size_t max);
 
 /*
  * gn_services_search - named entries whose name or description contains
@@ -383,8 +385,7 @@ GN_API int gn_services_by_port(unsigned port, gn_proto proto, const gn_service *
  * for people looking things up.  Returns as gn_services_by_name; GN_EINVAL
  * for NULL or empty word.
  */
-GN_API int gn_services_search(const char *word, gn_proto proto, const gn_service **out,
-                              size_t max);
+GN_API int gn_services_search(const char *word, gn_proto proto, const gn_service **out, size_t max);
 
 /*
  * gn_service_port - the port of the service called name for proto: the
@@ -544,29 +545,29 @@ typedef struct gn_handlers {
 /* Options of a server (for each of its connections) or a client.  A field
  * left 0 takes the default shown, so {0} or NULL means all defaults. */
 typedef struct gn_options {
-    int backlog;                /* listen backlog; 511 */
-    size_t max_conns;           /* server: live connections; 10000.  Past it
-                                   new clients are accepted and closed. */
-    uint32_t idle_timeout_ms;   /* close after this long with no I/O;
-                                   server 300000 (5 min), client none;
-                                   GN_NO_TIMEOUT for none */
-    uint32_t connect_timeout_ms; /* client: whole connect, resolution
-                                   included; 10000 */
-    size_t max_input;           /* unconsumed input kept; 1 MiB.  Past it
-                                   the connection fails with GN_EMSGSIZE. */
-    size_t max_output;          /* queued output; 16 MiB.  gn_send past it
-                                   fails with GN_ENOBUFS, queueing nothing. */
-    size_t high_watermark;      /* output above this is "full"; 1 MiB */
-    size_t low_watermark;       /* on_drain when output falls to this; 64 KiB */
-    bool pause_reading_when_full; /* stop reading while output is full, so
-                                   an echo or proxy costs bounded memory
-                                   against a peer that never reads */
-    bool nagle;                 /* keep Nagle's algorithm (TCP_NODELAY off) */
-    uint32_t keepalive_s;       /* TCP keep-alive: idle seconds before
-                                   probes; 0 = off */
+    int backlog;                   /* listen backlog; 511 */
+    size_t max_conns;              /* server: live connections; 10000.  Past it
+                                      new clients are accepted and closed. */
+    uint32_t idle_timeout_ms;      /* close after this long with no I/O;
+                                      server 300000 (5 min), client none;
+                                      GN_NO_TIMEOUT for none */
+    uint32_t connect_timeout_ms;   /* client: whole connect, resolution
+                                     included; 10000 */
+    size_t max_input;              /* unconsumed input kept; 1 MiB.  Past it
+                                      the connection fails with GN_EMSGSIZE. */
+    size_t max_output;             /* queued output; 16 MiB.  gn_send past it
+                                      fails with GN_ENOBUFS, queueing nothing. */
+    size_t high_watermark;         /* output above this is "full"; 1 MiB */
+    size_t low_watermark;          /* on_drain when output falls to this; 64 KiB */
+    bool pause_reading_when_full;  /* stop reading while output is full, so
+                                    an echo or proxy costs bounded memory
+                                    against a peer that never reads */
+    bool nagle;                    /* keep Nagle's algorithm (TCP_NODELAY off) */
+    uint32_t keepalive_s;          /* TCP keep-alive: idle seconds before
+                                      probes; 0 = off */
     uint32_t keepalive_interval_s; /* between probes; 0 = system's */
-    uint32_t keepalive_count;   /* probes before giving up; 0 = system's */
-    void *user_data;            /* initial user data of each connection */
+    uint32_t keepalive_count;      /* probes before giving up; 0 = system's */
+    void *user_data;               /* initial user data of each connection */
 } gn_options;
 
 #define GN_NO_TIMEOUT UINT32_MAX
@@ -667,12 +668,19 @@ GN_API int gn_send(gn_conn *conn, const void *buf, size_t len);
  * sendfile(2), after what is already queued.  fd stays the caller's and
  * must stay open until on_drain or on_close.  Returns as gn_send, and
  * GN_EINVAL for a negative fd or offset.
+ * Blocking mode: sends all len bytes before returning, within the
+ * connection's idle_timeout_ms; returns 0, GN_ETIMEDOUT, GN_EEOF (the
+ * file ended first), GN_EPIPE, GN_ECONNRESET or GN_ECLOSED.
  */
 GN_API int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 
 /*
  * gn_close - flush what is queued, then close.  on_close follows (from
  * the loop, never inside this call).  Idempotent; returns 0 or GN_EINVAL.
+ * Blocking mode: writes are already flushed, so the socket closes at
+ * once.  A connection from gn_dial is freed, as fclose frees a FILE: call
+ * it exactly once.  A threaded server's connection is freed by the server
+ * when the handler returns; gn_close there only ends the connection.
  */
 GN_API int gn_close(gn_conn *conn);
 
@@ -685,17 +693,18 @@ GN_API int gn_shutdown(gn_conn *conn);
 /*
  * gn_abort - close at once, discarding queued output; the peer sees a
  * reset (RST).  on_close follows with reason 0, as the user asked for it.
- * Idempotent; 0 or GN_EINVAL.
+ * Idempotent; 0 or GN_EINVAL.  Blocking mode: as gn_close, with a reset.
  */
 GN_API int gn_abort(gn_conn *conn);
 
 /* gn_pause_reading / gn_resume_reading - stop and restart reading from
  * the socket (data already buffered is not offered until resumed).
- * 0 or GN_EINVAL. */
+ * 0, GN_EINVAL, or GN_EMODE on a blocking connection. */
 GN_API int gn_pause_reading(gn_conn *conn);
 GN_API int gn_resume_reading(gn_conn *conn);
 
-/* gn_conn_set_handlers - replace conn's handlers (copied). */
+/* gn_conn_set_handlers - replace conn's handlers (copied); GN_EMODE on a
+ * blocking connection, which has no events. */
 GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
 
 GN_API void *gn_conn_user_data(const gn_conn *conn);
@@ -707,7 +716,12 @@ GN_API const gn_endpoint *gn_conn_remote(const gn_conn *conn);
 
 /* gn_conn_server - the server that accepted conn; NULL for clients. */
 GN_API gn_server *gn_conn_server(const gn_conn *conn);
+/* gn_conn_loop - the loop of an asynchronous connection; NULL in
+ * blocking mode. */
 GN_API gn_loop *gn_conn_loop(const gn_conn *conn);
+/* gn_conn_is_blocking - true for connections of gn_dial and of threaded
+ * servers, which take the blocking calls below. */
+GN_API bool gn_conn_is_blocking(const gn_conn *conn);
 
 /* gn_conn_is_open - connected and no close, shutdown or abort asked. */
 GN_API bool gn_conn_is_open(const gn_conn *conn);
@@ -721,6 +735,124 @@ typedef struct gn_conn_stats {
 
 /* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
 GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Blocking mode
+ *
+ * The same gn_conn, driven by calls that wait.  Every timeout_ms is a
+ * deadline for the whole call, however many system calls it takes
+ * (GN_NO_TIMEOUT waits forever); on a server's connection the server's
+ * idle_timeout_ms also bounds each call.  Signals (EINTR) never end a
+ * call early.  A blocking connection is used by one thread at a time;
+ * the accessors above (endpoints, stats, user data) work on it too, and
+ * the asynchronous calls (gn_send, gn_pause_reading, ...) return
+ * GN_EMODE, as the calls below do on an asynchronous connection.
+ */
+
+/*
+ * gn_dial - connect to address and wait: resolution (on a helper thread,
+ * so it too respects the deadline), then every resolved address, IPv6
+ * and IPv4 interleaved, a new attempt every 250 ms while earlier ones
+ * are pending (RFC 8305).  timeout_ms covers it all; 0 takes
+ * opts->connect_timeout_ms (default 10 s).  opts may be NULL.  *out
+ * receives the connection, to end with gn_close.  Returns 0, GN_EINVAL,
+ * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENONAME,
+ * GN_ECONNREFUSED, GN_EUNREACH, GN_ETIMEDOUT, GN_EMFILE, GN_ENOMEM;
+ * errbuf says which address failed and why.  Thread: any.
+ */
+GN_API int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
+                   char *errbuf, size_t errlen);
+
+/*
+ * gn_read - wait for input and copy up to len bytes of it into buf.
+ * Returns the count (>= 1), 0 when the peer has finished sending, or
+ * GN_ETIMEDOUT, GN_ECONNRESET, GN_ECLOSED (closed here, or the server is
+ * closing), GN_EMODE, GN_EINVAL.
+ */
+GN_API ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms);
+
+/*
+ * gn_read_exact - read exactly len bytes into buf.  0, GN_EEOF (the peer
+ * finished first: what came is lost to the caller), or gn_read's errors.
+ */
+GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms);
+
+/*
+ * gn_read_line - read one line into buf (size bytes; the line is
+ * NUL-terminated and *len holds its length, which may include NUL
+ * bytes).  Only the "\n" and one "\r" before it are stripped.  Returns 1
+ * for a complete line, 0 for a last line that the peer ended without a
+ * newline, GN_EEOF at the end of the stream, GN_EMSGSIZE when no newline
+ * comes within size - 1 bytes (or the connection's max_input; nothing is
+ * consumed), or gn_read's errors.  Bytes after the line stay buffered
+ * for the next read.
+ */
+GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
+
+/*
+ * gn_write_all - write all len bytes of buf.  0, GN_ETIMEDOUT (some may
+ * have been written: the stats say how many), GN_EPIPE, GN_ECONNRESET,
+ * GN_ECLOSED (after gn_shutdown or close), GN_EMODE, GN_EINVAL.
+ */
+GN_API int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms);
+
+/*
+ * gn_wait_readable - wait until a read would not block (input buffered
+ * or arriving, or the peer finished).  0, GN_ETIMEDOUT, GN_ECLOSED,
+ * GN_EMODE, GN_EINVAL.
+ */
+GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
+
+/* ------------------------------------------------------------------------
+ * Threaded servers
+ *
+ * One thread accepts; each client is handed to handler(conn) on a worker
+ * thread, in blocking mode.  Finished workers wait for the next client;
+ * at most `cache` of them are kept idle, at most `max_threads` run at
+ * once, and past that clients wait in a bounded queue.  A client that
+ * finds the queue full (or the server at max_conns) is closed at once
+ * with a logged reason.  The handler owns the connection until it
+ * returns; the server then closes and frees it.
+ */
+typedef void (*gn_thread_handler)(gn_conn *conn);
+
+typedef struct gn_thread_options {
+    size_t max_threads; /* handlers running at once; 64 */
+    size_t cache;       /* idle threads kept for reuse; 8 */
+    size_t queue;       /* clients waiting for a thread; 64 */
+} gn_thread_options;
+
+typedef struct gn_thread_stats {
+    size_t threads;   /* worker threads alive now */
+    size_t active;    /* of them, running a handler */
+    size_t idle;      /* of them, waiting for a client */
+    size_t queued;    /* clients waiting for a thread */
+    uint64_t created; /* threads ever created */
+    uint64_t served;  /* handlers that returned */
+    uint64_t refused; /* clients closed at once: queue full, max_conns */
+} gn_thread_stats;
+
+/*
+ * gn_serve_threads - listen on address as gn_listen does and serve each
+ * client with handler on a worker thread.  opts as for gn_listen (its
+ * idle_timeout_ms bounds every blocking call of a connection, its
+ * max_input every line); topts may be NULL for the defaults.  *out
+ * receives the server: gn_server_conn_count, gn_server_foreach (fn runs
+ * under the server's lock: keep it short), gn_server_endpoint and the
+ * user data calls work on it; gn_server_close stops accepting, waits up
+ * to grace_ms for handlers to return, then wakes blocked calls with
+ * GN_ECLOSED and joins every thread.  Returns as gn_listen.
+ * Thread: any.  gn_server_close must not be called from the server's own
+ * handlers (it would wait for itself): there it only stops accepting, and
+ * another thread's gn_server_close finishes the job.
+ */
+GN_API int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_options *opts,
+                            const gn_thread_options *topts, gn_server **out, char *errbuf,
+                            size_t errlen);
+
+/* gn_server_thread_stats - thread counts of a threaded server.  0, or
+ * GN_EINVAL (NULL, or not a threaded server). */
+GN_API int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out);
 
 /* ------------------------------------------------------------------------
  * Framing helpers, for on_data

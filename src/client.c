@@ -165,8 +165,7 @@ static void start_attempt(struct gn__client *c)
     give_up_if_done(c);
 }
 
-/* RFC 8305 section 4: alternate families, the resolver's first first. */
-static size_t interleave(const gn_endpoint *in, size_t n, gn_endpoint *out)
+size_t gn__interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out)
 {
     gn_family first = n ? gn_endpoint_family(&in[0]) : GN_FAMILY_NONE;
     size_t a = 0, b = 0, o = 0;
@@ -195,7 +194,7 @@ static void resolved(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs,
         gn__conn_fail(c->conn, rc, "%s", error);
         return;
     }
-    c->naddrs = interleave(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
+    c->naddrs = gn__interleave_families(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
     start_attempt(c);
 }
 

@@ -290,6 +290,8 @@ int gn_close(gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
+    if (conn->blocking)
+        return gn__blocking_close(conn, false);
     if (conn->state == GN__CLOSED || conn->closing)
         return 0;
     conn->closing = true;
@@ -306,6 +308,8 @@ int gn_shutdown(gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
+    if (conn->blocking)
+        return gn__blocking_shutdown(conn);
     if (conn->state == GN__CLOSED || conn->shutdown_asked || conn->closing)
         return 0;
     conn->shutdown_asked = true;
@@ -318,6 +322,8 @@ int gn_abort(gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
+    if (conn->blocking)
+        return gn__blocking_close(conn, true);
     if (conn->state == GN__CLOSED)
         return 0;
     if (conn->io.fd >= 0)
@@ -355,6 +361,8 @@ int gn_send(gn_conn *conn, const void *buf, size_t len)
 
     if (!conn || (!buf && len > 0))
         return GN_EINVAL;
+    if (conn->blocking)
+        return GN_EMODE; /* gn_write_all is the blocking send */
     rc = send_check(conn, len);
     if (rc < 0 || len == 0)
         return rc;
@@ -367,6 +375,8 @@ int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 
     if (!conn || fd < 0 || offset < 0)
         return GN_EINVAL;
+    if (conn->blocking)
+        return gn__blocking_send_file(conn, fd, offset, len);
     /* A file is not copied, so it does not count against max_output. */
     rc = send_check(conn, 0);
     if (rc < 0 || len == 0)
@@ -385,6 +395,8 @@ int gn_pause_reading(gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
+    if (conn->blocking)
+        return GN_EMODE;
     conn->paused_by_user = true;
     gn__conn_update_watch(conn);
     return 0;
@@ -403,6 +415,8 @@ int gn_resume_reading(gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
+    if (conn->blocking)
+        return GN_EMODE;
     if (!conn->paused_by_user)
         return 0;
     conn->paused_by_user = false;
@@ -423,6 +437,8 @@ int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 {
     if (!conn || !handlers)
         return GN_EINVAL;
+    if (conn->blocking)
+        return GN_EMODE;
     conn->h = *handlers;
     return 0;
 }
@@ -456,6 +472,11 @@ gn_server *gn_conn_server(const gn_conn *conn)
 gn_loop *gn_conn_loop(const gn_conn *conn)
 {
     return conn ? conn->loop : NULL;
+}
+
+bool gn_conn_is_blocking(const gn_conn *conn)
+{
+    return conn && conn->blocking;
 }
 
 bool gn_conn_is_open(const gn_conn *conn)

@@ -67,6 +67,10 @@ struct gn_conn {
     struct gn__deferred redeliver;
 
     struct gn__client *client; /* connect state, client.c */
+
+    /* Blocking mode (blocking.c): no loop, no handlers, no output queue. */
+    bool blocking;
+    atomic_bool woken; /* the threaded server is closing: calls fail */
 };
 
 /* Parse an address for gn_listen/gn_connect: a transport they serve. */
@@ -115,6 +119,19 @@ gn_server *gn__server_next(gn_server *srv);
 /* Client hooks (client.c). */
 void gn__client_free(gn_conn *conn);
 void gn__client_unlink(gn_loop *loop, gn_conn *conn);
+
+/* RFC 8305 section 4: addresses reordered so the families alternate,
+ * the resolver's first choice first (client.c). */
+size_t gn__interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out);
+
+/* Blocking mode (blocking.c). */
+/* A blocking connection around connected, non-blocking fd (options set,
+ * endpoints read); on failure fd is left open for the caller. */
+int gn__blocking_conn_new(int fd, gn_server *srv, const gn_options *opts, gn_conn **out);
+void gn__blocking_conn_free(gn_conn *conn);
+int gn__blocking_close(gn_conn *conn, bool reset);
+int gn__blocking_shutdown(gn_conn *conn);
+int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);

@@ -18,41 +18,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "server.h"
 
-#define MAX_LISTENERS   8
 #define ACCEPT_BUDGET   64
 #define ACCEPT_RETRY_MS 100
-
-struct listener {
-    struct gn__io io;
-    gn_server *srv;
-    gn_endpoint ep;
-};
-
-struct gn_server {
-    gn_loop *loop;
-    gn_server *prev, *next; /* the loop's servers */
-    struct listener listeners[MAX_LISTENERS];
-    size_t nlisteners;
-    gn_handlers h;
-    gn_options opts;
-    gn_conn *head, *tail; /* every connection not yet finalized */
-    size_t live;          /* of those, the ones not closed */
-    bool closing;
-    bool accept_paused;
-    bool free_queued;
-    uint64_t grace_timer, retry_timer;
-    int spare_fd;
-    void *user_data;
-    struct gn__deferred free_later;
-};
 
 /* ---- listening ------------------------------------------------------ */
 
 static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events);
 
-static int open_spare_fd(void)
+int gn__open_spare_fd(void)
 {
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -101,7 +76,7 @@ static int add_listener(gn_server *srv, gn_endpoint ep, char *errbuf, size_t err
     l->io = (struct gn__io){.fd = fd, .cb = on_listener_io};
     l->srv = srv;
     rc = gn__socket_endpoints(fd, GN_TRANSPORT_TCP, &l->ep, NULL);
-    if (rc == 0)
+    if (rc == 0 && srv->loop) /* a threaded server polls on its own */
         rc = gn__io_watch(srv->loop, &l->io, GN__READ);
     if (rc < 0) {
         close(fd);
@@ -130,7 +105,7 @@ static int listen_any(gn_server *srv, const gn_endpoint *any, char *errbuf, size
     return add_listener(srv, ep, errbuf, errlen);
 }
 
-static int listen_all(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_t errlen)
+int gn__server_listen(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_t errlen)
 {
     gn_endpoint addrs[MAX_LISTENERS];
     int n, rc;
@@ -148,13 +123,14 @@ static int listen_all(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_
     return 0;
 }
 
-static void close_listeners(gn_server *srv)
+void gn__server_close_listeners(gn_server *srv)
 {
     for (size_t i = 0; i < srv->nlisteners; i++) {
         struct listener *l = &srv->listeners[i];
         if (l->io.fd < 0)
             continue;
-        gn__io_watch(srv->loop, &l->io, 0);
+        if (srv->loop)
+            gn__io_watch(srv->loop, &l->io, 0);
         close(l->io.fd);
         l->io.fd = -1;
     }
@@ -207,13 +183,13 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
     gn__options_resolve(&srv->opts, opts, true);
     srv->user_data = srv->opts.user_data;
     srv->free_later.fn = server_free;
-    rc = listen_all(srv, &ep, errbuf, errlen);
+    rc = gn__server_listen(srv, &ep, errbuf, errlen);
     if (rc < 0) {
-        close_listeners(srv);
+        gn__server_close_listeners(srv);
         free(srv);
         return rc;
     }
-    srv->spare_fd = open_spare_fd();
+    srv->spare_fd = gn__open_spare_fd();
     srv->next = loop->servers;
     if (loop->servers)
         loop->servers->prev = srv;
@@ -256,7 +232,7 @@ static void shed_load(gn_server *srv, int fd, int err)
         victim = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         if (victim >= 0)
             close(victim);
-        srv->spare_fd = open_spare_fd();
+        srv->spare_fd = gn__open_spare_fd();
         gn__log(GN_LOG_WARN, "out of file descriptors: refused a client");
         return;
     }
@@ -357,8 +333,12 @@ void gn_server_close(gn_server *srv, uint32_t grace_ms)
 {
     if (!srv || srv->closing)
         return;
+    if (srv->threads) {
+        gn__threads_close(srv, grace_ms);
+        return;
+    }
     srv->closing = true;
-    close_listeners(srv);
+    gn__server_close_listeners(srv);
     for (gn_conn *conn = srv->head; conn; conn = conn->next)
         gn_close(conn);
     if (srv->head && grace_ms > 0)
@@ -401,6 +381,8 @@ void gn__server_conn_gone(gn_server *srv, gn_conn *conn)
 
 size_t gn_server_conn_count(const gn_server *srv)
 {
+    if (srv && srv->threads)
+        return gn__threads_conn_count(srv);
     return srv ? srv->live : 0;
 }
 
@@ -411,6 +393,8 @@ int gn_server_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void
 
     if (!srv || !fn)
         return GN_EINVAL;
+    if (srv->threads)
+        return gn__threads_foreach(srv, fn, arg);
     /* Connections are unlinked only after the batch, so next stays valid
      * whatever fn closes. */
     for (conn = srv->head; conn; conn = next) {

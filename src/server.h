@@ -1,0 +1,49 @@
+/*
+ * A server's insides, shared by the event-driven server (server.c) and
+ * the threaded one (server_threads.c).  Never installed.
+ */
+#ifndef GN_SERVER_H
+#define GN_SERVER_H
+
+#include "conn.h"
+
+#define MAX_LISTENERS 8
+
+struct listener {
+    struct gn__io io;
+    gn_server *srv;
+    gn_endpoint ep;
+};
+
+struct gn_server {
+    gn_loop *loop;
+    gn_server *prev, *next; /* the loop's servers */
+    struct listener listeners[MAX_LISTENERS];
+    size_t nlisteners;
+    gn_handlers h;
+    gn_options opts;
+    gn_conn *head, *tail; /* every connection not yet finalized */
+    size_t live;          /* of those, the ones not closed */
+    bool closing;
+    bool accept_paused;
+    bool free_queued;
+    uint64_t grace_timer, retry_timer;
+    int spare_fd;
+    void *user_data;
+    struct gn__deferred free_later;
+    struct gn__threads *threads; /* set for a threaded server */
+};
+
+/* Listen on every address ep names, adding to srv->listeners (watched
+ * by srv->loop when there is one). */
+int gn__server_listen(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_t errlen);
+void gn__server_close_listeners(gn_server *srv);
+/* The descriptor kept in reserve for shedding clients out of EMFILE. */
+int gn__open_spare_fd(void);
+
+/* The threaded server (server_threads.c). */
+void gn__threads_close(gn_server *srv, uint32_t grace_ms);
+size_t gn__threads_conn_count(const gn_server *srv);
+int gn__threads_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg);
+
+#endif
