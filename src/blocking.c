@@ -132,6 +132,8 @@ static size_t take_buffered(gn_conn *conn, void *buf, size_t len)
 {
     size_t n = conn->in_len < len ? conn->in_len : len;
 
+    if (n == 0)
+        return 0; /* in_buf may not exist yet */
     memcpy(buf, conn->in_buf + conn->in_start, n);
     conn->in_start += n;
     conn->in_len -= n;

@@ -1,0 +1,369 @@
+/*
+ * Threaded servers over real loopback sockets: 200 clients served by at
+ * most 16 threads that are reused, refusal when the queue is full,
+ * max_conns, the idle timeout as a read deadline, close while handlers
+ * block in reads, live-connection count and iteration, and no thread or
+ * descriptor leaks.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gnezdo.h"
+#include "helpers.h"
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    while (d && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static atomic_int running, peak, handler_results[4];
+
+static void note_running(int delta)
+{
+    int now = atomic_fetch_add(&running, delta) + delta, old = atomic_load(&peak);
+
+    while (now > old && !atomic_compare_exchange_weak(&peak, &old, now))
+        ;
+}
+
+/* Echo lines until the client finishes. */
+static void echo_lines(gn_conn *conn)
+{
+    char line[256];
+    size_t len;
+    int rc;
+
+    note_running(1);
+    while ((rc = gn_read_line(conn, line, sizeof(line) - 1, &len, 5000)) == 1) {
+        line[len] = '\n';
+        if (gn_write_all(conn, line, len + 1, 5000) < 0)
+            break;
+    }
+    note_running(-1);
+}
+
+static gn_server *serve(gn_thread_handler h, const gn_options *opts, const gn_thread_options *topts,
+                        char *addr, size_t len)
+{
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv = NULL;
+    gn_endpoint ep;
+
+    cr_assert_eq(gn_serve_threads("127.0.0.1:0", h, opts, topts, &srv, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    gn_endpoint_format(&ep, addr, len);
+    cr_assert_null(gn_server_loop(srv));
+    return srv;
+}
+
+/* Read until "\n" or EOF with a deadline; returns bytes or -1. */
+static int read_reply(int fd, char *buf, size_t size, int ms)
+{
+    size_t got = 0;
+    uint64_t end = ms_now() + (uint64_t)ms;
+
+    while (got < size - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end > ms_now() ? end - ms_now() : 0);
+        ssize_t n;
+
+        if (poll(&p, 1, left) <= 0)
+            return -1;
+        n = read(fd, buf + got, size - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (buf[got - 1] == '\n')
+            break;
+    }
+    buf[got] = '\0';
+    return (int)got;
+}
+
+Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
+{
+    enum { CLIENTS = 200 };
+    gn_thread_options topts = {.max_threads = 16, .cache = 4, .queue = CLIENTS};
+    int fds[CLIENTS], threads_before = count_threads(), fds_before = gn_test_count_fds();
+    char addr[64], msg[64], reply[64];
+    gn_thread_stats st;
+    gn_server *srv;
+
+    atomic_store(&peak, 0);
+    srv = serve(echo_lines, NULL, &topts, addr, sizeof(addr));
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = gn_test_connect_fd(addr);
+        cr_assert_geq(fds[i], 0, "client %d", i);
+        snprintf(msg, sizeof(msg), "client %d says hi\n", i);
+        cr_assert_eq(write(fds[i], msg, strlen(msg)), (ssize_t)strlen(msg));
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        snprintf(msg, sizeof(msg), "client %d says hi\n", i);
+        cr_assert_gt(read_reply(fds[i], reply, sizeof(reply), 10000), 0, "client %d", i);
+        cr_expect_str_eq(reply, msg);
+        gn_server_thread_stats(srv, &st);
+        cr_expect_leq(st.threads, 16);
+        close(fds[i]); /* frees a thread for the next queued client */
+    }
+    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(10000)) {
+        gn_server_thread_stats(srv, &st);
+        if (st.served == CLIENTS)
+            break;
+    }
+    cr_expect_eq(st.served, CLIENTS);
+    cr_expect_leq(atomic_load(&peak), 16);
+    cr_expect_leq(st.created, 16, "threads are reused, not one per client");
+    cr_expect_leq(st.idle, 4, "at most cache idle threads are kept");
+    cr_expect_eq(st.refused, 0);
+    gn_server_close(srv, 1000);
+    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_fds(), fds_before);
+}
+
+Test(server_threads, a_sequence_of_clients_reuses_one_cached_thread)
+{
+    gn_thread_options topts = {.max_threads = 8, .cache = 2};
+    char addr[64], reply[64];
+    gn_thread_stats st;
+    gn_server *srv = serve(echo_lines, NULL, &topts, addr, sizeof(addr));
+
+    for (int i = 0; i < 30; i++) {
+        int fd = gn_test_connect_fd(addr);
+        cr_assert_eq(write(fd, "x\n", 2), 2);
+        cr_assert_eq(read_reply(fd, reply, sizeof(reply), 5000), 2);
+        close(fd);
+        /* wait until the handler has returned and its thread is idle */
+        for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(1000)) {
+            gn_server_thread_stats(srv, &st);
+            if (st.served == (uint64_t)i + 1 && st.idle == 1)
+                break;
+        }
+    }
+    gn_server_thread_stats(srv, &st);
+    cr_expect_eq(st.served, 30);
+    cr_expect_eq(st.created, 1, "created %llu threads", (unsigned long long)st.created);
+    gn_server_close(srv, 0);
+}
+
+static atomic_int release_handlers;
+
+/* Holds its client until released, the server closes, or the client
+ * goes; records how its read ended. */
+static void hold(gn_conn *conn)
+{
+    char buf[64];
+    ssize_t n;
+
+    note_running(1);
+    while (!atomic_load(&release_handlers)) {
+        n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT);
+        if (n == 0)
+            atomic_fetch_add(&handler_results[0], 1);
+        else if (n == GN_ECLOSED)
+            atomic_fetch_add(&handler_results[1], 1);
+        else if (n == GN_ETIMEDOUT)
+            atomic_fetch_add(&handler_results[2], 1);
+        if (n <= 0)
+            break;
+    }
+    note_running(-1);
+}
+
+static void reset_counters(void)
+{
+    atomic_store(&release_handlers, 0);
+    atomic_store(&running, 0);
+    for (int i = 0; i < 4; i++)
+        atomic_store(&handler_results[i], 0);
+}
+
+static bool wait_running(int n)
+{
+    for (uint64_t end = ms_now() + 3000; ms_now() < end; usleep(2000))
+        if (atomic_load(&running) == n)
+            return true;
+    return false;
+}
+
+Test(server_threads, a_full_queue_refuses_at_once)
+{
+    gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue = 1};
+    char addr[64], buf[8];
+    gn_thread_stats st;
+    gn_server *srv;
+    int a, b, c;
+    uint64_t t0;
+
+    reset_counters();
+    srv = serve(hold, NULL, &topts, addr, sizeof(addr));
+    a = gn_test_connect_fd(addr);
+    cr_assert(wait_running(1));
+    b = gn_test_connect_fd(addr); /* waits in the queue */
+    for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
+        gn_server_thread_stats(srv, &st);
+        if (st.queued == 1)
+            break;
+    }
+    cr_expect_eq(st.queued, 1);
+    t0 = ms_now();
+    c = gn_test_connect_fd(addr); /* finds the queue full */
+    cr_expect_eq(read_reply(c, buf, sizeof(buf), 2000), 0, "refused: closed at once");
+    cr_expect_lt(ms_now() - t0, 1000);
+    gn_server_thread_stats(srv, &st);
+    cr_expect_eq(st.refused, 1);
+    close(a); /* the queued client gets the thread */
+    cr_assert_eq(write(b, "hi", 2), 2);
+    for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
+        gn_server_thread_stats(srv, &st);
+        if (st.served == 1 && st.active == 1)
+            break;
+    }
+    cr_expect_eq(st.served, 1);
+    cr_expect_eq(st.active, 1, "the queued client is being served");
+    close(b);
+    close(c);
+    gn_server_close(srv, 1000);
+}
+
+Test(server_threads, max_conns_refuses_the_next_client)
+{
+    gn_options opts = {.max_conns = 2};
+    char addr[64], buf[8];
+    gn_thread_stats st;
+    gn_server *srv;
+    int fds[3];
+
+    reset_counters();
+    srv = serve(hold, &opts, NULL, addr, sizeof(addr));
+    fds[0] = gn_test_connect_fd(addr);
+    fds[1] = gn_test_connect_fd(addr);
+    cr_assert(wait_running(2));
+    cr_expect_eq(gn_server_conn_count(srv), 2);
+    fds[2] = gn_test_connect_fd(addr);
+    cr_expect_eq(read_reply(fds[2], buf, sizeof(buf), 2000), 0);
+    gn_server_thread_stats(srv, &st);
+    cr_expect_eq(st.refused, 1);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    gn_server_close(srv, 1000);
+    cr_expect_eq(atomic_load(&handler_results[0]), 2, "both held clients ended with EOF");
+}
+
+Test(server_threads, idle_timeout_is_a_read_deadline)
+{
+    gn_options opts = {.idle_timeout_ms = 200};
+    char addr[64];
+    gn_server *srv;
+    uint64_t t0;
+    int fd;
+
+    reset_counters();
+    srv = serve(hold, &opts, NULL, addr, sizeof(addr));
+    fd = gn_test_connect_fd(addr);
+    cr_assert(wait_running(1));
+    t0 = ms_now();
+    cr_assert(wait_running(0));
+    cr_expect_eq(atomic_load(&handler_results[2]), 1, "GN_NO_TIMEOUT read ended by idle timeout");
+    cr_expect_lt(ms_now() - t0, 1500);
+    close(fd);
+    gn_server_close(srv, 0);
+}
+
+static void collect_remote(gn_conn *conn, void *arg)
+{
+    int *n = arg;
+
+    cr_expect_not_null(gn_conn_remote(conn));
+    cr_expect(gn_conn_is_blocking(conn));
+    (*n)++;
+}
+
+Test(server_threads, close_wakes_handlers_blocked_in_reads_and_joins_them)
+{
+    char addr[64];
+    int fds[5], visited = 0, threads_before = count_threads(), fds_before = gn_test_count_fds();
+    gn_server *srv;
+    uint64_t t0;
+
+    reset_counters();
+    srv = serve(hold, NULL, NULL, addr, sizeof(addr));
+    for (int i = 0; i < 5; i++)
+        fds[i] = gn_test_connect_fd(addr);
+    cr_assert(wait_running(5));
+    cr_expect_eq(gn_server_conn_count(srv), 5);
+    cr_expect_eq(gn_server_foreach(srv, collect_remote, &visited), 5);
+    cr_expect_eq(visited, 5);
+    t0 = ms_now();
+    gn_server_close(srv, 0);
+    cr_expect_lt(ms_now() - t0, 1000);
+    cr_expect_eq(atomic_load(&running), 0);
+    cr_expect_eq(atomic_load(&handler_results[1]), 5, "every blocked read got GN_ECLOSED");
+    cr_expect_eq(count_threads(), threads_before);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    cr_expect_eq(gn_test_count_fds(), fds_before);
+}
+
+static void greet_and_finish(gn_conn *conn)
+{
+    gn_write_all(conn, "bye\n", 4, 1000);
+}
+
+Test(server_threads, grace_lets_queued_and_running_handlers_finish)
+{
+    gn_thread_options topts = {.max_threads = 2};
+    char addr[64], reply[16];
+    int fds[6];
+    gn_server *srv = serve(greet_and_finish, NULL, &topts, addr, sizeof(addr));
+
+    for (int i = 0; i < 6; i++)
+        fds[i] = gn_test_connect_fd(addr);
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(read_reply(fds[i], reply, sizeof(reply), 3000), 4);
+        close(fds[i]);
+    }
+    gn_server_close(srv, 2000);
+}
+
+Test(server_threads, bad_arguments)
+{
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv = NULL;
+    gn_thread_stats st;
+
+    cr_expect_eq(gn_serve_threads(NULL, echo_lines, NULL, NULL, &srv, err, sizeof(err)), GN_EINVAL);
+    cr_expect_eq(gn_serve_threads("127.0.0.1:0", NULL, NULL, NULL, &srv, err, sizeof(err)),
+                 GN_EINVAL);
+    cr_expect_eq(
+        gn_serve_threads("127.0.0.1:99999", echo_lines, NULL, NULL, &srv, err, sizeof(err)),
+        GN_EBADADDR);
+    cr_expect(strstr(err, "99999"), "%s", err);
+    cr_expect_null(srv);
+    cr_expect_eq(gn_server_thread_stats(NULL, &st), GN_EINVAL);
+}
