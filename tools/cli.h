@@ -16,4 +16,11 @@ int cli_listen(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 
+/* Blocking mode (cli_sync.c). */
+enum cli_thread_mode { CLI_THREADS_PRINT, CLI_THREADS_ECHO, CLI_THREADS_DISCARD };
+int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threads);
+int cli_connect_sync(const char *addr);
+int cli_send(int argc, char **argv);
+int cli_recv(int argc, char **argv);
+
 #endif

@@ -162,12 +162,36 @@ static void raise_fd_limit(void)
     }
 }
 
-static int parse_listen_args(int argc, char **argv, const char **addr, enum listen_mode *mode)
+/* "--threads N": N from 1 to 100000, else a usage error. */
+static int parse_threads(int argc, char **argv, int *i, size_t *threads)
 {
+    char *end;
+    unsigned long n;
+
+    if (*i + 1 >= argc)
+        return cli_usage_error("--threads needs a count, e.g. '--threads 16'");
+    errno = 0;
+    n = strtoul(argv[++*i], &end, 10);
+    if (errno || *end || end == argv[*i] || n < 1 || n > 100000 || argv[*i][0] == '-')
+        return cli_usage_error("--threads '%s' is not a count from 1 to 100000", argv[*i]);
+    *threads = n;
+    return 0;
+}
+
+static int parse_listen_args(int argc, char **argv, const char **addr, enum listen_mode *mode,
+                             size_t *threads)
+{
+    int rc;
+
     *addr = NULL;
     *mode = MODE_PRINT;
+    *threads = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--echo") == 0)
+        if (strcmp(argv[i], "--threads") == 0) {
+            rc = parse_threads(argc, argv, &i, threads);
+            if (rc)
+                return rc;
+        } else if (strcmp(argv[i], "--echo") == 0)
             *mode = MODE_ECHO;
         else if (strcmp(argv[i], "--chat") == 0)
             *mode = MODE_CHAT;
@@ -182,6 +206,8 @@ static int parse_listen_args(int argc, char **argv, const char **addr, enum list
     }
     if (!*addr)
         return cli_usage_error("listen needs an address, e.g. 'gnezdo listen :7000 --echo'");
+    if (*threads && *mode == MODE_CHAT)
+        return cli_usage_error("--chat runs on the event loop; drop --threads");
     return 0;
 }
 
@@ -206,15 +232,22 @@ int cli_listen(int argc, char **argv)
     gn_handlers h = {.on_accept = log_accept, .on_close = log_close, .on_error = log_error};
     gn_options opts = {0};
     char err[GN_ERRBUF_SIZE];
+    static const enum cli_thread_mode thread_modes[] = {[MODE_PRINT] = CLI_THREADS_PRINT,
+                                                        [MODE_ECHO] = CLI_THREADS_ECHO,
+                                                        [MODE_CHAT] = CLI_THREADS_PRINT,
+                                                        [MODE_DISCARD] = CLI_THREADS_DISCARD};
     const char *addr;
+    size_t threads;
     gn_loop *loop;
-    int rc = parse_listen_args(argc, argv, &addr, &listening.mode);
+    int rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
 
     if (rc)
         return rc;
+    raise_fd_limit();
+    if (threads)
+        return cli_listen_threads(addr, thread_modes[listening.mode], threads);
     h.on_data = data_fns[listening.mode];
     opts.pause_reading_when_full = listening.mode == MODE_ECHO || listening.mode == MODE_CHAT;
-    raise_fd_limit();
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
     rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
@@ -363,6 +396,10 @@ int cli_connect(int argc, char **argv)
     char err[GN_ERRBUF_SIZE];
     int rc;
 
+    if (argc == 2 && strcmp(argv[0], "--sync") == 0 && argv[1][0] != '-')
+        return cli_connect_sync(argv[1]);
+    if (argc == 2 && strcmp(argv[1], "--sync") == 0 && argv[0][0] != '-')
+        return cli_connect_sync(argv[0]);
     if (argc != 1 || argv[0][0] == '-')
         return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
                                            "localhost:7000'"

@@ -312,10 +312,16 @@ static const char usage[] =
     "  ports --search WORD      names or descriptions containing WORD\n"
     "  addr ADDRESS [--listen] [--json]\n"
     "                           parse an address, show its fields, resolve host names\n"
-    "  listen ADDRESS [--echo|--chat|--discard]\n"
+    "  listen ADDRESS [--echo|--chat|--discard] [--threads N]\n"
     "                           a server socket; prints what clients send unless told\n"
-    "                           otherwise; logs connects and disconnects to stderr\n"
-    "  connect ADDRESS          a client socket: stdin to the peer, the peer to stdout\n"
+    "                           otherwise; logs connects and disconnects to stderr;\n"
+    "                           --threads: blocking handlers on up to N threads\n"
+    "  connect ADDRESS [--sync] a client socket: stdin to the peer, the peer to stdout\n"
+    "                           (--sync: the blocking client)\n"
+    "  send FILE ADDRESS [--quiet]\n"
+    "                           send a file, with progress, time, rate and SHA-256\n"
+    "  recv ADDRESS [FILE|-] [--quiet]\n"
+    "                           accept one sender and write what it sends to FILE\n"
     "  demo                     a server and three clients in one process\n"
     "\n"
     "  --help, --version\n"
@@ -347,10 +353,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ports", cmd_ports},     {"addr", cmd_addr}, {"listen", cli_listen},
-    {"connect", cli_connect}, {"demo", cli_demo}, {"help", cmd_help},
-    {"--help", cmd_help},     {"-h", cmd_help},   {"--version", cmd_version},
-    {"version", cmd_version},
+    {"ports", cmd_ports}, {"addr", cmd_addr}, {"listen", cli_listen},     {"connect", cli_connect},
+    {"demo", cli_demo},   {"send", cli_send}, {"recv", cli_recv},         {"help", cmd_help},
+    {"--help", cmd_help}, {"-h", cmd_help},   {"--version", cmd_version}, {"version", cmd_version},
 };
 
 /* stdout may be a full disk or a closed pipe: say so, and fail. */

@@ -1,0 +1,476 @@
+/*
+ * The CLI's blocking-mode subcommands: listen --threads (a threaded
+ * server), connect --sync (a blocking client), send and recv (a file over
+ * a connection, with a progress bar and a SHA-256 of what went through).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gnezdo.h"
+
+#define CHUNK        (1u << 20)
+#define SEND_CHUNK   (8u << 20) /* per sendfile call: the progress bar's step */
+#define STALL_MS     60000      /* a peer that takes nothing this long has failed */
+#define WRITE_FAILED 1          /* receipt.status: the output file, not the peer */
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void describe_conn(const gn_conn *conn, char *buf, size_t len)
+{
+    char local[GN_ENDPOINT_STRLEN] = "?", remote[GN_ENDPOINT_STRLEN] = "?";
+
+    if (gn_conn_remote(conn))
+        gn_endpoint_format(gn_conn_remote(conn), remote, sizeof(remote));
+    if (gn_conn_local(conn))
+        gn_endpoint_format(gn_conn_local(conn), local, sizeof(local));
+    snprintf(buf, len, "%s -> %s", remote, local);
+}
+
+/* SIGINT and SIGTERM are blocked in every thread and taken by sigwait in
+ * the main one, so workers never run a handler mid-call. */
+static void block_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static int write_fd_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- listen --threads ------------------------------------------------- */
+
+static enum cli_thread_mode thread_mode;
+static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void serve_client(gn_conn *conn)
+{
+    static _Thread_local char buf[65536];
+    char who[2 * GN_ENDPOINT_STRLEN + 8];
+    ssize_t n;
+
+    describe_conn(conn, who, sizeof(who));
+    fprintf(stderr, "connect    %s\n", who);
+    while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
+        if (thread_mode == CLI_THREADS_ECHO && gn_write_all(conn, buf, (size_t)n, 30000) < 0)
+            break;
+        if (thread_mode == CLI_THREADS_PRINT) {
+            pthread_mutex_lock(&print_lock);
+            write_fd_all(STDOUT_FILENO, buf, (size_t)n);
+            pthread_mutex_unlock(&print_lock);
+        }
+    }
+    fprintf(stderr, "disconnect %s%s%s\n", who, n < 0 ? ": " : "",
+            n < 0 ? gn_strerror((int)n) : "");
+}
+
+int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threads)
+{
+    gn_thread_options topts = {.max_threads = threads, .cache = threads};
+    char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
+    gn_server *srv;
+    gn_endpoint ep;
+    sigset_t set;
+    int sig, rc;
+
+    thread_mode = mode;
+    block_stop_signals(&set);
+    rc = gn_serve_threads(addr, serve_client, NULL, &topts, &srv, err, sizeof(err));
+    if (rc < 0)
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+        gn_endpoint_format(&ep, text, sizeof(text));
+        fprintf(stderr, "listening on %s (%zu threads)\n", text, threads);
+    }
+    sigwait(&set, &sig);
+    gn_server_close(srv, 1000);
+    return CLI_OK;
+}
+
+/* ---- connect --sync --------------------------------------------------- */
+
+static void *stdin_to_conn(void *arg)
+{
+    static char buf[65536];
+    gn_conn *conn = arg;
+    ssize_t n;
+
+    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && gn_write_all(conn, buf, (size_t)n, GN_NO_TIMEOUT) < 0)
+            return NULL;
+    gn_shutdown(conn); /* half-close: the peer sees EOF, we keep reading */
+    return NULL;
+}
+
+/* One thread reads the connection, another writes it: a socket is full
+ * duplex, and a blocking connection allows one reader and one writer. */
+int cli_connect_sync(const char *addr)
+{
+    static char buf[65536];
+    char err[GN_ERRBUF_SIZE], who[2 * GN_ENDPOINT_STRLEN + 8];
+    gn_conn *conn;
+    pthread_t writer;
+    ssize_t n;
+    int rc = gn_dial(addr, 0, NULL, &conn, err, sizeof(err));
+
+    if (rc < 0)
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    describe_conn(conn, who, sizeof(who));
+    fprintf(stderr, "connected  %s\n", who);
+    if (pthread_create(&writer, NULL, stdin_to_conn, conn) != 0) {
+        gn_close(conn);
+        return cli_fail("cannot start the stdin reader");
+    }
+    pthread_detach(writer); /* it may sit in read(stdin) when the peer ends */
+    while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0)
+        if (write_fd_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+            break;
+    if (n < 0)
+        fprintf(stderr, "gnezdo: %s: %s\n", addr, gn_strerror((int)n));
+    /* The writer thread may still use conn; the process ends here, which
+     * closes the socket for both. */
+    return n < 0 ? CLI_FAILURE : CLI_OK;
+}
+
+/* ---- progress --------------------------------------------------------- */
+
+struct progress {
+    bool draw; /* stderr is a terminal and not --quiet */
+    double start, last_draw;
+    uint64_t total; /* 0: unknown */
+    const char *verb;
+};
+
+static void human_bytes(double n, char *buf, size_t len)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+
+    while (n >= 1024 && u < 4) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", n, units[u]);
+}
+
+static void progress_draw(struct progress *p, uint64_t done, bool final)
+{
+    char have[32], all[32], rate[32], eta[32] = "";
+    double now = seconds_now(), elapsed = now - p->start;
+    double speed = elapsed > 0 ? (double)done / elapsed : 0;
+
+    if (!p->draw || (!final && now - p->last_draw < 0.1))
+        return;
+    p->last_draw = now;
+    human_bytes((double)done, have, sizeof(have));
+    human_bytes(speed, rate, sizeof(rate));
+    if (p->total) {
+        double left = speed > 0 ? (double)(p->total - done) / speed : 0;
+        int width = 30, filled = (int)((double)width * (double)done / (double)p->total);
+        char bar[64];
+
+        memset(bar, '#', (size_t)filled);
+        memset(bar + filled, '-', (size_t)(width - filled));
+        bar[width] = '\0';
+        human_bytes((double)p->total, all, sizeof(all));
+        snprintf(eta, sizeof(eta), "ETA %d:%02d", (int)left / 60, (int)left % 60);
+        fprintf(stderr, "\r%s [%s] %3d%% %s / %s  %s/s  %s\033[K", p->verb, bar,
+                (int)(100.0 * (double)done / (double)p->total), have, all, rate, eta);
+    } else {
+        fprintf(stderr, "\r%s %s  %s/s\033[K", p->verb, have, rate);
+    }
+    if (final)
+        fputc('\n', stderr);
+}
+
+static void print_summary(const char *verb, uint64_t bytes, double seconds, const char *hex)
+{
+    char rate[32];
+
+    human_bytes(seconds > 0 ? (double)bytes / seconds : 0, rate, sizeof(rate));
+    fprintf(stderr, "%s %llu bytes in %.2f s (%s/s)\nsha256 %s\n", verb, (unsigned long long)bytes,
+            seconds, rate, hex);
+}
+
+static void digest_hex(EVP_MD_CTX *md, char *hex)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    EVP_DigestFinal_ex(md, d, &n);
+    for (unsigned int i = 0; i < n; i++)
+        sprintf(hex + 2 * i, "%02x", d[i]);
+    hex[2 * n] = '\0';
+}
+
+static int parse_quiet(int *argc, char **argv, bool *quiet)
+{
+    int kept = 0;
+
+    *quiet = false;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
+            *quiet = true;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return cli_usage_error("unknown option '%s'", argv[i]);
+        else
+            argv[kept++] = argv[i];
+    }
+    *argc = kept;
+    return 0;
+}
+
+/* ---- send ------------------------------------------------------------- */
+
+/* The file is hashed by a second thread while the first sends it with
+ * sendfile: the digest costs no time on the transfer's path. */
+struct hasher {
+    int fd;
+    uint64_t size;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    int failed;
+};
+
+static void *hash_file(void *arg)
+{
+    struct hasher *h = arg;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    char *buf = malloc(CHUNK);
+    uint64_t off = 0;
+
+    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        h->failed = 1;
+    } else {
+        while (off < h->size) {
+            ssize_t n = pread(h->fd, buf, CHUNK, (off_t)off);
+            if (n <= 0) {
+                h->failed = 1;
+                break;
+            }
+            EVP_DigestUpdate(md, buf, (size_t)n);
+            off += (uint64_t)n;
+        }
+        digest_hex(md, h->hex);
+    }
+    EVP_MD_CTX_free(md);
+    free(buf);
+    return NULL;
+}
+
+static int send_open(const char *path, int *fd, uint64_t *size)
+{
+    struct stat st;
+
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return cli_fail("cannot open '%s': %s", path, strerror(errno));
+    if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        return cli_fail("'%s' is not a regular file", path);
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int send_body(gn_conn *conn, int fd, struct progress *p)
+{
+    uint64_t sent = 0;
+
+    while (sent < p->total) {
+        uint64_t step = p->total - sent < SEND_CHUNK ? p->total - sent : SEND_CHUNK;
+        int rc = gn_send_file(conn, fd, (int64_t)sent, step);
+        if (rc < 0)
+            return rc;
+        sent += step;
+        progress_draw(p, sent, false);
+    }
+    progress_draw(p, sent, true);
+    return 0;
+}
+
+int cli_send(int argc, char **argv)
+{
+    struct progress p = {.verb = "sent"};
+    const gn_options opts = {.idle_timeout_ms = STALL_MS};
+    struct hasher h = {0};
+    char err[GN_ERRBUF_SIZE], rest[64];
+    pthread_t hash_thread;
+    gn_conn *conn;
+    bool quiet;
+    int fd, rc = parse_quiet(&argc, argv, &quiet);
+
+    if (rc)
+        return rc;
+    if (argc != 2)
+        return cli_usage_error("send takes FILE and ADDRESS, e.g. 'gnezdo send big.iso host:9000'");
+    rc = send_open(argv[0], &fd, &p.total);
+    if (rc)
+        return rc;
+    rc = gn_dial(argv[1], 0, &opts, &conn, err, sizeof(err));
+    if (rc < 0) {
+        close(fd);
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    }
+    h.fd = fd;
+    h.size = p.total;
+    pthread_create(&hash_thread, NULL, hash_file, &h);
+    p.draw = !quiet && isatty(STDERR_FILENO);
+    p.start = seconds_now();
+    rc = send_body(conn, fd, &p);
+    if (rc == 0) {
+        /* FIN, then wait for the receiver to close: it has everything. */
+        gn_shutdown(conn);
+        while (gn_read(conn, rest, sizeof(rest), 60000) > 0)
+            ;
+    }
+    pthread_join(hash_thread, NULL);
+    gn_close(conn);
+    close(fd);
+    if (rc < 0)
+        return cli_fail("sending '%s' to %s: %s", argv[0], argv[1], gn_strerror(rc));
+    if (h.failed)
+        return cli_fail("cannot read '%s' to hash it", argv[0]);
+    if (!quiet)
+        print_summary("sent", p.total, seconds_now() - p.start, h.hex);
+    return CLI_OK;
+}
+
+/* ---- recv ------------------------------------------------------------- */
+
+struct receipt {
+    int out_fd;
+    bool draw;
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv;
+    bool done;
+    int status;
+    uint64_t bytes;
+    double seconds;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    char who[2 * GN_ENDPOINT_STRLEN + 8];
+};
+
+static struct receipt receipt = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                                 .done_cv = PTHREAD_COND_INITIALIZER};
+
+static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, uint64_t *bytes)
+{
+    static char buf[CHUNK];
+    ssize_t n;
+
+    while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        if (write_fd_all(receipt.out_fd, buf, (size_t)n) < 0)
+            return WRITE_FAILED;
+        *bytes += (uint64_t)n;
+        progress_draw(p, *bytes, false);
+    }
+    progress_draw(p, *bytes, true);
+    return n < 0 ? (int)n : 0;
+}
+
+static void receive_one(gn_conn *conn)
+{
+    struct progress p = {.verb = "received", .draw = receipt.draw};
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint64_t bytes = 0;
+    int rc = GN_ENOMEM;
+
+    describe_conn(conn, receipt.who, sizeof(receipt.who));
+    p.start = seconds_now();
+    if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        rc = receive_body(conn, md, &p, &bytes);
+    pthread_mutex_lock(&receipt.mu);
+    if (!receipt.done) {
+        receipt.status = rc;
+        receipt.bytes = bytes;
+        receipt.seconds = seconds_now() - p.start;
+        if (md)
+            digest_hex(md, receipt.hex);
+        receipt.done = true;
+        pthread_cond_signal(&receipt.done_cv);
+    }
+    pthread_mutex_unlock(&receipt.mu);
+    EVP_MD_CTX_free(md);
+}
+
+static int recv_open(const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return STDOUT_FILENO;
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int cli_recv(int argc, char **argv)
+{
+    gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue = 1};
+    char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
+    const char *path;
+    gn_server *srv;
+    gn_endpoint ep;
+    bool quiet;
+    int rc = parse_quiet(&argc, argv, &quiet);
+
+    if (rc)
+        return rc;
+    if (argc < 1 || argc > 2)
+        return cli_usage_error("recv takes ADDRESS and an optional FILE ('-' is stdout)");
+    path = argc == 2 ? argv[1] : "-";
+    receipt.out_fd = recv_open(path);
+    if (receipt.out_fd < 0)
+        return cli_fail("cannot create '%s': %s", path, strerror(errno));
+    receipt.draw = !quiet && isatty(STDERR_FILENO);
+    rc = gn_serve_threads(argv[0], receive_one, NULL, &topts, &srv, err, sizeof(err));
+    if (rc < 0)
+        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                        : cli_fail("%s", err);
+    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+        gn_endpoint_format(&ep, text, sizeof(text));
+        fprintf(stderr, "listening on %s\n", text);
+    }
+    pthread_mutex_lock(&receipt.mu);
+    while (!receipt.done)
+        pthread_cond_wait(&receipt.done_cv, &receipt.mu);
+    pthread_mutex_unlock(&receipt.mu);
+    gn_server_close(srv, 0);
+    if (receipt.out_fd != STDOUT_FILENO && close(receipt.out_fd) < 0)
+        receipt.status = WRITE_FAILED;
+    if (receipt.status == WRITE_FAILED)
+        return cli_fail("cannot write '%s': %s", path, strerror(errno));
+    if (receipt.status < 0)
+        return cli_fail("receiving from %s: %s", receipt.who, gn_strerror(receipt.status));
+    if (!quiet)
+        print_summary("received", receipt.bytes, receipt.seconds, receipt.hex);
+    return CLI_OK;
+}
