@@ -262,3 +262,74 @@ int gn_test_run_loop_for(gn_loop *loop, unsigned ms)
     pthread_join(thread, NULL);
     return w.fired ? GN_ETIMEDOUT : rc;
 }
+
+/* ---- background processes ---- */
+#include <stdio.h>
+
+void gn_test_spawn(struct gn_test_proc *p, char *const argv[], const char *out_path,
+                   bool wait_listening)
+{
+    int err[2];
+    char *line;
+
+    memset(p, 0, sizeof(*p));
+    cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+    p->pid = fork();
+    cr_assert_geq(p->pid, 0);
+    if (p->pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        int out = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : null;
+        dup2(null, 0);
+        dup2(out, 1);
+        dup2(err[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(err[1]);
+    p->err_fd = err[0];
+    if (!wait_listening)
+        return;
+    for (int i = 0; i < 50 && !(line = strstr(p->log, "listening on ")); i++)
+        gn_test_proc_read(p, 100);
+    for (int i = 0; i < 10 && line && !strchr(line, '\n'); i++)
+        gn_test_proc_read(p, 100);
+    cr_assert_not_null(line, "%s: no 'listening on' line: %s", argv[0], p->log);
+    sscanf(line, "listening on %127s", p->addr);
+}
+
+void gn_test_proc_read(struct gn_test_proc *p, int ms)
+{
+    struct pollfd pfd = {.fd = p->err_fd, .events = POLLIN};
+    ssize_t n;
+
+    while (p->log_len < sizeof(p->log) - 1 && poll(&pfd, 1, ms) > 0) {
+        n = read(p->err_fd, p->log + p->log_len, sizeof(p->log) - 1 - p->log_len);
+        if (n <= 0)
+            break;
+        p->log_len += (size_t)n;
+        p->log[p->log_len] = '\0';
+        ms = 20;
+    }
+}
+
+int gn_test_proc_wait(struct gn_test_proc *p, int ms, bool term)
+{
+    long long end = now_ms() + ms;
+    int status = 0;
+
+    if (term)
+        kill(p->pid, SIGTERM);
+    for (;;) {
+        gn_test_proc_read(p, 10);
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+            break;
+        if (now_ms() >= end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            break;
+        }
+    }
+    gn_test_proc_read(p, 10);
+    close(p->err_fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

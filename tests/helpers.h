@@ -2,6 +2,7 @@
 #ifndef GN_TEST_HELPERS_H
 #define GN_TEST_HELPERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct gn_test_run {
@@ -46,3 +47,29 @@ int gn_test_connect_fd(const char *text);
  * after ms (a watchdog thread); returns gn_loop_run's result, or
  * GN_ETIMEDOUT when the watchdog had to stop it. */
 int gn_test_run_loop_for(gn_loop *loop, unsigned ms);
+
+/* ---- background processes ---- */
+#include <sys/types.h>
+
+struct gn_test_proc {
+    pid_t pid;
+    int err_fd;      /* the child's stderr, read into log */
+    char log[16384]; /* what it wrote to stderr so far */
+    size_t log_len;
+    char addr[128]; /* from its "listening on ADDR" line, if any */
+};
+
+/*
+ * gn_test_spawn - start argv[0] (a path) with argv in the background,
+ * stdin and stdout on /dev/null unless out_path names a file for stdout;
+ * when wait_listening, wait up to 5 s for "listening on ADDR" on its
+ * stderr and keep ADDR in p->addr.  Fails the test on error.
+ */
+void gn_test_spawn(struct gn_test_proc *p, char *const argv[], const char *out_path,
+                   bool wait_listening);
+/* gn_test_proc_read - read the child's stderr for up to ms into p->log. */
+void gn_test_proc_read(struct gn_test_proc *p, int ms);
+/* gn_test_proc_wait - wait up to ms for the child to exit (SIGTERM first
+ * when term, SIGKILL at the deadline); returns the exit code or 128 + the
+ * signal number. */
+int gn_test_proc_wait(struct gn_test_proc *p, int ms, bool term);
