@@ -367,3 +367,47 @@ Test(server_threads, bad_arguments)
     cr_expect_null(srv);
     cr_expect_eq(gn_server_thread_stats(NULL, &st), GN_EINVAL);
 }
+
+static gn_loop *post_loop;
+static atomic_int posted_runs;
+static pthread_t loop_thread;
+
+static void count_on_loop(gn_loop *loop, void *arg)
+{
+    (void)arg;
+    cr_expect(pthread_equal(pthread_self(), loop_thread), "runs on the loop's thread");
+    if (atomic_fetch_add(&posted_runs, 1) + 1 == 20)
+        gn_loop_stop(loop);
+}
+
+static void post_to_loop(gn_conn *conn)
+{
+    (void)conn;
+    cr_expect_eq(gn_loop_post(post_loop, count_on_loop, NULL), 0);
+}
+
+static void keep_alive(gn_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    (void)arg;
+}
+
+Test(server_threads, handlers_hand_work_to_a_loop_with_gn_loop_post)
+{
+    char addr[64];
+    gn_server *srv;
+    uint64_t timer;
+
+    cr_assert_eq(gn_loop_new(&post_loop), 0);
+    loop_thread = pthread_self();
+    /* a repeating timer keeps the loop running until the 20th task stops it */
+    gn_timer_start(post_loop, 1000, 1000, keep_alive, NULL, &timer);
+    srv = serve(post_to_loop, NULL, NULL, addr, sizeof(addr));
+    for (int i = 0; i < 20; i++)
+        close(gn_test_connect_fd(addr));
+    cr_expect_neq(gn_test_run_loop_for(post_loop, 5000), GN_ETIMEDOUT);
+    cr_expect_eq(atomic_load(&posted_runs), 20);
+    gn_server_close(srv, 1000);
+    gn_loop_free(post_loop);
+}
