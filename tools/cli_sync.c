@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -118,16 +119,44 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
 
 /* ---- connect --sync --------------------------------------------------- */
 
+struct stdin_writer;
+static void shutdown_and_join(struct stdin_writer *w, pthread_t writer);
+
+struct stdin_writer {
+    gn_conn *conn;
+    int cancel[2]; /* a pipe: the reader says the connection is over */
+};
+
+/* Waits for stdin or the cancel pipe, so the thread can always be joined
+ * (a thread stuck in read(stdin) could not be). */
+static bool stdin_ready(struct stdin_writer *w)
+{
+    struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                          {.fd = w->cancel[0], .events = POLLIN}};
+
+    while (poll(p, 2, -1) < 0)
+        if (errno != EINTR)
+            return false;
+    return !p[1].revents;
+}
+
 static void *stdin_to_conn(void *arg)
 {
     static char buf[65536];
-    gn_conn *conn = arg;
+    struct stdin_writer *w = arg;
     ssize_t n;
 
-    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0 && gn_write_all(conn, buf, (size_t)n, GN_NO_TIMEOUT) < 0)
-            return NULL;
-    gn_shutdown(conn); /* half-close: the peer sees EOF, we keep reading */
+    while (stdin_ready(w)) {
+        n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            gn_shutdown(w->conn); /* half-close: the peer sees EOF, we keep reading */
+            break;
+        }
+        if (gn_write_all(w->conn, buf, (size_t)n, GN_NO_TIMEOUT) < 0)
+            break;
+    }
     return NULL;
 }
 
@@ -137,29 +166,43 @@ int cli_connect_sync(const char *addr)
 {
     static char buf[65536];
     char err[GN_ERRBUF_SIZE], who[2 * GN_ENDPOINT_STRLEN + 8];
-    gn_conn *conn;
+    struct stdin_writer w = {.cancel = {-1, -1}};
     pthread_t writer;
     ssize_t n;
-    int rc = gn_dial(addr, 0, NULL, &conn, err, sizeof(err));
+    int rc = gn_dial(addr, 0, NULL, &w.conn, err, sizeof(err));
 
     if (rc < 0)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);
-    describe_conn(conn, who, sizeof(who));
+    describe_conn(w.conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    if (pthread_create(&writer, NULL, stdin_to_conn, conn) != 0) {
-        gn_close(conn);
+    if (pipe(w.cancel) < 0 || pthread_create(&writer, NULL, stdin_to_conn, &w) != 0) {
+        gn_close(w.conn);
         return cli_fail("cannot start the stdin reader");
     }
-    pthread_detach(writer); /* it may sit in read(stdin) when the peer ends */
-    while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0)
+    while ((n = gn_read(w.conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0)
         if (write_fd_all(STDOUT_FILENO, buf, (size_t)n) < 0)
             break;
     if (n < 0)
         fprintf(stderr, "gnezdo: %s: %s\n", addr, gn_strerror((int)n));
-    /* The writer thread may still use conn; the process ends here, which
-     * closes the socket for both. */
+    /* The peer is done: stop the writer (a write in progress fails now
+     * that the socket is shut down), then free the connection. */
+    shutdown_and_join(&w, writer);
     return n < 0 ? CLI_FAILURE : CLI_OK;
+}
+
+static void shutdown_and_join(struct stdin_writer *w, pthread_t writer)
+{
+    char one = 1;
+
+    if (write(w->cancel[1], &one, 1) < 0) {
+        /* a pipe with room: cannot fail */
+    }
+    gn_shutdown(w->conn);
+    pthread_join(writer, NULL);
+    gn_close(w->conn);
+    close(w->cancel[0]);
+    close(w->cancel[1]);
 }
 
 /* ---- progress --------------------------------------------------------- */
