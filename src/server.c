@@ -242,7 +242,7 @@ static void shed_load(gn_server *srv, int fd, int err)
     gn_timer_start(srv->loop, ACCEPT_RETRY_MS, 0, resume_accepting, srv, &srv->retry_timer);
 }
 
-static void link_conn(gn_server *srv, gn_conn *conn)
+void gn__server_link(gn_server *srv, gn_conn *conn)
 {
     conn->prev = srv->tail;
     conn->next = NULL;
@@ -269,7 +269,7 @@ static void adopt_client(gn_server *srv, int fd)
         close(fd);
         return;
     }
-    link_conn(srv, conn);
+    gn__server_link(srv, conn);
     rc = gn__conn_established(conn, fd);
     if (rc < 0) {
         /* e.g. the client reset before getpeername: nothing to report to
@@ -364,7 +364,7 @@ void gn__server_conn_closing(gn_server *srv)
     srv->live--;
 }
 
-void gn__server_conn_gone(gn_server *srv, gn_conn *conn)
+void gn__server_unlink(gn_server *srv, gn_conn *conn)
 {
     if (conn->prev)
         conn->prev->next = conn->next;
@@ -374,6 +374,11 @@ void gn__server_conn_gone(gn_server *srv, gn_conn *conn)
         conn->next->prev = conn->prev;
     else
         srv->tail = conn->prev;
+}
+
+void gn__server_conn_gone(gn_server *srv, gn_conn *conn)
+{
+    gn__server_unlink(srv, conn);
     maybe_free(srv);
 }
 

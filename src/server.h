@@ -38,6 +38,10 @@ struct gn_server {
  * by srv->loop when there is one). */
 int gn__server_listen(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_t errlen);
 void gn__server_close_listeners(gn_server *srv);
+/* The list of live connections: link counts the connection live;
+ * unlink takes it out of the list (the caller adjusts live). */
+void gn__server_link(gn_server *srv, gn_conn *conn);
+void gn__server_unlink(gn_server *srv, gn_conn *conn);
 /* The descriptor kept in reserve for shedding clients out of EMFILE. */
 int gn__open_spare_fd(void);
 

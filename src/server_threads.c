@@ -64,35 +64,11 @@ static _Thread_local gn_server *current_server;
 
 /* ---- the live list ---------------------------------------------------- */
 
-static void link_conn(gn_server *srv, gn_conn *conn)
-{
-    conn->prev = srv->tail;
-    conn->next = NULL;
-    if (srv->tail)
-        srv->tail->next = conn;
-    else
-        srv->head = conn;
-    srv->tail = conn;
-    srv->live++;
-}
-
-static void unlink_conn(gn_server *srv, gn_conn *conn)
-{
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else
-        srv->head = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
-    else
-        srv->tail = conn->prev;
-    srv->live--;
-}
-
 /* Under the lock: out of the list, descriptor closed, memory freed. */
 static void drop_conn(struct gn__threads *t, gn_conn *conn)
 {
-    unlink_conn(t->srv, conn);
+    gn__server_unlink(t->srv, conn);
+    t->srv->live--;
     gn__blocking_conn_free(conn);
 }
 
@@ -195,7 +171,7 @@ static void admit(struct gn__threads *t, gn_conn *conn)
 {
     char why[128];
 
-    link_conn(t->srv, conn);
+    gn__server_link(t->srv, conn);
     reap_exited(t);
     if (t->srv->live > t->srv->opts.max_conns) {
         snprintf(why, sizeof(why), "max_conns (%zu) reached", t->srv->opts.max_conns);

@@ -19,76 +19,21 @@
 #include "gnezdo.h"
 #include "helpers.h"
 
-struct server {
-    pid_t pid;
-    int err_fd;
-    char addr[64];
-    char log[8192];
-    size_t log_len;
-};
-
-/* Reads the server's stderr for up to ms into s->log. */
-static void read_log(struct server *s, int ms)
+/* `gnezdo listen 127.0.0.1:0 MODE` in the background. */
+static void start_listen(struct gn_test_proc *s, const char *mode)
 {
-    struct pollfd p = {.fd = s->err_fd, .events = POLLIN};
-    ssize_t n;
+    char *argv[] = {GN_TEST_CLI, "listen", "127.0.0.1:0", (char *)mode, NULL};
 
-    while (poll(&p, 1, ms) > 0) {
-        n = read(s->err_fd, s->log + s->log_len, sizeof(s->log) - 1 - s->log_len);
-        if (n <= 0)
-            break;
-        s->log_len += (size_t)n;
-        s->log[s->log_len] = '\0';
-        ms = 50;
-    }
+    gn_test_spawn(s, argv, NULL, true);
 }
 
-static void start_listen(struct server *s, const char *mode)
+/* SIGTERM, then its exit code. */
+static int stop_listen(struct gn_test_proc *s)
 {
-    int err[2];
-    char *line;
-
-    memset(s, 0, sizeof(*s));
-    cr_assert_eq(pipe(err), 0);
-    s->pid = fork();
-    cr_assert_geq(s->pid, 0);
-    if (s->pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(err[1], 2);
-        execl(GN_TEST_CLI, "gnezdo", "listen", "127.0.0.1:0", mode, (char *)NULL);
-        _exit(127);
-    }
-    close(err[1]);
-    s->err_fd = err[0];
-    for (int i = 0; i < 50 && !strstr(s->log, "\n"); i++)
-        read_log(s, 100);
-    line = strstr(s->log, "listening on ");
-    cr_assert_not_null(line, "no 'listening on' line: %s", s->log);
-    sscanf(line, "listening on %63s", s->addr);
+    return gn_test_proc_wait(s, 2000, true);
 }
 
-static int stop_listen(struct server *s)
-{
-    int status = -1;
-
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            break;
-        usleep(20000);
-    }
-    if (waitpid(s->pid, &status, WNOHANG) == 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, &status, 0);
-    }
-    read_log(s, 10);
-    close(s->err_fd);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static const char *port_of(const struct server *s)
+static const char *port_of(const struct gn_test_proc *s)
 {
     return strrchr(s->addr, ':') + 1;
 }
@@ -96,8 +41,8 @@ static const char *port_of(const struct server *s)
 Test(cli_net, socat_gets_its_bytes_echoed_by_listen_echo)
 {
     struct gn_test_run run;
-    struct server s;
-    char target[96];
+    struct gn_test_proc s;
+    char target[160];
 
     start_listen(&s, "--echo");
     snprintf(target, sizeof(target), "TCP:%s", s.addr);
@@ -106,7 +51,7 @@ Test(cli_net, socat_gets_its_bytes_echoed_by_listen_echo)
     cr_expect_eq(run.status, 0, "%s", run.err);
     cr_expect_str_eq(run.out, "hello from socat\n");
     gn_test_run_free(&run);
-    read_log(&s, 200);
+    gn_test_proc_read(&s, 200);
     cr_expect(strstr(s.log, "connect    127.0.0.1:"), "%s", s.log);
     cr_expect(strstr(s.log, "-> 127.0.0.1:"), "both endpoints logged: %s", s.log);
     cr_expect(strstr(s.log, "disconnect 127.0.0.1:"), "%s", s.log);
@@ -116,7 +61,7 @@ Test(cli_net, socat_gets_its_bytes_echoed_by_listen_echo)
 Test(cli_net, nc_gets_its_bytes_echoed)
 {
     struct gn_test_run run;
-    struct server s;
+    struct gn_test_proc s;
 
     start_listen(&s, "--echo");
     char *argv[] = {"/bin/nc", "-N", "-w", "5", "127.0.0.1", (char *)port_of(&s), NULL};
@@ -129,7 +74,7 @@ Test(cli_net, nc_gets_its_bytes_echoed)
 Test(cli_net, python_client_sends_a_megabyte_through_echo_intact)
 {
     struct gn_test_run run;
-    struct server s;
+    struct gn_test_proc s;
 
     start_listen(&s, "--echo");
     char *argv[] = {"/usr/bin/python3", "-c",
@@ -156,7 +101,7 @@ Test(cli_net, python_client_sends_a_megabyte_through_echo_intact)
 Test(cli_net, chat_relays_a_line_to_the_other_client_with_its_sender)
 {
     struct gn_test_run run;
-    struct server s;
+    struct gn_test_proc s;
 
     start_listen(&s, "--chat");
     char *argv[] = {"/usr/bin/python3", "-c",

@@ -12,6 +12,11 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print "gnezdo: <message>" and return CLI_FAILURE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#include "gnezdo.h"
+
+/* "remote -> local" endpoints of conn into buf, for the connection log. */
+void cli_describe_conn(const gn_conn *conn, char *buf, size_t len);
+
 int cli_listen(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_demo(int argc, char **argv);

@@ -34,7 +34,7 @@ static void catch_signals(gn_loop *loop)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static void describe(const gn_conn *conn, char *buf, size_t len)
+void cli_describe_conn(const gn_conn *conn, char *buf, size_t len)
 {
     char local[GN_ENDPOINT_STRLEN] = "?", remote[GN_ENDPOINT_STRLEN] = "?";
 
@@ -60,7 +60,7 @@ static void log_accept(gn_conn *conn)
 {
     char who[2 * GN_ENDPOINT_STRLEN + 8];
 
-    describe(conn, who, sizeof(who));
+    cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connect    %s (%zu open)\n", who, gn_server_conn_count(listening.srv));
 }
 
@@ -68,7 +68,7 @@ static void log_close(gn_conn *conn, int reason)
 {
     char who[2 * GN_ENDPOINT_STRLEN + 8];
 
-    describe(conn, who, sizeof(who));
+    cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "disconnect %s%s%s\n", who, reason ? ": " : "",
             reason ? gn_strerror(reason) : "");
 }
@@ -350,7 +350,7 @@ static void conn_connected(gn_conn *conn)
     pthread_t thread;
     char who[2 * GN_ENDPOINT_STRLEN + 8];
 
-    describe(conn, who, sizeof(who));
+    cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
     if (pthread_create(&thread, NULL, pump_main, NULL) != 0) {
         fprintf(stderr, "gnezdo: cannot start the stdin reader\n");

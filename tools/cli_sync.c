@@ -32,17 +32,6 @@ static double seconds_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void describe_conn(const gn_conn *conn, char *buf, size_t len)
-{
-    char local[GN_ENDPOINT_STRLEN] = "?", remote[GN_ENDPOINT_STRLEN] = "?";
-
-    if (gn_conn_remote(conn))
-        gn_endpoint_format(gn_conn_remote(conn), remote, sizeof(remote));
-    if (gn_conn_local(conn))
-        gn_endpoint_format(gn_conn_local(conn), local, sizeof(local));
-    snprintf(buf, len, "%s -> %s", remote, local);
-}
-
 /* SIGINT and SIGTERM are blocked in every thread and taken by sigwait in
  * the main one, so workers never run a handler mid-call. */
 static void block_stop_signals(sigset_t *set)
@@ -78,7 +67,7 @@ static void serve_client(gn_conn *conn)
     char who[2 * GN_ENDPOINT_STRLEN + 8];
     ssize_t n;
 
-    describe_conn(conn, who, sizeof(who));
+    cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connect    %s\n", who);
     while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
         if (thread_mode == CLI_THREADS_ECHO && gn_write_all(conn, buf, (size_t)n, 30000) < 0)
@@ -174,7 +163,7 @@ int cli_connect_sync(const char *addr)
     if (rc < 0)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);
-    describe_conn(w.conn, who, sizeof(who));
+    cli_describe_conn(w.conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
     if (pipe(w.cancel) < 0 || pthread_create(&writer, NULL, stdin_to_conn, &w) != 0) {
         gn_close(w.conn);
@@ -450,7 +439,7 @@ static void receive_one(gn_conn *conn)
     uint64_t bytes = 0;
     int rc = GN_ENOMEM;
 
-    describe_conn(conn, receipt.who, sizeof(receipt.who));
+    cli_describe_conn(conn, receipt.who, sizeof(receipt.who));
     p.start = seconds_now();
     if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL))
         rc = receive_body(conn, md, &p, &bytes);
