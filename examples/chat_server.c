@@ -1,0 +1,170 @@
+/*
+ * chat_server - a line-based chat room: every line a client sends goes to
+ * every other client, prefixed with the sender's address:
+ *     127.0.0.1:53122: hello
+ * and joins and leaves are announced the same way:
+ *     127.0.0.1:53122 joined
+ *     127.0.0.1:53122 left
+ *
+ * Shows framing with gn_frame_line (a line longer than LINE_MAX closes
+ * its sender, so no client can make the server buffer without bound),
+ * walking the server's live connections with gn_server_foreach, and
+ * dropping a client that reads too slowly to keep up (gn_send answers
+ * GN_ENOBUFS past max_output).
+ *
+ * Try it:
+ *     build/examples/chat_server 127.0.0.1:7001
+ *     nc 127.0.0.1 7001          # in two or three terminals
+ */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+#include <gnezdo.h>
+#include <signal.h>
+#include <stdio.h>
+
+#define DEFAULT_ADDR   "127.0.0.1:7001"
+#define CLOSE_GRACE_MS 1000
+#define LINE_MAX_BYTES 1024       /* newline included */
+#define OUTPUT_MAX     (1u << 20) /* per client: 1 MiB of unread chat */
+
+static gn_loop *volatile signal_loop; /* NULL once freed */
+static gn_server *server;             /* NULL once closing */
+
+static void on_signal(int sig)
+{
+    gn_loop *loop = signal_loop; /* read once: main may clear it */
+
+    (void)sig;
+    if (loop)
+        gn_loop_stop(loop); /* async-signal-safe */
+}
+
+static void catch_signals(gn_loop *loop)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    signal_loop = loop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void print_listening(const gn_server *srv)
+{
+    char text[GN_ENDPOINT_STRLEN];
+    gn_endpoint ep;
+
+    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+        gn_endpoint_format(&ep, text, sizeof(text));
+        printf("listening on %s\n", text);
+    }
+    fflush(stdout);
+}
+
+struct message {
+    const gn_conn *from; /* not sent back to its sender */
+    const char *text;
+    size_t len;
+};
+
+static void send_one(gn_conn *conn, void *arg)
+{
+    const struct message *msg = arg;
+
+    if (conn == msg->from)
+        return;
+    /* Past max_output the client is far behind: drop it rather than let
+     * one slow reader hold megabytes of everybody's chat. */
+    if (gn_send(conn, msg->text, msg->len) == GN_ENOBUFS)
+        gn_abort(conn);
+}
+
+/* Send "<from's address><sep><body>\n" to every client but from. */
+static void broadcast(const gn_conn *from, const char *sep, const char *body, size_t body_len)
+{
+    char text[GN_ENDPOINT_STRLEN + LINE_MAX_BYTES + 16];
+    char who[GN_ENDPOINT_STRLEN] = "?";
+    struct message msg = {from, text, 0};
+    int n;
+
+    if (gn_conn_remote(from))
+        gn_endpoint_format(gn_conn_remote(from), who, sizeof(who));
+    n = snprintf(text, sizeof(text), "%s%s%.*s\n", who, sep, (int)body_len, body);
+    if (n < 0)
+        return;
+    msg.len = (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+    if (server)
+        gn_server_foreach(server, send_one, &msg);
+}
+
+static void on_accept(gn_conn *conn)
+{
+    broadcast(conn, " ", "joined", 6);
+}
+
+static void on_close(gn_conn *conn, int reason)
+{
+    (void)reason;
+    broadcast(conn, " ", "left", 4);
+}
+
+static size_t on_data(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used = 0, line_len, frame_len;
+    int rc;
+
+    while ((rc = gn_frame_line(data + used, len - used, LINE_MAX_BYTES, &line_len, &frame_len)) ==
+           1) {
+        broadcast(conn, ": ", data + used, line_len);
+        used += frame_len;
+    }
+    if (rc < 0) { /* GN_EMSGSIZE: a line longer than LINE_MAX_BYTES */
+        static const char bye[] = "line too long: goodbye\n";
+        gn_send(conn, bye, sizeof(bye) - 1);
+        gn_close(conn);
+        return len;
+    }
+    return used; /* a partial line waits for the rest */
+}
+
+static int listen_status(int rc)
+{
+    return rc == GN_EBADADDR || rc == GN_ENOSERVICE || rc == GN_ETOOLONG || rc == GN_EINVAL ? 2 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const gn_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_close = on_close};
+    const gn_options opts = {.max_output = OUTPUT_MAX};
+    const char *addr = argc > 1 ? argv[1] : DEFAULT_ADDR;
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv;
+    gn_loop *loop;
+    int rc;
+
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: chat_server [ADDR]  (default %s), not '%s'\n", DEFAULT_ADDR,
+                argv[argc - 1]);
+        return 2;
+    }
+    if (gn_loop_new(&loop) < 0) {
+        fprintf(stderr, "chat_server: cannot create an event loop\n");
+        return 1;
+    }
+    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    rc = gn_listen(loop, addr, &h, &opts, &server, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "chat_server: %s\n", err);
+        signal_loop = NULL;
+        gn_loop_free(loop);
+        return listen_status(rc);
+    }
+    print_listening(server);
+    gn_loop_run(loop); /* until SIGINT or SIGTERM */
+    srv = server;
+    server = NULL; /* no more broadcasts: the closing server is not ours */
+    gn_server_close(srv, CLOSE_GRACE_MS);
+    gn_loop_run(loop);
+    signal_loop = NULL;
+    gn_loop_free(loop);
+    return 0;
+}

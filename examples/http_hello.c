@@ -1,0 +1,350 @@
+/*
+ * http_hello - a tiny HTTP/1.1 server that answers every request with
+ * "hello\n": an example of a protocol on top of gnezdo, not a web server.
+ *
+ * Shows parsing a request from whatever bytes on_data holds (a request
+ * split into 1-byte writes waits for the rest; several pipelined requests
+ * in one read are answered one by one, in order), per-connection state in
+ * user_data, and a "lingering" close: after a response that ends the
+ * connection, gn_shutdown sends FIN and the rest of the input is read and
+ * thrown away, so the client is not reset before it reads the response.
+ *
+ * HTTP handled: request line "METHOD TARGET HTTP/1.0|HTTP/1.1" (else 400),
+ * headers up to 8 KiB (else 431), Content-Length bodies (skipped),
+ * HEAD (no body), Connection: keep-alive by default for 1.1, close for 1.0
+ * unless "keep-alive", "close" always honoured.  Transfer-Encoding (chunked
+ * bodies) is not supported: 411 Length Required, then close.  Errors close.
+ *
+ * Try it:
+ *     build/examples/http_hello 127.0.0.1:8080
+ *     curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/again
+ */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+#include <gnezdo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_ADDR   "127.0.0.1:8080"
+#define CLOSE_GRACE_MS 1000
+#define HEADER_MAX     8192  /* request line and headers, CRLFs included */
+#define IDLE_MS        30000 /* also bounds a lingering close */
+
+struct request {
+    int minor; /* HTTP/1.minor */
+    bool head; /* HEAD: the response has no body */
+    bool conn_close, conn_keep_alive;
+    bool chunked;
+    uint64_t content_length;
+};
+
+struct http_conn {
+    uint64_t body_left; /* request body bytes still to skip */
+    bool finished;      /* last response sent: discard all input */
+};
+
+static gn_loop *volatile signal_loop; /* NULL once freed */
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar(s[i]))
+            return false;
+    return len > 0;
+}
+
+static bool equals_nocase(const char *s, size_t len, const char *word)
+{
+    return len == strlen(word) && strncasecmp(s, word, len) == 0;
+}
+
+/* "GET /path HTTP/1.1": returns 0 or 400. */
+static int parse_request_line(const char *line, size_t len, struct request *req)
+{
+    const char *sp1 = memchr(line, ' ', len), *sp2, *version;
+    size_t version_len;
+
+    if (!sp1 || !is_token(line, (size_t)(sp1 - line)))
+        return 400;
+    sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line));
+    if (!sp2 || sp2 == sp1 + 1)
+        return 400;
+    for (const char *p = sp1 + 1; p < sp2; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 400;
+    version = sp2 + 1;
+    version_len = len - (size_t)(version - line);
+    if (version_len != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
+        (version[7] != '0' && version[7] != '1'))
+        return 400;
+    req->minor = version[7] - '0';
+    req->head = sp1 - line == 4 && memcmp(line, "HEAD", 4) == 0;
+    return 0;
+}
+
+static void trim(const char **s, size_t *len)
+{
+    while (*len > 0 && (**s == ' ' || **s == '\t'))
+        (*s)++, (*len)--;
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+/* Connection: a comma-separated list of options. */
+static void parse_connection(const char *v, size_t len, struct request *req)
+{
+    const char *end = v + len;
+
+    while (v < end) {
+        const char *comma = memchr(v, ',', (size_t)(end - v)), *item = v;
+        size_t n = (size_t)((comma ? comma : end) - v);
+
+        trim(&item, &n);
+        req->conn_close |= equals_nocase(item, n, "close");
+        req->conn_keep_alive |= equals_nocase(item, n, "keep-alive");
+        v = comma ? comma + 1 : end;
+    }
+}
+
+static int parse_content_length(const char *v, size_t len, struct request *req)
+{
+    uint64_t n = 0;
+
+    if (len == 0 || len > 18) /* 18 digits cannot overflow */
+        return 400;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 400;
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    req->content_length = n;
+    return 0;
+}
+
+/* "Name: value": returns 0 or 400. */
+static int parse_header(const char *line, size_t len, struct request *req)
+{
+    const char *colon = memchr(line, ':', len), *v;
+    size_t name_len, v_len;
+
+    if (!colon || !is_token(line, (size_t)(colon - line)))
+        return 400; /* also a space before the colon (RFC 9112, 5.1) */
+    name_len = (size_t)(colon - line);
+    v = colon + 1;
+    v_len = len - name_len - 1;
+    trim(&v, &v_len);
+    if (equals_nocase(line, name_len, "Content-Length"))
+        return parse_content_length(v, v_len, req);
+    if (equals_nocase(line, name_len, "Transfer-Encoding"))
+        req->chunked = true;
+    else if (equals_nocase(line, name_len, "Connection"))
+        parse_connection(v, v_len, req);
+    return 0;
+}
+
+/*
+ * Parse one request head from the start of data.  Returns its length
+ * (blank line included), 0 if it is not complete yet, or -status.
+ */
+static long parse_head(const char *data, size_t len, struct request *req)
+{
+    size_t off = 0, line_len, frame_len;
+    bool first = true;
+    int rc;
+
+    *req = (struct request){0};
+    for (;;) {
+        if (off >= HEADER_MAX)
+            return -431;
+        rc = gn_frame_line(data + off, len - off, HEADER_MAX - off, &line_len, &frame_len);
+        if (rc <= 0)
+            return rc == 0 ? 0 : -431;
+        const char *line = data + off;
+        off += frame_len;
+        if (first && line_len == 0)
+            continue; /* an empty line before a request is ignored (RFC 9112, 2.2) */
+        if (!first && line_len == 0)
+            return req->chunked ? -411 : (long)off;
+        rc = first ? parse_request_line(line, line_len, req) : parse_header(line, line_len, req);
+        if (rc)
+            return -rc;
+        first = false;
+    }
+}
+
+/* ---- responding -------------------------------------------------------- */
+
+static void finish(gn_conn *conn, struct http_conn *hc)
+{
+    hc->finished = true;
+    gn_shutdown(conn); /* FIN after the response; the peer's close ends it */
+}
+
+static void respond_error(gn_conn *conn, struct http_conn *hc, int status)
+{
+    const char *reason = status == 431   ? "Request Header Fields Too Large"
+                         : status == 411 ? "Length Required"
+                                         : "Bad Request";
+    char buf[160];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     reason);
+
+    gn_send(conn, buf, (size_t)n);
+    finish(conn, hc);
+}
+
+static void respond_hello(gn_conn *conn, struct http_conn *hc, const struct request *req)
+{
+    bool keep_alive = !req->conn_close && (req->minor == 1 || req->conn_keep_alive);
+    char buf[160];
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
+                     "Connection: %s\r\n\r\n%s",
+                     keep_alive ? "keep-alive" : "close", req->head ? "" : "hello\n");
+
+    gn_send(conn, buf, (size_t)n);
+    hc->body_left = req->content_length;
+    if (!keep_alive)
+        finish(conn, hc);
+}
+
+/* ---- connection handlers ----------------------------------------------- */
+
+/* Handles one request head at data; returns the bytes it used (0: wait). */
+static size_t handle_head(gn_conn *conn, struct http_conn *hc, const char *data, size_t len)
+{
+    struct request req;
+    long n = parse_head(data, len, &req);
+
+    if (n < 0) {
+        respond_error(conn, hc, (int)-n);
+        return len;
+    }
+    if (n > 0)
+        respond_hello(conn, hc, &req);
+    return (size_t)n;
+}
+
+static size_t on_data(gn_conn *conn, const char *data, size_t len)
+{
+    struct http_conn *hc = gn_conn_user_data(conn);
+    size_t used = 0;
+
+    while (used < len && !hc->finished) {
+        if (hc->body_left > 0) {
+            size_t skip = len - used < hc->body_left ? len - used : (size_t)hc->body_left;
+            hc->body_left -= skip;
+            used += skip;
+            continue;
+        }
+        size_t n = handle_head(conn, hc, data + used, len - used);
+        if (n == 0)
+            break; /* an incomplete request: on_data offers it again with more */
+        used += n;
+    }
+    return hc->finished ? len : used;
+}
+
+static void on_accept(gn_conn *conn)
+{
+    struct http_conn *hc = calloc(1, sizeof(*hc));
+
+    if (!hc) {
+        gn_abort(conn);
+        return;
+    }
+    gn_conn_set_user_data(conn, hc);
+}
+
+static void on_close(gn_conn *conn, int reason)
+{
+    (void)reason;
+    free(gn_conn_user_data(conn));
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    gn_loop *loop = signal_loop; /* read once: main may clear it */
+
+    (void)sig;
+    if (loop)
+        gn_loop_stop(loop); /* async-signal-safe */
+}
+
+static void catch_signals(gn_loop *loop)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    signal_loop = loop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void print_listening(const gn_server *srv)
+{
+    char text[GN_ENDPOINT_STRLEN];
+    gn_endpoint ep;
+
+    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+        gn_endpoint_format(&ep, text, sizeof(text));
+        printf("listening on %s\n", text);
+    }
+    fflush(stdout);
+}
+
+static int listen_status(int rc)
+{
+    return rc == GN_EBADADDR || rc == GN_ENOSERVICE || rc == GN_ETOOLONG || rc == GN_EINVAL ? 2 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const gn_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_close = on_close};
+    /* Pipelined requests from a client that never reads answers stop
+     * being read once its output is full. */
+    const gn_options opts = {.pause_reading_when_full = true, .idle_timeout_ms = IDLE_MS};
+    const char *addr = argc > 1 ? argv[1] : DEFAULT_ADDR;
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv;
+    gn_loop *loop;
+    int rc;
+
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        fprintf(stderr, "usage: http_hello [ADDR]  (default %s), not '%s'\n", DEFAULT_ADDR,
+                argv[argc - 1]);
+        return 2;
+    }
+    if (gn_loop_new(&loop) < 0) {
+        fprintf(stderr, "http_hello: cannot create an event loop\n");
+        return 1;
+    }
+    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    rc = gn_listen(loop, addr, &h, &opts, &srv, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "http_hello: %s\n", err);
+        signal_loop = NULL;
+        gn_loop_free(loop);
+        return listen_status(rc);
+    }
+    print_listening(srv);
+    gn_loop_run(loop); /* until SIGINT or SIGTERM */
+    gn_server_close(srv, CLOSE_GRACE_MS);
+    gn_loop_run(loop);
+    signal_loop = NULL;
+    gn_loop_free(loop);
+    return 0;
+}
