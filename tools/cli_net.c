@@ -256,8 +256,10 @@ int cli_listen(int argc, char **argv)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);
     }
-    print_listening(listening.srv);
+    /* Handlers first: a supervisor may signal as soon as it reads the
+     * "listening on" line. */
     catch_signals(loop);
+    print_listening(listening.srv);
     gn_loop_run(loop);
     gn_server_close(listening.srv, 1000);
     gn_loop_run(loop);
