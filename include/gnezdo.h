@@ -598,9 +598,13 @@ GN_API int gn_listen(gn_loop *loop, const char *address, const gn_handlers *hand
 /*
  * gn_server_close - stop accepting, close every connection gracefully
  * (gn_close: flush, then close) and abort those still open after
- * grace_ms.  The server is freed once its last connection is gone; the
- * pointer must not be used after this call.  Idempotent in effect; NULL
- * is a no-op.  Thread: the loop's; safe in any callback.
+ * grace_ms.  The server is freed once its last connection is gone:
+ * until the last on_close has returned, gn_conn_server still gives it
+ * and the gn_server_ accessors still work (gn_server_foreach visits the
+ * connections not yet closed); after that the pointer is gone.  A
+ * threaded server (gn_serve_threads) is freed before this returns.
+ * Idempotent in effect; NULL is a no-op.  Thread: the loop's; safe in any
+ * callback.
  */
 GN_API void gn_server_close(gn_server *srv, uint32_t grace_ms);
 
