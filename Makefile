@@ -7,6 +7,7 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make install         install into PREFIX (default /usr/local)
+#   make bench           echo benchmark: gnezdo vs a hand-written epoll floor
 
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
@@ -14,7 +15,7 @@ FUZZ_SECONDS ?= 30
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize fuzz install clean
+.PHONY: all deps build demo check check-sanitize fuzz install bench clean
 
 all: build
 
@@ -49,6 +50,10 @@ fuzz:
 
 install: build
 	cmake --install $(BUILD)
+
+# Not part of check and not run in CI: numbers depend on the machine.
+bench: build
+	bench/run $(BUILD)
 
 clean:
 	rm -rf build build-sanitize build-fuzz
