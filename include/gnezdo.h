@@ -567,6 +567,10 @@ typedef struct gn_options {
                                       probes; 0 = off */
     uint32_t keepalive_interval_s; /* between probes; 0 = system's */
     uint32_t keepalive_count;      /* probes before giving up; 0 = system's */
+    bool ipv6_only;                /* a listener on "[::]" serves IPv6 only
+                                      (default: IPv4 too, dual stack) */
+    uint32_t unix_mode;            /* permissions of a Unix socket file,
+                                      e.g. 0660; 0 = as the umask makes them */
     void *user_data;               /* initial user data of each connection */
 } gn_options;
 
@@ -726,6 +730,18 @@ GN_API gn_loop *gn_conn_loop(const gn_conn *conn);
 /* gn_conn_is_blocking - true for connections of gn_dial and of threaded
  * servers, which take the blocking calls below. */
 GN_API bool gn_conn_is_blocking(const gn_conn *conn);
+
+/* The process on the other end of a Unix domain socket, as the kernel
+ * recorded it when the connection was made. */
+typedef struct gn_peer_cred {
+    int64_t pid;
+    uint32_t uid, gid;
+} gn_peer_cred;
+
+/* gn_conn_peer_cred - the peer's credentials of a Unix socket connection
+ * (SO_PEERCRED).  0, GN_EINVAL, GN_EFAMILY (not a Unix socket),
+ * GN_ECLOSED. */
+GN_API int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out);
 
 /* gn_conn_is_open - connected and no close, shutdown or abort asked. */
 GN_API bool gn_conn_is_open(const gn_conn *conn);

@@ -376,7 +376,8 @@ int gn__blocking_close(gn_conn *conn, bool reset)
     return 0;
 }
 
-int gn__blocking_conn_new(int fd, gn_server *srv, const gn_options *opts, gn_conn **out)
+int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_options *opts,
+                          gn_conn **out)
 {
     gn_conn *conn = calloc(1, sizeof(*conn));
     int rc;
@@ -387,13 +388,12 @@ int gn__blocking_conn_new(int fd, gn_server *srv, const gn_options *opts, gn_con
     conn->server = srv;
     conn->blocking = true;
     conn->transport = &gn__transport_stream;
+    conn->kind = kind;
     conn->opts = *opts;
     conn->user_data = opts->user_data;
     conn->state = GN__OPEN;
     atomic_init(&conn->woken, false);
-    rc = gn__socket_tcp_options(fd, opts);
-    if (rc == 0)
-        rc = gn__socket_endpoints(fd, GN_TRANSPORT_TCP, &conn->local, &conn->remote);
+    rc = gn__socket_setup(fd, kind, opts, &conn->local, &conn->remote);
     if (rc < 0) {
         free(conn);
         return rc;
@@ -673,7 +673,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     }
     close_pending(d); /* the attempts that lost the race */
     free(d);
-    rc = gn__blocking_conn_new(fd, NULL, &o, out);
+    rc = gn__blocking_conn_new(fd, gn_endpoint_transport(&target), NULL, &o, out);
     if (rc < 0) {
         close(fd);
         return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",

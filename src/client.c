@@ -296,6 +296,7 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     rc = gn__conn_new(loop, NULL, -1, handlers, &resolved_opts, &conn);
     if (rc < 0)
         return rc;
+    conn->kind = gn_endpoint_transport(&ep);
     rc = client_start(conn, &ep);
     if (rc < 0) {
         gn__loop_unref(loop);

@@ -116,7 +116,8 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
 
     if (rc < 0)
         return rc;
-    if (gn_endpoint_transport(ep) != GN_TRANSPORT_TCP)
+    if (gn_endpoint_transport(ep) != GN_TRANSPORT_TCP &&
+        gn_endpoint_transport(ep) != GN_TRANSPORT_UNIX)
         return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
                                 "the %s transport is not supported yet",
                                 gn_transport_name(gn_endpoint_transport(ep)));
@@ -135,6 +136,7 @@ int gn__conn_new(gn_loop *loop, gn_server *srv, int fd, const gn_handlers *h,
     conn->loop = loop;
     conn->server = srv;
     conn->transport = &gn__transport_stream;
+    conn->kind = GN_TRANSPORT_TCP;
     conn->h = *h;
     conn->opts = *opts;
     conn->user_data = opts->user_data;
@@ -182,9 +184,7 @@ int gn__conn_established(gn_conn *conn, int fd)
 
     conn->io.fd = fd;
     conn->state = GN__OPEN;
-    rc = gn__socket_tcp_options(fd, &conn->opts);
-    if (rc == 0)
-        rc = gn__socket_endpoints(fd, GN_TRANSPORT_TCP, &conn->local, &conn->remote);
+    rc = gn__socket_setup(fd, conn->kind, &conn->opts, &conn->local, &conn->remote);
     if (rc < 0)
         return rc;
     conn->last_active_ms = conn->loop->now_ms;

@@ -37,6 +37,7 @@ struct gn_conn {
     gn_server *server;
     struct gn_conn *prev, *next; /* in the server's list or the loop's */
     const struct gn__transport *transport;
+    gn_transport kind; /* what the address named: tcp, unix, tls */
     gn_handlers h;
     gn_options opts;
     void *user_data;
@@ -127,7 +128,8 @@ size_t gn__interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out
 /* Blocking mode (blocking.c). */
 /* A blocking connection around connected, non-blocking fd (options set,
  * endpoints read); on failure fd is left open for the caller. */
-int gn__blocking_conn_new(int fd, gn_server *srv, const gn_options *opts, gn_conn **out);
+int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_options *opts,
+                          gn_conn **out);
 void gn__blocking_conn_free(gn_conn *conn);
 int gn__blocking_close(gn_conn *conn, bool reset);
 int gn__blocking_shutdown(gn_conn *conn);
@@ -135,6 +137,10 @@ int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);
+/* The options of a newly connected socket of kind (TCP's for TCP and
+ * TLS, none for Unix sockets), then its endpoints. */
+int gn__socket_setup(int fd, gn_transport kind, const gn_options *opts, gn_endpoint *local,
+                     gn_endpoint *remote);
 int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote);
 /* The pending error of a socket (SO_ERROR) as a GN_E code, 0 if none. */
 int gn__socket_error(int fd);

@@ -91,6 +91,8 @@ int gn_error_from_errno(int err)
         return GN_EPIPE;
     case EADDRNOTAVAIL:
         return GN_EADDRNOTAVAIL;
+    case ENOENT: /* a Unix socket path that does not exist */
+        return GN_ENOTFOUND;
     default:
         return GN_ESYS;
     }

@@ -32,7 +32,21 @@ int gn__open_spare_fd(void)
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-static int listen_fd(const gn_endpoint *ep, int backlog, int *out)
+static int bind_fd(int fd, const gn_endpoint *ep, const gn_options *opts, struct listener *l,
+                   char *why, size_t whylen)
+{
+    socklen_t len;
+    const struct sockaddr *sa = gn_endpoint_sockaddr(ep, &len);
+
+    if (sa->sa_family == AF_UNIX)
+        return gn__unix_bind(fd, ep, opts, l, why, whylen);
+    if (bind(fd, sa, len) < 0)
+        return gn_error_from_errno(errno);
+    return 0;
+}
+
+static int listen_fd(const gn_endpoint *ep, const gn_options *opts, struct listener *l, int *out,
+                     char *why, size_t whylen)
 {
     socklen_t len;
     const struct sockaddr *sa = gn_endpoint_sockaddr(ep, &len);
@@ -47,11 +61,14 @@ static int listen_fd(const gn_endpoint *ep, int backlog, int *out)
     if (sa->sa_family == AF_INET6) {
         /* "[::]" serves IPv4 too (dual stack); a specific IPv6 address
          * only itself, so it can sit beside an IPv4 listener. */
-        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+        int v6only = opts->ipv6_only || !IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
-    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+    rc = bind_fd(fd, ep, opts, l, why, whylen);
+    if (rc == 0 && listen(fd, opts->backlog) < 0)
         rc = gn_error_from_errno(errno);
+    if (rc < 0) {
+        gn__unix_unlink(l);
         close(fd);
         return rc;
     }
@@ -62,23 +79,24 @@ static int listen_fd(const gn_endpoint *ep, int backlog, int *out)
 static int add_listener(gn_server *srv, gn_endpoint ep, char *errbuf, size_t errlen)
 {
     struct listener *l = &srv->listeners[srv->nlisteners];
-    char text[GN_ENDPOINT_STRLEN];
+    char text[GN_ENDPOINT_STRLEN], why[128] = "";
     int fd = -1, rc;
 
     /* Port 0 on several addresses: all get the port the first one got. */
     if (srv->nlisteners > 0 && gn_endpoint_port(&ep) == 0)
         gn__endpoint_set_port(&ep, gn_endpoint_port(&srv->listeners[0].ep));
     gn_endpoint_format(&ep, text, sizeof(text));
-    rc = listen_fd(&ep, srv->opts.backlog, &fd);
+    *l = (struct listener){.srv = srv, .ep = ep};
+    rc = listen_fd(&ep, &srv->opts, l, &fd, why, sizeof(why));
     if (rc < 0)
         return gn__errbuf_input(errbuf, errlen, rc, text, strlen(text), "cannot listen: %s",
-                                gn_strerror(rc));
+                                why[0] ? why : gn_strerror(rc));
     l->io = (struct gn__io){.fd = fd, .cb = on_listener_io};
-    l->srv = srv;
-    rc = gn__socket_endpoints(fd, GN_TRANSPORT_TCP, &l->ep, NULL);
+    rc = gn__socket_endpoints(fd, gn_endpoint_transport(&ep), &l->ep, NULL);
     if (rc == 0 && srv->loop) /* a threaded server polls on its own */
         rc = gn__io_watch(srv->loop, &l->io, GN__READ);
     if (rc < 0) {
+        gn__unix_unlink(l);
         close(fd);
         return gn__errbuf_input(errbuf, errlen, rc, text, strlen(text), "cannot listen: %s",
                                 gn_strerror(rc));
@@ -133,6 +151,7 @@ void gn__server_close_listeners(gn_server *srv)
             gn__io_watch(srv->loop, &l->io, 0);
         close(l->io.fd);
         l->io.fd = -1;
+        gn__unix_unlink(l);
     }
 }
 
@@ -254,7 +273,7 @@ void gn__server_link(gn_server *srv, gn_conn *conn)
     srv->live++;
 }
 
-static void adopt_client(gn_server *srv, int fd)
+static void adopt_client(gn_server *srv, const struct listener *l, int fd)
 {
     gn_conn *conn;
     int rc;
@@ -269,6 +288,7 @@ static void adopt_client(gn_server *srv, int fd)
         close(fd);
         return;
     }
+    conn->kind = gn_endpoint_transport(&l->ep);
     gn__server_link(srv, conn);
     rc = gn__conn_established(conn, fd);
     if (rc < 0) {
@@ -292,7 +312,7 @@ static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events)
     for (int i = 0; i < ACCEPT_BUDGET && !srv->closing && !srv->accept_paused; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            adopt_client(srv, fd);
+            adopt_client(srv, l, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)

@@ -5,6 +5,8 @@
 #ifndef GN_SERVER_H
 #define GN_SERVER_H
 
+#include <sys/types.h>
+
 #include "conn.h"
 
 #define MAX_LISTENERS 8
@@ -13,6 +15,10 @@ struct listener {
     struct gn__io io;
     gn_server *srv;
     gn_endpoint ep;
+    /* A Unix socket file this listener created, removed on close. */
+    dev_t file_dev;
+    ino_t file_ino;
+    bool owns_file;
 };
 
 struct gn_server {
@@ -42,6 +48,12 @@ void gn__server_close_listeners(gn_server *srv);
  * unlink takes it out of the list (the caller adjusts live). */
 void gn__server_link(gn_server *srv, gn_conn *conn);
 void gn__server_unlink(gn_server *srv, gn_conn *conn);
+/* Unix stream listeners (unix.c): bind to ep, replacing a stale socket
+ * file (why says why a file was not replaced), chmod to opts->unix_mode;
+ * and remove the file on close if it is still ours. */
+int gn__unix_bind(int fd, const gn_endpoint *ep, const gn_options *opts, struct listener *l,
+                  char *why, size_t whylen);
+void gn__unix_unlink(struct listener *l);
 /* The descriptor kept in reserve for shedding clients out of EMFILE. */
 int gn__open_spare_fd(void);
 

@@ -189,10 +189,10 @@ static void admit(struct gn__threads *t, gn_conn *conn)
     }
 }
 
-static void accept_client(struct gn__threads *t, int fd)
+static void accept_client(struct gn__threads *t, gn_transport kind, int fd)
 {
     gn_conn *conn;
-    int rc = gn__blocking_conn_new(fd, t->srv, &t->srv->opts, &conn);
+    int rc = gn__blocking_conn_new(fd, kind, t->srv, &t->srv->opts, &conn);
 
     if (rc < 0) {
         close(fd); /* e.g. reset before getpeername: nobody to serve */
@@ -222,12 +222,14 @@ static int shed_load(gn_server *srv, int listen_fd, int err)
     return ACCEPT_RETRY_MS;
 }
 
-static int accept_ready(struct gn__threads *t, int listen_fd)
+static int accept_ready(struct gn__threads *t, const struct listener *l)
 {
+    int listen_fd = l->io.fd;
+
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_client(t, fd);
+            accept_client(t, gn_endpoint_transport(&l->ep), fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -262,7 +264,7 @@ static void *acceptor_main(void *arg)
             pause_ms = 0;
         for (size_t i = 0; ready > 0 && !pause_ms && i < srv->nlisteners; i++)
             if (pfd[i].revents)
-                pause_ms = accept_ready(t, pfd[i].fd);
+                pause_ms = accept_ready(t, &srv->listeners[i]);
     }
 }
 

@@ -122,6 +122,18 @@ int gn__socket_tcp_options(int fd, const gn_options *opts)
     return rc;
 }
 
+int gn__socket_setup(int fd, gn_transport kind, const gn_options *opts, gn_endpoint *local,
+                     gn_endpoint *remote)
+{
+    int rc = 0;
+
+    if (kind == GN_TRANSPORT_TCP || kind == GN_TRANSPORT_TLS)
+        rc = gn__socket_tcp_options(fd, opts);
+    if (rc == 0)
+        rc = gn__socket_endpoints(fd, kind, local, remote);
+    return rc;
+}
+
 int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote)
 {
     struct sockaddr_storage ss;
