@@ -875,6 +875,149 @@ GN_API int gn_serve_threads(const char *address, gn_thread_handler handler, cons
 GN_API int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out);
 
 /* ------------------------------------------------------------------------
+ * Datagram sockets
+ *
+ * A gn_dgram is a UDP ("udp://host:port") or Unix datagram
+ * ("unixgram:/path", "unixgram:@name") socket that moves whole messages:
+ * a datagram is never merged with another or split.  One arrives whole
+ * or not at all: a datagram larger than max_datagram is consumed and
+ * reported (GN_EMSGSIZE), never handed over cut.  Sends that the socket
+ * cannot take now wait, copied, in a bounded FIFO queue (max_queue).
+ * An asynchronous socket lives on a loop (gn_dgram_open) and keeps it
+ * running until closed; a blocking one (gn_dgram_open_blocking) is
+ * driven by gn_dgram_recv and gn_dgram_send_wait.  See docs/datagrams.md.
+ */
+typedef struct gn_dgram gn_dgram;
+
+/* A datagram socket's events.  Every member may be NULL.  They run on the
+ * loop's thread and may call any gn_ function, gn_dgram_close included. */
+typedef struct gn_dgram_handlers {
+    /* A datagram of len bytes (0 is possible) arrived from `from` (for an
+     * unnamed Unix sender an endpoint with an empty path, which cannot be
+     * answered).  data and from are valid only during the call. */
+    void (*on_datagram)(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from);
+    /* The send queue emptied after a send was queued. */
+    void (*on_drain)(gn_dgram *sock);
+    /* Something failed that no call returned: GN_EMSGSIZE (a datagram
+     * larger than max_datagram arrived and was dropped, not cut),
+     * GN_ECONNREFUSED (connected mode: the peer's port is closed), or a
+     * queued datagram that could not be sent (it is dropped).  message
+     * names the peer and the size or reason.  The socket stays open. */
+    void (*on_error)(gn_dgram *sock, int code, const char *message);
+    /* Exactly once, after gn_dgram_close (or gn_loop_free); reason is 0.
+     * sock is freed when it returns. */
+    void (*on_close)(gn_dgram *sock, int reason);
+} gn_dgram_handlers;
+
+/* Options of a datagram socket; a field left 0 takes the default shown,
+ * so {0} or NULL means all defaults. */
+typedef struct gn_dgram_options {
+    size_t max_datagram; /* largest datagram received or sent; 65507 (UDP
+                            over IPv4's maximum).  The socket keeps a
+                            receive buffer of this size. */
+    size_t max_queue;    /* bytes of datagrams queued for sending while
+                            the socket is full; 1 MiB.  Past it a send
+                            fails with GN_ENOBUFS, queueing nothing. */
+    bool ipv6_only;      /* binding "[::]": IPv6 only, not dual stack */
+    void *user_data;     /* initial user data */
+} gn_dgram_options;
+
+#define GN_DGRAM_BIND    1u /* bind to the address (a server, or a fixed local port) */
+#define GN_DGRAM_CONNECT 2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive */
+
+/*
+ * gn_dgram_open - open a datagram socket on address with flags
+ * GN_DGRAM_BIND (":9999", "udp://[::1]:0", "unixgram:/run/d.sock") or
+ * GN_DGRAM_CONNECT ("udp://host:53"), not both.  A bare port binds "[::]"
+ * dual stack (or "0.0.0.0" where IPv6 is missing); a host name is
+ * resolved here, blocking, and its first address used.  A connecting
+ * unixgram socket binds an autobind abstract name first, so the peer can
+ * answer.  A bound Unix path is removed again on close; an existing file
+ * at the path is GN_EADDRINUSE (it is never removed for you).
+ * handlers and opts are copied (NULL for none and for the defaults).
+ * *out receives the socket.  Returns 0, GN_EINVAL (NULL loop, address or
+ * out; bad flags), the parse errors of gn_endpoint_parse, GN_EFAMILY (not
+ * a udp:// or unixgram: address), a resolution error, GN_EADDRINUSE,
+ * GN_EACCES, GN_EADDRNOTAVAIL, GN_ENOTFOUND (no socket at a Unix path to
+ * connect to), GN_ECONNREFUSED, GN_EMFILE, GN_ENOMEM; errbuf names the
+ * address and says why.  Thread: the loop's.
+ */
+GN_API int gn_dgram_open(gn_loop *loop, const char *address, unsigned flags,
+                         const gn_dgram_handlers *handlers, const gn_dgram_options *opts,
+                         gn_dgram **out, char *errbuf, size_t errlen);
+
+/*
+ * gn_dgram_send_to - send len bytes of data as one datagram to `to`, a
+ * resolved endpoint of the socket's kind (IPv4 or IPv6 for UDP, whatever
+ * its scheme; a Unix path or name for unixgram).  Sent at once when
+ * nothing is queued; otherwise, or when the socket is full, copied into
+ * the queue and sent in order (on_drain when it empties).  data stays the
+ * caller's.  Returns 0, GN_EINVAL (sock NULL, data NULL with len > 0, to
+ * NULL or unresolved), GN_EFAMILY (to is of another family, e.g. IPv6 on
+ * an IPv4 socket), GN_EMSGSIZE (len > max_datagram, or the kernel's
+ * limit), GN_ENOBUFS (over max_queue: nothing queued), GN_ECLOSED,
+ * GN_EMODE (blocking socket), GN_EUNREACH, GN_EACCES (broadcast), or,
+ * connected, GN_ECONNREFUSED (the peer refused an earlier datagram; this
+ * one was not sent; the socket stays usable).
+ * Thread: the loop's; safe in any handler.
+ */
+GN_API int gn_dgram_send_to(gn_dgram *sock, const void *data, size_t len, const gn_endpoint *to);
+
+/* gn_dgram_send - gn_dgram_send_to the connected peer; GN_EINVAL on a
+ * socket opened without GN_DGRAM_CONNECT. */
+GN_API int gn_dgram_send(gn_dgram *sock, const void *data, size_t len);
+
+/*
+ * gn_dgram_close - close sock.  Asynchronous: queued datagrams get one
+ * last try and the rest are dropped; on_close follows from the loop,
+ * never inside this call; idempotent.  Blocking: closes and frees at
+ * once, as fclose does: call it exactly once.  Returns 0 or GN_EINVAL.
+ */
+GN_API int gn_dgram_close(gn_dgram *sock);
+
+/* gn_dgram_local - the bound address (with the actual port, or the
+ * autobind name); gn_dgram_remote - the connected peer, NULL unless
+ * GN_DGRAM_CONNECT.  Valid while sock is. */
+GN_API const gn_endpoint *gn_dgram_local(const gn_dgram *sock);
+GN_API const gn_endpoint *gn_dgram_remote(const gn_dgram *sock);
+
+/* gn_dgram_queued - bytes waiting in the send queue (0 for NULL). */
+GN_API size_t gn_dgram_queued(const gn_dgram *sock);
+
+GN_API void *gn_dgram_user_data(const gn_dgram *sock);
+GN_API void gn_dgram_set_user_data(gn_dgram *sock, void *data);
+
+/*
+ * gn_dgram_open_blocking - gn_dgram_open without a loop, for
+ * gn_dgram_recv and gn_dgram_send_wait.  Same flags, options, returns.
+ * Thread: any; one thread receiving and one sending may share a socket.
+ */
+GN_API int gn_dgram_open_blocking(const char *address, unsigned flags,
+                                  const gn_dgram_options *opts, gn_dgram **out, char *errbuf,
+                                  size_t errlen);
+
+/*
+ * gn_dgram_recv - wait up to timeout_ms (GN_NO_TIMEOUT: forever; signals
+ * neither end nor extend the wait) for one datagram and copy it into buf.
+ * from (may be NULL) receives the sender.  Returns its length, or
+ * GN_EMSGSIZE when it was larger than size or max_datagram (it is
+ * consumed, never returned cut), GN_ETIMEDOUT, GN_ECONNREFUSED
+ * (connected: the peer's port is closed; the socket stays usable),
+ * GN_EMODE (asynchronous socket), GN_EINVAL.
+ */
+GN_API ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint *from,
+                             uint32_t timeout_ms);
+
+/*
+ * gn_dgram_send_wait - send one datagram to `to` (NULL: the connected
+ * peer), waiting up to timeout_ms while the socket is full.  Returns 0,
+ * GN_ETIMEDOUT (nothing was sent), GN_EMODE (asynchronous socket), or
+ * the errors of gn_dgram_send_to.
+ */
+GN_API int gn_dgram_send_wait(gn_dgram *sock, const void *data, size_t len, const gn_endpoint *to,
+                              uint32_t timeout_ms);
+
+/* ------------------------------------------------------------------------
  * Framing helpers, for on_data
  *
  * Stateless: each looks at the bytes on_data was given and says whether a

@@ -274,6 +274,7 @@ void gn_loop_free(gn_loop *loop)
         return;
     /* Close what is still open so every on_close runs, then free. */
     gn__conns_abort_all(loop);
+    gn__dgrams_close_all(loop);
     run_deferred(loop);
     gn__resolver_free(loop); /* joins workers, frees every request */
     gn__conn_pool_free(loop);

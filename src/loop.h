@@ -85,6 +85,7 @@ struct gn_loop {
     struct gn__resolver *resolver; /* created on first use */
     struct gn_server *servers;     /* every open server, for gn_loop_free */
     struct gn_conn *conns;         /* every live client connection, idem */
+    struct gn_dgram *dgrams;       /* every open datagram socket, idem */
     struct gn_conn *conn_pool;     /* freed connections kept for reuse */
     size_t conn_pool_len;
 };
@@ -123,5 +124,8 @@ void gn__resolver_free(gn_loop *loop);
 /* Logging (log.c). */
 bool gn__log_enabled(gn_log_level level);
 void gn__log(gn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Close every datagram socket of the loop, for gn_loop_free (dgram.c). */
+void gn__dgrams_close_all(gn_loop *loop);
 
 #endif

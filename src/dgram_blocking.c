@@ -1,0 +1,135 @@
+/*
+ * Blocking datagram sockets: gn_dgram_recv and gn_dgram_send_wait.
+ *
+ * As in blocking.c, the descriptor stays non-blocking and every wait is
+ * a poll(2) against one deadline taken when the call starts, so EINTR
+ * only recomputes the time left and a timeout bounds the whole call.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <time.h>
+
+#include "dgram.h"
+
+#define NO_DEADLINE UINT64_MAX
+/* An unconnected Unix datagram socket polls writable while its receiver
+ * is full (see dgram.c), so a send that still cannot go waits this long
+ * before trying again instead of spinning. */
+#define FULL_RETRY_MS 2
+
+static uint64_t deadline_after(uint32_t timeout_ms)
+{
+    return timeout_ms == GN_NO_TIMEOUT ? NO_DEADLINE : gn__clock_ms() + timeout_ms;
+}
+
+/* Milliseconds left for poll: -1 for none, 0 once passed. */
+static int poll_ms(uint64_t deadline)
+{
+    uint64_t now;
+
+    if (deadline == NO_DEADLINE)
+        return -1;
+    now = gn__clock_ms();
+    if (now >= deadline)
+        return 0;
+    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+}
+
+/* Wait until fd is ready for events (0) or the deadline passes. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+
+    for (;;) {
+        int n = poll(&p, 1, poll_ms(deadline));
+        if (n > 0)
+            return 0; /* errors show in the next call */
+        if (n == 0)
+            return GN_ETIMEDOUT;
+        if (errno != EINTR)
+            return gn_error_from_errno(errno);
+    }
+}
+
+static int check_blocking(const gn_dgram *sock)
+{
+    if (!sock)
+        return GN_EINVAL;
+    if (!sock->blocking)
+        return GN_EMODE;
+    return sock->io.fd < 0 ? GN_ECLOSED : 0;
+}
+
+int gn_dgram_open_blocking(const char *address, unsigned flags, const gn_dgram_options *opts,
+                           gn_dgram **out, char *errbuf, size_t errlen)
+{
+    int rc = gn__dgram_create(NULL, address, flags, opts, out, errbuf, errlen);
+
+    if (rc == 0)
+        (*out)->blocking = true;
+    return rc;
+}
+
+ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint *from,
+                      uint32_t timeout_ms)
+{
+    uint64_t deadline;
+    bool cut;
+    ssize_t n;
+    int rc = check_blocking(sock);
+
+    if (rc < 0)
+        return rc;
+    if (!buf && size > 0)
+        return GN_EINVAL;
+    deadline = deadline_after(timeout_ms);
+    for (;;) {
+        n = gn__dgram_recvfrom(sock, buf, size, from, &cut);
+        if (n >= 0)
+            return cut || (size_t)n > sock->opts.max_datagram ? GN_EMSGSIZE : n;
+        if (n != GN__DGRAM_AGAIN)
+            return n;
+        rc = wait_fd(sock->io.fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void nap(uint64_t deadline)
+{
+    int left = poll_ms(deadline);
+    struct timespec ts = {0, FULL_RETRY_MS * 1000000L};
+
+    if (left >= 0 && left < FULL_RETRY_MS)
+        ts.tv_nsec = left * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+int gn_dgram_send_wait(gn_dgram *sock, const void *data, size_t len, const gn_endpoint *to,
+                       uint32_t timeout_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    uint64_t deadline;
+    int rc = check_blocking(sock);
+
+    if (rc < 0)
+        return rc;
+    rc = gn__dgram_dest(sock, data, len, to, &ss, &sslen);
+    if (rc < 0)
+        return rc;
+    deadline = deadline_after(timeout_ms);
+    for (bool waited = false;; waited = true) {
+        rc = gn__dgram_sendto(sock->io.fd, data, len, &ss, sslen);
+        if (rc != GN__DGRAM_AGAIN)
+            return rc;
+        if (poll_ms(deadline) == 0)
+            return GN_ETIMEDOUT;
+        if (waited && sock->retry_by_timer)
+            nap(deadline);
+        else if ((rc = wait_fd(sock->io.fd, POLLOUT, deadline)) < 0)
+            return rc;
+    }
+}
