@@ -81,7 +81,9 @@ GN_API const char *gn_version(void);
     XX(EPIPE, -23, "broken pipe")                                                                  \
     XX(EADDRNOTAVAIL, -24, "address not available")                                                \
     XX(EMODE, -25, "call does not fit the connection's mode")                                      \
-    XX(EEOF, -26, "end of stream before the data expected")
+    XX(EEOF, -26, "end of stream before the data expected")                                        \
+    XX(ETLS, -27, "TLS handshake or protocol failure")     \
+    XX(ECERT, -28, "peer certificate not accepted")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -542,6 +544,27 @@ typedef struct gn_handlers {
     void (*on_close)(gn_conn *conn, int reason);
 } gn_handlers;
 
+/* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
+ * the server or client is made, not kept. */
+typedef struct gn_tls_options {
+    const char *cert_file;   /* PEM certificate chain: a server's own
+                                (required), or a client certificate */
+    const char *key_file;    /* its private key, PEM */
+    const char *ca_file;     /* PEM CA certificates to verify the peer with,
+                                instead of the system's trust store */
+    const char *server_name; /* client: the name sent (SNI) and verified;
+                                default: the host of the address */
+    const char *alpn;        /* protocols, comma-separated, most wanted
+                                first ("h2,http/1.1"): a client offers
+                                them, a server picks the first it shares */
+    bool verify_client;      /* server: require a client certificate signed
+                                by a CA of ca_file */
+    bool insecure;           /* client: accept any certificate and name.
+                                Defeats TLS against an active attacker;
+                                logged as a warning for every connection */
+    uint32_t handshake_timeout_ms; /* 10000 */
+} gn_tls_options;
+
 /* Options of a server (for each of its connections) or a client.  A field
  * left 0 takes the default shown, so {0} or NULL means all defaults. */
 typedef struct gn_options {
@@ -571,6 +594,9 @@ typedef struct gn_options {
                                       (default: IPv4 too, dual stack) */
     uint32_t unix_mode;            /* permissions of a Unix socket file,
                                       e.g. 0660; 0 = as the umask makes them */
+    const struct gn_tls_options *tls; /* for tls:// addresses; read by
+                                   gn_listen, gn_connect, gn_dial and
+                                   gn_serve_threads, not kept */
     void *user_data;               /* initial user data of each connection */
 } gn_options;
 
@@ -742,6 +768,19 @@ typedef struct gn_peer_cred {
  * (SO_PEERCRED).  0, GN_EINVAL, GN_EFAMILY (not a Unix socket),
  * GN_ECLOSED. */
 GN_API int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out);
+
+/* What a TLS connection agreed on. */
+typedef struct gn_tls_info {
+    char version[16];  /* "TLSv1.3" */
+    char cipher[64];   /* "TLS_AES_256_GCM_SHA384" */
+    char alpn[64];     /* the protocol chosen by ALPN, "" if none */
+    char peer[256];    /* the peer certificate's subject, "" if none */
+    bool resumed;      /* the session was resumed */
+} gn_tls_info;
+
+/* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
+ * GN_EFAMILY (not a TLS connection), GN_ECLOSED (not established). */
+GN_API int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out);
 
 /* gn_conn_is_open - connected and no close, shutdown or abort asked. */
 GN_API bool gn_conn_is_open(const gn_conn *conn);

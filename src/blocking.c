@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 
 #define MAX_DIAL_ADDRS   32
 #define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 */
@@ -120,7 +121,7 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
         }
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        n = wait_fd(conn, POLLIN, deadline);
+        n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
         if (n < 0)
             return n;
     }
@@ -346,14 +347,47 @@ int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 
 int gn__blocking_shutdown(gn_conn *conn)
 {
+    uint64_t deadline = call_deadline(conn, 1000);
+    int rc;
+
     if (conn->state == GN__CLOSED || conn->shutdown_asked)
         return 0;
     conn->shutdown_asked = true;
-    return conn->transport->shutdown(conn);
+    /* TLS: close_notify goes out before the FIN; a peer that takes
+     * nothing for a second does not get it. */
+    while ((rc = conn->transport->shutdown(conn)) == GN__AGAIN)
+        if (wait_fd(conn, POLLOUT, deadline) < 0)
+            break;
+    return rc == GN__AGAIN ? GN_ETIMEDOUT : rc;
+}
+
+/* Drive a transport's handshake (TLS) to its end before the deadline. */
+static int handshake_until(gn_conn *conn, uint64_t deadline)
+{
+    for (;;) {
+        int rc = conn->transport->handshake(conn);
+        if (rc != GN__AGAIN)
+            return rc;
+        rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
+        if (rc == GN_ETIMEDOUT)
+            snprintf(conn->error, sizeof(conn->error), "TLS handshake timed out");
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg)
+{
+    int rc = gn__tls_attach(conn, cfg, false);
+
+    if (rc < 0)
+        return rc;
+    return handshake_until(conn, call_deadline(conn, gn__tls_handshake_ms(cfg)));
 }
 
 void gn__blocking_conn_free(gn_conn *conn)
 {
+    gn__tls_detach(conn);
     if (conn->io.fd >= 0)
         close(conn->io.fd);
     free(conn->in_buf);
@@ -364,6 +398,8 @@ int gn__blocking_close(gn_conn *conn, bool reset)
 {
     if (reset && conn->io.fd >= 0 && conn->state != GN__CLOSED)
         gn__socket_reset_on_close(conn->io.fd);
+    else if (conn->state != GN__CLOSED)
+        gn__tls_goodbye(conn); /* close_notify, if there is room for it */
     if (!conn->server) {
         gn__blocking_conn_free(conn);
         return 0;
@@ -635,6 +671,22 @@ static int dial_fail(struct dial *d, int code, char *errbuf, size_t errlen)
                             d->errors[0] ? d->errors : gn_strerror(code));
 }
 
+static int dial_tls(gn_conn *conn, const gn_options *o, const gn_endpoint *target,
+                    const char *address, uint64_t deadline, char *errbuf, size_t errlen)
+{
+    int rc = gn__tls_client_attach(conn, o->tls, target, address, errbuf, errlen);
+
+    if (rc == 0) {
+        rc = handshake_until(conn, deadline);
+        if (rc < 0)
+            gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
+                             conn->error[0] ? conn->error : gn_strerror(rc));
+    }
+    if (rc < 0)
+        gn__blocking_conn_free(conn);
+    return rc;
+}
+
 int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
             char *errbuf, size_t errlen)
 {
@@ -679,5 +731,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
         return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
                                 gn_strerror(rc));
     }
+    if (gn_endpoint_transport(&target) == GN_TRANSPORT_TLS)
+        return dial_tls(*out, &o, &target, address, deadline, errbuf, errlen);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 
 #define MAX_ATTEMPTS     32
 #define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 recommends 250 ms */
@@ -77,12 +78,23 @@ static void connected(struct gn__client *c, struct attempt *winner)
     c->pending--;
     gn__client_free(conn); /* closes the losers, cancels timers */
     rc = gn__conn_established(conn, fd);
+    if (rc == 0 && conn->tls)
+        rc = gn__conn_start_handshake(conn, gn__tls_conn_handshake_ms(conn));
     if (rc < 0) {
-        close(fd);
-        conn->io.fd = -1;
+        if (conn->io.fd == fd && conn->state != GN__CLOSED) {
+            gn__io_watch(conn->loop, &conn->io, 0);
+            close(fd);
+            conn->io.fd = -1;
+        }
         gn__conn_fail(conn, rc, "connect to %s: %s", c->target_text, gn_strerror(rc));
         return;
     }
+    if (!conn->tls)
+        gn__client_conn_ready(conn);
+}
+
+void gn__client_conn_ready(gn_conn *conn)
+{
     if (conn->h.on_connect)
         conn->h.on_connect(conn);
     if (conn->state == GN__OPEN)
@@ -297,8 +309,13 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     if (rc < 0)
         return rc;
     conn->kind = gn_endpoint_transport(&ep);
-    rc = client_start(conn, &ep);
+    rc = conn->kind == GN_TRANSPORT_TLS
+             ? gn__tls_client_attach(conn, resolved_opts.tls, &ep, address, errbuf, errlen)
+             : 0;
+    if (rc == 0)
+        rc = client_start(conn, &ep);
     if (rc < 0) {
+        gn__tls_detach(conn);
         gn__loop_unref(loop);
         gn__conn_dispose(loop, conn);
         return rc;

@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "conn_queue.h"
+#include "tls.h"
 
 #define DEFAULT_BACKLOG            511
 #define DEFAULT_MAX_CONNS          10000
@@ -117,7 +118,8 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
     if (rc < 0)
         return rc;
     if (gn_endpoint_transport(ep) != GN_TRANSPORT_TCP &&
-        gn_endpoint_transport(ep) != GN_TRANSPORT_UNIX)
+        gn_endpoint_transport(ep) != GN_TRANSPORT_UNIX &&
+        gn_endpoint_transport(ep) != GN_TRANSPORT_TLS)
         return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
                                 "the %s transport is not supported yet",
                                 gn_transport_name(gn_endpoint_transport(ep)));
@@ -197,6 +199,11 @@ int gn__conn_established(gn_conn *conn, int fd)
 
 static void conn_release(gn_conn *conn)
 {
+    if (conn->handshake_timer) {
+        gn_timer_cancel(conn->loop, conn->handshake_timer);
+        conn->handshake_timer = 0;
+    }
+    gn__tls_detach(conn);
     gn__queue_clear(conn);
     free(conn->in_buf);
     conn->in_buf = NULL;
@@ -268,15 +275,25 @@ void gn__conn_check_done(gn_conn *conn)
 {
     int rc;
 
-    if (conn->state != GN__OPEN || conn->out_head)
+    if (conn->state != GN__OPEN || conn->out_head || conn->handshaking)
         return;
     if (conn->closing) {
+        /* TLS says goodbye (close_notify) before the socket closes. */
+        rc = conn->transport->goodbye_on_close ? conn->transport->shutdown(conn) : 0;
+        if (rc == GN__AGAIN) {
+            gn__conn_update_watch(conn);
+            return;
+        }
         conn_finish(conn, 0);
         return;
     }
     if (conn->shutdown_asked && !conn->fin_sent) {
-        conn->fin_sent = true;
         rc = conn->transport->shutdown(conn);
+        if (rc == GN__AGAIN) {
+            gn__conn_update_watch(conn); /* close_notify still going out */
+            return;
+        }
+        conn->fin_sent = true;
         if (rc < 0 && rc != GN_EUNREACH) {
             gn__conn_fail(conn, rc, "shutdown: %s", gn_strerror(rc));
             return;

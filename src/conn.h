@@ -18,7 +18,15 @@ struct gn__transport {
     ssize_t (*read)(gn_conn *conn, void *buf, size_t len);
     ssize_t (*writev)(gn_conn *conn, const struct iovec *iov, int iovcnt);
     ssize_t (*sendfile)(gn_conn *conn, int fd, int64_t *offset, size_t len);
-    int (*shutdown)(gn_conn *conn); /* send FIN (or close_notify) */
+    int (*shutdown)(gn_conn *conn); /* send FIN (or close_notify); may be
+                                       GN__AGAIN while that waits to go out */
+    /* Optional, for transports with a handshake and bytes of their own
+     * (TLS): advance the handshake (0 done, GN__AGAIN, or a code); whether
+     * own bytes wait to be written; write them (0, GN__AGAIN, a code). */
+    int (*handshake)(gn_conn *conn);
+    bool (*pending)(const gn_conn *conn);
+    int (*flush)(gn_conn *conn);
+    bool goodbye_on_close; /* gn_close runs shutdown first (close_notify) */
 };
 
 extern const struct gn__transport gn__transport_stream;
@@ -68,6 +76,9 @@ struct gn_conn {
     struct gn__deferred redeliver;
 
     struct gn__client *client; /* connect state, client.c */
+    struct gn__tls *tls;       /* TLS state, tls.c */
+    bool handshaking;          /* transport handshake under way: no app data yet */
+    uint64_t handshake_timer;
 
     /* Blocking mode (blocking.c): no loop, no handlers, no output queue. */
     bool blocking;
@@ -98,6 +109,15 @@ void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Recompute what the loop watches on conn's fd. */
 void gn__conn_update_watch(gn_conn *conn);
+
+/* Begin the transport's handshake on an established connection (TLS);
+ * on_accept or on_connect wait for its end.  0 or a code. */
+int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms);
+/* The handshake is over: the server or client side takes it from here. */
+void gn__server_conn_ready(gn_conn *conn);
+void gn__client_conn_ready(gn_conn *conn);
+/* Whether the transport holds bytes of its own to write (TLS). */
+bool gn__conn_transport_pending(const gn_conn *conn);
 
 /* Finish gn_close/gn_shutdown once the queue is empty. */
 void gn__conn_check_done(gn_conn *conn);
@@ -134,6 +154,9 @@ void gn__blocking_conn_free(gn_conn *conn);
 int gn__blocking_close(gn_conn *conn, bool reset);
 int gn__blocking_shutdown(gn_conn *conn);
 int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
+struct gn__tls_config;
+/* A threaded server's TLS handshake, within the configured timeout. */
+int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);

@@ -9,6 +9,7 @@
  * needs no per-connection input memory and no allocation per message.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,12 @@ static char *shared_read_buf(gn_loop *loop)
 static bool wants_read(const gn_conn *conn)
 {
     return conn->state == GN__OPEN && !conn->closing && !conn->peer_ended &&
-           !conn->paused_by_user && !conn->paused_by_output;
+           !conn->paused_by_user && !conn->paused_by_output && !conn->handshaking;
+}
+
+bool gn__conn_transport_pending(const gn_conn *conn)
+{
+    return conn->transport->pending && conn->transport->pending(conn);
 }
 
 void gn__conn_update_watch(gn_conn *conn)
@@ -41,9 +47,10 @@ void gn__conn_update_watch(gn_conn *conn)
 
     if (conn->state == GN__CLOSED || conn->io.fd < 0)
         return;
-    if (wants_read(conn))
+    if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN))
         events |= GN__READ;
-    if (conn->state == GN__OPEN && conn->out_head)
+    if (conn->state == GN__OPEN &&
+        ((conn->out_head && !conn->handshaking) || gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
     rc = gn__io_watch(conn->loop, &conn->io, events);
     if (rc < 0)
@@ -276,7 +283,9 @@ void gn__conn_flush(gn_conn *conn)
 {
     int rc = 0;
 
-    while (conn->out_head && rc == 0 && conn->state == GN__OPEN) {
+    if (conn->transport->flush && conn->state == GN__OPEN)
+        rc = conn->transport->flush(conn); /* the transport's own bytes first */
+    while (conn->out_head && rc == 0 && conn->state == GN__OPEN && !conn->handshaking) {
         if (conn->out_head->file_fd >= 0)
             rc = write_file_chunk(conn, conn->out_head);
         else
@@ -301,7 +310,7 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
     int rc;
 
     /* The fast path: nothing queued, so write now and copy nothing. */
-    if (conn->state == GN__OPEN && !conn->out_head) {
+    if (conn->state == GN__OPEN && !conn->out_head && !conn->handshaking) {
         n = conn->transport->writev(conn, &iov, 1);
         if (n == GN__AGAIN) {
             n = 0;
@@ -313,8 +322,11 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
             conn->stats.writes++;
             conn->last_active_ms = conn->loop->now_ms;
         }
-        if ((size_t)n == len)
+        if ((size_t)n == len) {
+            if (gn__conn_transport_pending(conn))
+                gn__conn_update_watch(conn); /* ciphertext still to go out */
             return 0;
+        }
     }
     rc = gn__queue_data(conn, (const char *)buf + n, len - (size_t)n);
     if (rc < 0) {
@@ -339,11 +351,84 @@ static void conn_socket_error(gn_conn *conn)
                   gn_strerror(rc < 0 ? rc : GN_ECONNRESET));
 }
 
+/* ---- transport handshake (TLS) ---------------------------------------- */
+
+static void handshake_expired(gn_loop *loop, uint64_t id, void *arg)
+{
+    gn_conn *conn = arg;
+
+    (void)loop;
+    (void)id;
+    conn->handshake_timer = 0;
+    if (conn->server)
+        gn__log(GN_LOG_WARN, "TLS handshake timed out: dropped a client");
+    gn__conn_fail(conn, GN_ETIMEDOUT, "TLS handshake timed out");
+}
+
+static void handshake_step(gn_conn *conn)
+{
+    char reason[GN_ERRBUF_SIZE];
+    int rc = conn->transport->handshake(conn);
+
+    conn->last_active_ms = conn->loop->now_ms;
+    if (rc == GN__AGAIN) {
+        gn__conn_update_watch(conn);
+        return;
+    }
+    if (rc < 0) {
+        snprintf(reason, sizeof(reason), "%s", conn->error[0] ? conn->error : gn_strerror(rc));
+        if (conn->server) {
+            char peer[GN_ENDPOINT_STRLEN] = "?";
+            gn_endpoint_format(&conn->remote, peer, sizeof(peer));
+            gn__log(GN_LOG_WARN, "%s: %s: dropped", peer, reason);
+        }
+        gn__conn_fail(conn, rc, "%s", reason);
+        return;
+    }
+    conn->handshaking = false;
+    if (conn->handshake_timer) {
+        gn_timer_cancel(conn->loop, conn->handshake_timer);
+        conn->handshake_timer = 0;
+    }
+    if (conn->server)
+        gn__server_conn_ready(conn);
+    else
+        gn__client_conn_ready(conn);
+    if (conn->state != GN__OPEN)
+        return;
+    gn__conn_flush(conn);
+    /* Application data may have come with the handshake's last flight
+     * and already sit decrypted in the transport: no readiness will say so. */
+    if (conn->state == GN__OPEN)
+        conn_read(conn);
+}
+
+int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms)
+{
+    int rc =
+        gn_timer_start(conn->loop, timeout_ms, 0, handshake_expired, conn, &conn->handshake_timer);
+
+    if (rc < 0)
+        return rc;
+    conn->handshaking = true;
+    handshake_step(conn); /* a client speaks first */
+    return 0;
+}
+
 void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events)
 {
     gn_conn *conn = (gn_conn *)((char *)io - offsetof(gn_conn, io));
 
     (void)loop;
+    if (conn->handshaking) {
+        if ((events & GN__WRITE) && conn->transport->flush)
+            conn->transport->flush(conn);
+        if (events & (GN__READ | GN__ERROR))
+            handshake_step(conn);
+        else
+            gn__conn_update_watch(conn);
+        return;
+    }
     if (events & GN__WRITE)
         gn__conn_flush(conn);
     /* A hang-up may come with unread data: read it first, the read then

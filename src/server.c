@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "tls.h"
 
 #define ACCEPT_BUDGET   64
 #define ACCEPT_RETRY_MS 100
@@ -167,6 +168,7 @@ static void server_free(gn_loop *loop, struct gn__deferred *d)
         srv->next->prev = srv->prev;
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
+    gn__tls_config_free(srv->tls);
     gn__loop_unref(loop);
     free(srv);
 }
@@ -202,9 +204,12 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
     gn__options_resolve(&srv->opts, opts, true);
     srv->user_data = srv->opts.user_data;
     srv->free_later.fn = server_free;
-    rc = gn__server_listen(srv, &ep, errbuf, errlen);
+    rc = gn__server_tls_setup(srv, &ep, address, errbuf, errlen);
+    if (rc == 0)
+        rc = gn__server_listen(srv, &ep, errbuf, errlen);
     if (rc < 0) {
         gn__server_close_listeners(srv);
+        gn__tls_config_free(srv->tls);
         free(srv);
         return rc;
     }
@@ -290,16 +295,40 @@ static void adopt_client(gn_server *srv, const struct listener *l, int fd)
     }
     conn->kind = gn_endpoint_transport(&l->ep);
     gn__server_link(srv, conn);
-    rc = gn__conn_established(conn, fd);
+    if (srv->tls) {
+        /* The user meets the connection after the handshake, if ever. */
+        conn->h = (gn_handlers){0};
+        rc = gn__tls_attach(conn, srv->tls, false);
+        if (rc == 0)
+            rc = gn__conn_established(conn, fd);
+        if (rc == 0)
+            rc = gn__conn_start_handshake(conn, gn__tls_handshake_ms(srv->tls));
+    } else {
+        rc = gn__conn_established(conn, fd);
+        if (rc == 0)
+            gn__server_conn_ready(conn);
+    }
     if (rc < 0) {
         /* e.g. the client reset before getpeername: nothing to report to
          * on_accept, so the connection ends unseen. */
         conn->h = (gn_handlers){0};
         gn__conn_fail(conn, rc, "setup: %s", gn_strerror(rc));
-        return;
     }
-    if (srv->h.on_accept)
-        srv->h.on_accept(conn);
+}
+
+void gn__server_conn_ready(gn_conn *conn)
+{
+    conn->h = conn->server->h;
+    if (conn->h.on_accept)
+        conn->h.on_accept(conn);
+}
+
+int gn__server_tls_setup(gn_server *srv, const gn_endpoint *ep, const char *address, char *errbuf,
+                         size_t errlen)
+{
+    if (gn_endpoint_transport(ep) != GN_TRANSPORT_TLS)
+        return 0;
+    return gn__tls_config_new(srv->opts.tls, true, NULL, address, &srv->tls, errbuf, errlen);
 }
 
 static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -424,8 +453,8 @@ int gn_server_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void
      * whatever fn closes. */
     for (conn = srv->head; conn; conn = next) {
         next = conn->next;
-        if (conn->state == GN__CLOSED)
-            continue;
+        if (conn->state == GN__CLOSED || conn->handshaking)
+            continue; /* not yet, or no longer, the user's */
         fn(conn, arg);
         visited++;
     }

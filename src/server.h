@@ -38,7 +38,12 @@ struct gn_server {
     void *user_data;
     struct gn__deferred free_later;
     struct gn__threads *threads; /* set for a threaded server */
+    struct gn__tls_config *tls;  /* set for a tls:// server */
 };
+
+/* The TLS configuration of a tls:// server from opts->tls. */
+int gn__server_tls_setup(gn_server *srv, const gn_endpoint *ep, const char *address, char *errbuf,
+                         size_t errlen);
 
 /* Listen on every address ep names, adding to srv->listeners (watched
  * by srv->loop when there is one). */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "tls.h"
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_CACHE       8
@@ -103,6 +104,23 @@ static gn_conn *next_client(struct gn__threads *t)
     return conn;
 }
 
+/* A tls:// server's handshake, on the worker: a slow or hostile client
+ * holds one thread for at most the handshake timeout. */
+static bool tls_ready(struct gn__threads *t, gn_conn *conn)
+{
+    char peer[GN_ENDPOINT_STRLEN] = "?";
+    int rc;
+
+    if (!t->srv->tls)
+        return true;
+    rc = gn__blocking_tls_accept(conn, t->srv->tls);
+    if (rc == 0)
+        return true;
+    gn_endpoint_format(&conn->remote, peer, sizeof(peer));
+    gn__log(GN_LOG_WARN, "%s: %s: dropped", peer, conn->error[0] ? conn->error : gn_strerror(rc));
+    return false;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *self = arg;
@@ -114,7 +132,8 @@ static void *worker_main(void *arg)
     while ((conn = next_client(t)) != NULL) {
         t->active++;
         pthread_mutex_unlock(&t->mu);
-        t->handler(conn);
+        if (tls_ready(t, conn))
+            t->handler(conn);
         pthread_mutex_lock(&t->mu);
         t->active--;
         t->served++;
@@ -288,6 +307,7 @@ static void server_free(gn_server *srv)
         close(srv->spare_fd);
     if (srv->threads)
         threads_free(srv->threads);
+    gn__tls_config_free(srv->tls);
     free(srv);
 }
 
@@ -345,6 +365,8 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
     gn__options_resolve(&srv->opts, opts, true);
     srv->user_data = srv->opts.user_data;
     rc = threads_new(srv, handler, topts);
+    if (rc == 0)
+        rc = gn__server_tls_setup(srv, &ep, address, errbuf, errlen);
     if (rc == 0)
         rc = gn__server_listen(srv, &ep, errbuf, errlen);
     if (rc == 0 && pthread_create(&srv->threads->acceptor, NULL, acceptor_main, srv->threads) != 0)

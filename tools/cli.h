@@ -17,6 +17,10 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "remote -> local" endpoints of conn into buf, for the connection log. */
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len);
 
+/* Options with every TLS setting given on the command line (--cert,
+ * --key, --ca, --insecure, --alpn); the rest zero. */
+gn_options cli_options(void);
+
 int cli_listen(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_demo(int argc, char **argv);
@@ -25,6 +29,12 @@ int cli_demo(int argc, char **argv);
 enum cli_thread_mode { CLI_THREADS_PRINT, CLI_THREADS_ECHO, CLI_THREADS_DISCARD };
 int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threads);
 int cli_connect_sync(const char *addr);
+
+/* Datagram sockets (cli_dgram.c): udp:// and unixgram: addresses. */
+enum cli_dgram_mode { CLI_DGRAM_PRINT, CLI_DGRAM_ECHO, CLI_DGRAM_DISCARD };
+bool cli_is_dgram_address(const char *addr, unsigned parse_flags);
+int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode);
+int cli_dgram_connect(const char *addr);
 int cli_send(int argc, char **argv);
 int cli_recv(int argc, char **argv);
 

@@ -230,7 +230,7 @@ int cli_listen(int argc, char **argv)
                                                  [MODE_CHAT] = chat_data,
                                                  [MODE_DISCARD] = discard_data};
     gn_handlers h = {.on_accept = log_accept, .on_close = log_close, .on_error = log_error};
-    gn_options opts = {0};
+    gn_options opts = cli_options();
     char err[GN_ERRBUF_SIZE];
     static const enum cli_thread_mode thread_modes[] = {[MODE_PRINT] = CLI_THREADS_PRINT,
                                                         [MODE_ECHO] = CLI_THREADS_ECHO,
@@ -243,6 +243,13 @@ int cli_listen(int argc, char **argv)
 
     if (rc)
         return rc;
+    if (cli_is_dgram_address(addr, GN_PARSE_LISTEN)) {
+        if (threads || listening.mode == MODE_CHAT)
+            return cli_usage_error("--threads and --chat are for stream sockets, not '%s'", addr);
+        return cli_dgram_listen(addr, listening.mode == MODE_ECHO      ? CLI_DGRAM_ECHO
+                                      : listening.mode == MODE_DISCARD ? CLI_DGRAM_DISCARD
+                                                                       : CLI_DGRAM_PRINT);
+    }
     raise_fd_limit();
     if (threads)
         return cli_listen_threads(addr, thread_modes[listening.mode], threads);
@@ -396,6 +403,7 @@ int cli_connect(int argc, char **argv)
                            .on_error = conn_error,
                            .on_close = conn_closed};
     char err[GN_ERRBUF_SIZE];
+    gn_options opts;
     int rc;
 
     if (argc == 2 && strcmp(argv[0], "--sync") == 0 && argv[1][0] != '-')
@@ -406,9 +414,12 @@ int cli_connect(int argc, char **argv)
         return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
                                            "localhost:7000'"
                                          : "connect takes exactly one address");
+    if (cli_is_dgram_address(argv[0], 0))
+        return cli_dgram_connect(argv[0]);
     if (gn_loop_new(&pump.loop) < 0)
         return cli_fail("cannot create an event loop");
-    rc = gn_connect(pump.loop, argv[0], &h, NULL, &pump.conn, err, sizeof(err));
+    opts = cli_options();
+    rc = gn_connect(pump.loop, argv[0], &h, &opts, &pump.conn, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(pump.loop);
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)

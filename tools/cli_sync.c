@@ -86,6 +86,7 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
 {
     gn_thread_options topts = {.max_threads = threads, .cache = threads};
     char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
+    gn_options opts;
     gn_server *srv;
     gn_endpoint ep;
     sigset_t set;
@@ -93,7 +94,8 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
 
     thread_mode = mode;
     block_stop_signals(&set);
-    rc = gn_serve_threads(addr, serve_client, NULL, &topts, &srv, err, sizeof(err));
+    opts = cli_options();
+    rc = gn_serve_threads(addr, serve_client, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);
@@ -158,7 +160,8 @@ int cli_connect_sync(const char *addr)
     struct stdin_writer w = {.cancel = {-1, -1}};
     pthread_t writer;
     ssize_t n;
-    int rc = gn_dial(addr, 0, NULL, &w.conn, err, sizeof(err));
+    gn_options opts = cli_options();
+    int rc = gn_dial(addr, 0, &opts, &w.conn, err, sizeof(err));
 
     if (rc < 0)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
@@ -353,7 +356,7 @@ static int send_body(gn_conn *conn, int fd, struct progress *p)
 int cli_send(int argc, char **argv)
 {
     struct progress p = {.verb = "sent"};
-    const gn_options opts = {.idle_timeout_ms = STALL_MS};
+    gn_options opts = cli_options();
     struct hasher h = {0};
     char err[GN_ERRBUF_SIZE], rest[64];
     pthread_t hash_thread;
@@ -368,6 +371,7 @@ int cli_send(int argc, char **argv)
     rc = send_open(argv[0], &fd, &p.total);
     if (rc)
         return rc;
+    opts.idle_timeout_ms = STALL_MS;
     rc = gn_dial(argv[1], 0, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         close(fd);
@@ -468,6 +472,7 @@ int cli_recv(int argc, char **argv)
 {
     gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue = 1};
     char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
+    gn_options opts;
     const char *path;
     gn_server *srv;
     gn_endpoint ep;
@@ -483,7 +488,8 @@ int cli_recv(int argc, char **argv)
     if (receipt.out_fd < 0)
         return cli_fail("cannot create '%s': %s", path, strerror(errno));
     receipt.draw = !quiet && isatty(STDERR_FILENO);
-    rc = gn_serve_threads(argv[0], receive_one, NULL, &topts, &srv, err, sizeof(err));
+    opts = cli_options();
+    rc = gn_serve_threads(argv[0], receive_one, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);

@@ -7,6 +7,7 @@
  * per line for scripts.  Errors always go to stderr as text.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,16 @@ static const char usage[] =
     "\n"
     "  --help, --version\n"
     "\n"
+    "TLS (tls://host:port), for every command:\n"
+    "  --cert FILE --key FILE   a server's certificate chain and key (PEM), or a\n"
+    "                           client's certificate\n"
+    "  --ca FILE                verify the peer against these CAs instead of the\n"
+    "                           system's (with --cert: a server requiring client\n"
+    "                           certificates)\n"
+    "  --insecure               client: accept any certificate (dangerous)\n"
+    "  --alpn LIST              protocols to offer or accept, e.g. h2,http/1.1\n"
+    "  --servername NAME        client: the name to send and verify\n"
+    "\n"
     "Addresses: 194.106.118.30:80  [::1]:8080  localhost:http  tcp://host:port\n"
     "           udp://host:port  tls://host:port  unix:/path  unix:@abstract  :8080\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage error.\n";
@@ -368,10 +379,68 @@ static int finish(int rc)
     return rc;
 }
 
+/* ---- TLS options, taken out of argv before the command sees it --------- */
+
+static gn_tls_options cli_tls;
+static bool cli_tls_given;
+
+gn_options cli_options(void)
+{
+    gn_options opts = {0};
+
+    if (cli_tls_given)
+        opts.tls = &cli_tls;
+    return opts;
+}
+
+/* Remove --cert F, --key F, --ca F, --alpn L, --servername N and
+ * --insecure from argv (from index 2 on); 0 or a usage error's code. */
+static int take_tls_options(int *argc, char **argv)
+{
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } with_value[] = {
+        {"--cert", offsetof(gn_tls_options, cert_file)},
+        {"--key", offsetof(gn_tls_options, key_file)},
+        {"--ca", offsetof(gn_tls_options, ca_file)},
+        {"--alpn", offsetof(gn_tls_options, alpn)},
+        {"--servername", offsetof(gn_tls_options, server_name)},
+    };
+    int kept = 2;
+
+    for (int i = 2; i < *argc; i++) {
+        bool taken = false;
+        if (strcmp(argv[i], "--insecure") == 0)
+            cli_tls.insecure = taken = true;
+        for (size_t f = 0; !taken && f < sizeof(with_value) / sizeof(with_value[0]); f++) {
+            if (strcmp(argv[i], with_value[f].flag) != 0)
+                continue;
+            if (i + 1 >= *argc)
+                return cli_usage_error("%s needs a value", argv[i]);
+            *(const char **)((char *)&cli_tls + with_value[f].offset) = argv[++i];
+            taken = true;
+        }
+        if (taken)
+            cli_tls_given = true;
+        else
+            argv[kept++] = argv[i];
+    }
+    if (cli_tls.ca_file && cli_tls.cert_file)
+        cli_tls.verify_client = true; /* a server with --ca checks its clients */
+    *argc = kept;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    int rc;
+
     if (argc < 2)
         return cli_usage_error("no command given");
+    rc = take_tls_options(&argc, argv);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return finish(commands[i].run(argc - 2, argv + 2));

@@ -1,0 +1,565 @@
+/*
+ * TLS with OpenSSL 3, as a stream transport.
+ *
+ * The SSL object never touches the socket: it reads ciphertext from one
+ * memory BIO that we fill from the socket and writes ciphertext into
+ * another that we drain into it.  So reads and writes stay non-blocking,
+ * MSG_NOSIGNAL still guards against SIGPIPE, and back-pressure works as
+ * for TCP: a write encrypts only when the previous ciphertext has gone
+ * out, so the ciphertext waiting is bounded by one batch.
+ *
+ * Errors are kept with their reason: OpenSSL's text for protocol errors,
+ * the verification result for certificates ("certificate has expired",
+ * "hostname mismatch"), so on_error can say why a peer was refused.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tls.h"
+
+#define DEFAULT_HANDSHAKE_MS 10000
+#define WRITE_BATCH          (64u << 10) /* plaintext encrypted per write */
+#define RECV_CHUNK           16384
+
+struct gn__tls_config {
+    SSL_CTX *ctx;
+    bool server, insecure;
+    char server_name[GN_HOST_MAX + 1]; /* client: SNI and verified name */
+    unsigned char alpn[256];           /* wire format: length-prefixed */
+    size_t alpn_len;
+    uint32_t handshake_ms;
+};
+
+struct gn__tls {
+    SSL *ssl;
+    BIO *in, *out; /* socket -> SSL, SSL -> socket */
+    struct gn__tls_config *cfg;
+    bool owns_cfg;
+    bool notify_sent;  /* close_notify is in `out` */
+    size_t ooff, olen; /* obuf[ooff..olen) waits for the socket */
+    char obuf[RECV_CHUNK + 1024];
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* The reason of the last failure into conn->error; returns the code. */
+static int tls_failed(gn_conn *conn, const char *what)
+{
+    long verify = SSL_get_verify_result(conn->tls->ssl);
+    unsigned long e = ERR_peek_last_error();
+    char reason[160] = "";
+    int code = GN_ETLS;
+
+    if (verify != X509_V_OK && !conn->tls->cfg->insecure) {
+        snprintf(reason, sizeof(reason), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verify));
+        code = GN_ECERT;
+    } else if (e) {
+        const char *r = ERR_reason_error_string(e);
+        snprintf(reason, sizeof(reason), "%s", r ? r : "unknown OpenSSL error");
+    } else {
+        snprintf(reason, sizeof(reason), "%s", "the peer closed the connection");
+    }
+    ERR_clear_error();
+    snprintf(conn->error, sizeof(conn->error), "%s: %s", what, reason);
+    return code;
+}
+
+/* ---- moving ciphertext ------------------------------------------------- */
+
+static bool tls_pending(const gn_conn *conn)
+{
+    const struct gn__tls *t = conn->tls;
+
+    return t && (t->olen > t->ooff || BIO_ctrl_pending(t->out) > 0);
+}
+
+/* Drain the ciphertext into the socket, through obuf: a memory BIO
+ * cannot give back what a short send did not take. */
+static int tls_flush(gn_conn *conn)
+{
+    struct gn__tls *t = conn->tls;
+
+    for (;;) {
+        ssize_t n;
+
+        if (t->ooff == t->olen) {
+            int got = BIO_read(t->out, t->obuf, (int)sizeof(t->obuf));
+            t->ooff = t->olen = 0;
+            if (got <= 0)
+                return 0;
+            t->olen = (size_t)got;
+        }
+        n = send(conn->io.fd, t->obuf + t->ooff, t->olen - t->ooff, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? GN__AGAIN : gn_error_from_errno(errno);
+        t->ooff += (size_t)n;
+    }
+}
+
+/* Feed `in` from the socket: bytes read, 0 at EOF, GN__AGAIN or a code. */
+static ssize_t tls_fill(gn_conn *conn)
+{
+    char buf[RECV_CHUNK];
+
+    for (;;) {
+        ssize_t n = recv(conn->io.fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            BIO_write(conn->tls->in, buf, (int)n);
+            return n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? GN__AGAIN : gn_error_from_errno(errno);
+    }
+}
+
+/* After an SSL call returned rc <= 0: fetch ciphertext it wants, or say
+ * why it cannot go on.  Returns 1 to call again, or GN__AGAIN, 0 (EOF)
+ * or a code. */
+static int need_more(gn_conn *conn, int rc, const char *what)
+{
+    int err = SSL_get_error(conn->tls->ssl, rc);
+    ssize_t n;
+
+    if (err == SSL_ERROR_WANT_READ) {
+        tls_flush(conn); /* the peer may be waiting for our part first */
+        n = tls_fill(conn);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        return (int)n;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) /* not with a memory BIO, but cheap */
+        return tls_flush(conn) == 0 ? 1 : GN__AGAIN;
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return 0; /* close_notify */
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        return 0;
+    return tls_failed(conn, what);
+}
+
+/* ---- the transport ----------------------------------------------------- */
+
+static int tls_handshake(gn_conn *conn)
+{
+    for (;;) {
+        int rc;
+
+        ERR_clear_error();
+        rc = SSL_do_handshake(conn->tls->ssl);
+        if (rc == 1) {
+            rc = tls_flush(conn);
+            return rc == GN__AGAIN ? 0 : rc; /* the rest goes out with the next write */
+        }
+        rc = need_more(conn, rc, "TLS handshake");
+        if (rc == 1)
+            continue;
+        if (rc == 0) {
+            snprintf(conn->error, sizeof(conn->error),
+                     "TLS handshake: the peer closed the connection");
+            return GN_ETLS;
+        }
+        if (rc == GN__AGAIN)
+            tls_flush(conn);
+        else if (rc != GN_ETLS && rc != GN_ECERT)
+            snprintf(conn->error, sizeof(conn->error), "TLS handshake: %s", gn_strerror(rc));
+        return rc;
+    }
+}
+
+static ssize_t tls_read(gn_conn *conn, void *buf, size_t len)
+{
+    int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
+
+    for (;;) {
+        int rc;
+
+        ERR_clear_error();
+        rc = SSL_read(conn->tls->ssl, buf, chunk);
+        if (rc > 0) {
+            tls_flush(conn); /* e.g. a key update's answer */
+            return rc;
+        }
+        rc = need_more(conn, rc, "TLS read");
+        if (rc != 1)
+            return rc;
+    }
+}
+
+/* Encrypt up to WRITE_BATCH bytes once the last batch has gone out. */
+static ssize_t tls_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    int rc = tls_flush(conn);
+
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < iovcnt && total < WRITE_BATCH; i++) {
+        size_t len = iov[i].iov_len;
+        if (len > WRITE_BATCH - total)
+            len = WRITE_BATCH - total;
+        if (len == 0)
+            continue;
+        ERR_clear_error();
+        rc = SSL_write(conn->tls->ssl, iov[i].iov_base, (int)len);
+        if (rc <= 0) {
+            if (total > 0)
+                break;
+            rc = need_more(conn, rc, "TLS write");
+            return rc == 1 || rc == GN__AGAIN ? GN__AGAIN : rc == 0 ? GN_EPIPE : rc;
+        }
+        total += (size_t)rc;
+    }
+    rc = tls_flush(conn);
+    if (rc < 0 && rc != GN__AGAIN)
+        return rc;
+    return (ssize_t)total;
+}
+
+/* sendfile cannot encrypt: read the file and write it as data. */
+static ssize_t tls_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
+{
+    char buf[RECV_CHUNK];
+    struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
+    ssize_t n, sent;
+
+    if (tls_pending(conn)) {
+        int rc = tls_flush(conn);
+        if (rc < 0)
+            return rc;
+    }
+    do {
+        n = pread(fd, buf, iov.iov_len, (off_t)*offset);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? gn_error_from_errno(errno) : 0;
+    iov.iov_len = (size_t)n;
+    sent = tls_writev(conn, &iov, 1);
+    if (sent > 0)
+        *offset += sent;
+    return sent;
+}
+
+/* close_notify, then FIN once it has gone out. */
+static int tls_shutdown(gn_conn *conn)
+{
+    int rc;
+
+    if (!conn->tls->notify_sent) {
+        conn->tls->notify_sent = true;
+        ERR_clear_error();
+        if (SSL_is_init_finished(conn->tls->ssl))
+            SSL_shutdown(conn->tls->ssl);
+    }
+    rc = tls_flush(conn);
+    if (rc < 0)
+        return rc;
+    if (shutdown(conn->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        return gn_error_from_errno(errno);
+    return 0;
+}
+
+const struct gn__transport gn__transport_tls = {
+    .name = "tls",
+    .read = tls_read,
+    .writev = tls_writev,
+    .sendfile = tls_sendfile,
+    .shutdown = tls_shutdown,
+    .handshake = tls_handshake,
+    .pending = tls_pending,
+    .flush = tls_flush,
+    .goodbye_on_close = true,
+};
+
+void gn__tls_goodbye(gn_conn *conn)
+{
+    if (!conn->tls || conn->tls->notify_sent || conn->io.fd < 0)
+        return;
+    conn->tls->notify_sent = true;
+    ERR_clear_error();
+    if (SSL_is_init_finished(conn->tls->ssl))
+        SSL_shutdown(conn->tls->ssl);
+    tls_flush(conn);
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+/* "h2,http/1.1" -> "\x02h2\x08http/1.1"; false when malformed. */
+static bool alpn_wire(const char *list, unsigned char *out, size_t *len)
+{
+    size_t n = 0;
+
+    while (*list) {
+        const char *end = strchr(list, ',');
+        size_t item = end ? (size_t)(end - list) : strlen(list);
+        if (item == 0 || item > 255 || n + 1 + item > 256)
+            return false;
+        out[n++] = (unsigned char)item;
+        memcpy(out + n, list, item);
+        n += item;
+        list += item + (end ? 1 : 0);
+    }
+    *len = n;
+    return n > 0;
+}
+
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    struct gn__tls_config *cfg = arg;
+    unsigned char *chosen;
+
+    (void)ssl;
+    if (SSL_select_next_proto(&chosen, outlen, cfg->alpn, (unsigned)cfg->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no common protocol: go on without */
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int config_error(const char *address, const char *what, const char *file, char *errbuf,
+                        size_t errlen)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    return gn__errbuf_input(errbuf, errlen, GN_ETLS, address, strlen(address), "%s '%s': %s", what,
+                            file ? file : "", r ? r : "failed");
+}
+
+static int load_files(struct gn__tls_config *cfg, const gn_tls_options *o, const char *address,
+                      char *errbuf, size_t errlen)
+{
+    if (o->cert_file && SSL_CTX_use_certificate_chain_file(cfg->ctx, o->cert_file) != 1)
+        return config_error(address, "cannot load the certificate", o->cert_file, errbuf, errlen);
+    if (o->key_file && SSL_CTX_use_PrivateKey_file(cfg->ctx, o->key_file, SSL_FILETYPE_PEM) != 1)
+        return config_error(address, "cannot load the key", o->key_file, errbuf, errlen);
+    if (o->cert_file && o->key_file && SSL_CTX_check_private_key(cfg->ctx) != 1)
+        return config_error(address, "the key does not match the certificate", o->key_file, errbuf,
+                            errlen);
+    if (o->ca_file && SSL_CTX_load_verify_locations(cfg->ctx, o->ca_file, NULL) != 1)
+        return config_error(address, "cannot load the CA file", o->ca_file, errbuf, errlen);
+    return 0;
+}
+
+static int configure_server(struct gn__tls_config *cfg, const gn_tls_options *o,
+                            const char *address, char *errbuf, size_t errlen)
+{
+    if (!o->cert_file || !o->key_file)
+        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address), "%s",
+                                "a TLS server needs a certificate and a key (gn_tls_options "
+                                "cert_file and key_file)");
+    if (o->verify_client) {
+        if (!o->ca_file)
+            return gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address), "%s",
+                                    "verify_client needs ca_file, the CAs clients are checked "
+                                    "against");
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_client_CA_list(cfg->ctx, SSL_load_client_CA_file(o->ca_file));
+    }
+    if (cfg->alpn_len)
+        SSL_CTX_set_alpn_select_cb(cfg->ctx, select_alpn, cfg);
+    /* Resumption across connections of this server, kept in memory. */
+    SSL_CTX_set_session_id_context(cfg->ctx, (const unsigned char *)"gnezdo", 6);
+    return 0;
+}
+
+static int configure_client(struct gn__tls_config *cfg, const gn_tls_options *o,
+                            const gn_endpoint *target, const char *address)
+{
+    if (o->server_name)
+        snprintf(cfg->server_name, sizeof(cfg->server_name), "%s", o->server_name);
+    else if (target)
+        gn_endpoint_host(target, cfg->server_name, sizeof(cfg->server_name));
+    cfg->insecure = o->insecure;
+    if (cfg->insecure) {
+        gn__log(GN_LOG_WARN, "TLS to %s: certificate verification is OFF (insecure)", address);
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
+        if (!o->ca_file)
+            SSL_CTX_set_default_verify_paths(cfg->ctx);
+    }
+    if (cfg->alpn_len)
+        SSL_CTX_set_alpn_protos(cfg->ctx, cfg->alpn, (unsigned)cfg->alpn_len);
+    return 0;
+}
+
+int gn__tls_config_new(const gn_tls_options *opts, bool server, const gn_endpoint *target,
+                       const char *address, struct gn__tls_config **out, char *errbuf,
+                       size_t errlen)
+{
+    static const gn_tls_options none;
+    const gn_tls_options *o = opts ? opts : &none;
+    struct gn__tls_config *cfg = calloc(1, sizeof(*cfg));
+    int rc;
+
+    if (!cfg)
+        return GN_ENOMEM;
+    cfg->server = server;
+    cfg->handshake_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
+    cfg->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!cfg->ctx) {
+        free(cfg);
+        return GN_ENOMEM;
+    }
+    SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
+    rc = 0;
+    if (o->alpn && !alpn_wire(o->alpn, cfg->alpn, &cfg->alpn_len))
+        rc = gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address),
+                              "malformed ALPN list '%s' (expected e.g. \"h2,http/1.1\")", o->alpn);
+    if (rc == 0)
+        rc = load_files(cfg, o, address, errbuf, errlen);
+    if (rc == 0)
+        rc = server ? configure_server(cfg, o, address, errbuf, errlen)
+                    : configure_client(cfg, o, target, address);
+    if (rc < 0) {
+        gn__tls_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void gn__tls_config_free(struct gn__tls_config *cfg)
+{
+    if (!cfg)
+        return;
+    SSL_CTX_free(cfg->ctx);
+    free(cfg);
+}
+
+uint32_t gn__tls_handshake_ms(const struct gn__tls_config *cfg)
+{
+    return cfg->handshake_ms;
+}
+
+/* ---- per connection ---------------------------------------------------- */
+
+/* The name to check in the server's certificate: a DNS name or an IP. */
+static void expect_name(SSL *ssl, const char *name)
+{
+    unsigned char ip[16];
+
+    if (!name[0])
+        return;
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+        return;
+    }
+    SSL_set_tlsext_host_name(ssl, name); /* SNI is for names only */
+    SSL_set1_host(ssl, name);
+}
+
+int gn__tls_attach(gn_conn *conn, struct gn__tls_config *cfg, bool owns)
+{
+    struct gn__tls *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return GN_ENOMEM;
+    t->ssl = SSL_new(cfg->ctx);
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->in || !t->out) {
+        SSL_free(t->ssl);
+        BIO_free(t->in);
+        BIO_free(t->out);
+        free(t);
+        return GN_ENOMEM;
+    }
+    /* An empty memory BIO says "retry", not EOF. */
+    BIO_set_mem_eof_return(t->in, -1);
+    SSL_set_bio(t->ssl, t->in, t->out);
+    if (cfg->server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        SSL_set_connect_state(t->ssl);
+        if (!cfg->insecure)
+            expect_name(t->ssl, cfg->server_name);
+        else if (cfg->server_name[0])
+            SSL_set_tlsext_host_name(t->ssl, cfg->server_name);
+    }
+    t->cfg = cfg;
+    t->owns_cfg = owns;
+    conn->tls = t;
+    conn->transport = &gn__transport_tls;
+    return 0;
+}
+
+int gn__tls_client_attach(gn_conn *conn, const gn_tls_options *opts, const gn_endpoint *target,
+                          const char *address, char *errbuf, size_t errlen)
+{
+    struct gn__tls_config *cfg;
+    int rc = gn__tls_config_new(opts, false, target, address, &cfg, errbuf, errlen);
+
+    if (rc < 0)
+        return rc;
+    rc = gn__tls_attach(conn, cfg, true);
+    if (rc < 0)
+        gn__tls_config_free(cfg);
+    return rc;
+}
+
+uint32_t gn__tls_conn_handshake_ms(const gn_conn *conn)
+{
+    return conn->tls->cfg->handshake_ms;
+}
+
+void gn__tls_detach(gn_conn *conn)
+{
+    struct gn__tls *t = conn->tls;
+
+    if (!t)
+        return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    if (t->owns_cfg)
+        gn__tls_config_free(t->cfg);
+    free(t);
+    conn->tls = NULL;
+}
+
+int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out)
+{
+    const unsigned char *alpn = NULL;
+    unsigned int alpn_len = 0;
+    X509 *peer;
+    SSL *ssl;
+
+    if (!conn || !out)
+        return GN_EINVAL;
+    if (conn->kind != GN_TRANSPORT_TLS)
+        return GN_EFAMILY;
+    if (!conn->tls || !SSL_is_init_finished(conn->tls->ssl))
+        return GN_ECLOSED;
+    ssl = conn->tls->ssl;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(ssl));
+    snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_get_cipher_name(ssl));
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    if (alpn_len >= sizeof(out->alpn))
+        alpn_len = sizeof(out->alpn) - 1;
+    memcpy(out->alpn, alpn ? (const char *)alpn : "", alpn_len);
+    peer = SSL_get1_peer_certificate(ssl);
+    if (peer) {
+        X509_NAME_oneline(X509_get_subject_name(peer), out->peer, sizeof(out->peer));
+        X509_free(peer);
+    }
+    out->resumed = SSL_session_reused(ssl) == 1;
+    return 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * The CLI's datagram side: `listen` and `connect` with udp:// and
+ * unixgram: addresses (cli_net.c hands them over).
+ *
+ * listen prints or echoes each datagram and logs its sender and size;
+ * connect sends each stdin line (newline included) as one datagram,
+ * prints what comes back, and after the end of stdin waits a second for
+ * late replies.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gnezdo.h"
+
+#define LINGER_MS       1000 /* after stdin ends, for replies still coming */
+#define LINES_IN_FLIGHT 64   /* posted to the loop and not yet sent */
+
+static gn_loop *signal_loop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_loop)
+        gn_loop_stop(signal_loop); /* async-signal-safe */
+}
+
+static void catch_signals(gn_loop *loop)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    signal_loop = loop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool cli_is_dgram_address(const char *addr, unsigned parse_flags)
+{
+    gn_endpoint ep;
+    gn_transport t;
+
+    if (gn_endpoint_parse(addr, parse_flags, &ep, NULL, 0) < 0)
+        return false;
+    t = gn_endpoint_transport(&ep);
+    return t == GN_TRANSPORT_UDP || t == GN_TRANSPORT_UNIXGRAM;
+}
+
+static int open_failed(gn_loop *loop, int rc, const char *err)
+{
+    gn_loop_free(loop);
+    return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
+                                                    : cli_fail("%s", err);
+}
+
+/* A Unix sender that never bound a name cannot be answered. */
+static bool is_unnamed(const gn_endpoint *ep)
+{
+    size_t len = 0;
+
+    return gn_endpoint_family(ep) == GN_FAMILY_UNIX && gn_endpoint_path(ep, &len) && len == 0 &&
+           !gn_endpoint_is_abstract(ep);
+}
+
+static void log_error(gn_dgram *sock, int code, const char *message)
+{
+    (void)sock;
+    (void)code;
+    fprintf(stderr, "error      %s\n", message);
+}
+
+/* ---- listen --------------------------------------------------------- */
+
+static enum cli_dgram_mode listen_mode;
+
+static void listen_datagram(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from)
+{
+    char who[GN_ENDPOINT_STRLEN] = "an unnamed sender";
+    int rc;
+
+    if (!is_unnamed(from))
+        gn_endpoint_format(from, who, sizeof(who));
+    fprintf(stderr, "datagram from %s: %zu bytes\n", who, len);
+    switch (listen_mode) {
+    case CLI_DGRAM_ECHO:
+        if (is_unnamed(from))
+            break;
+        rc = gn_dgram_send_to(sock, data, len, from);
+        if (rc < 0)
+            fprintf(stderr, "error      cannot echo to %s: %s\n", who, gn_strerror(rc));
+        break;
+    case CLI_DGRAM_PRINT:
+        fwrite(data, 1, len, stdout);
+        fflush(stdout);
+        break;
+    case CLI_DGRAM_DISCARD:
+        break;
+    }
+}
+
+int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode)
+{
+    const gn_dgram_handlers h = {.on_datagram = listen_datagram, .on_error = log_error};
+    char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
+    gn_loop *loop;
+    gn_dgram *sock;
+    int rc;
+
+    listen_mode = mode;
+    if (gn_loop_new(&loop) < 0)
+        return cli_fail("cannot create an event loop");
+    rc = gn_dgram_open(loop, addr, GN_DGRAM_BIND, &h, NULL, &sock, err, sizeof(err));
+    if (rc < 0)
+        return open_failed(loop, rc, err);
+    /* Handlers first: a supervisor may signal as soon as it reads the
+     * "listening on" line. */
+    catch_signals(loop);
+    gn_endpoint_format(gn_dgram_local(sock), text, sizeof(text));
+    fprintf(stderr, "listening on %s\n", text);
+    gn_loop_run(loop);
+    gn_dgram_close(sock);
+    gn_loop_run(loop);
+    gn_loop_free(loop);
+    return 0;
+}
+
+/* ---- connect -------------------------------------------------------- */
+
+/* stdin is read by a thread (getline on a terminal, pipe or file) that
+ * posts each line to the loop; at most LINES_IN_FLIGHT wait there, so a
+ * fast stdin cannot fill memory.  Once `closed` is set nothing more is
+ * posted and the loop may go. */
+struct line {
+    size_t len;
+    char data[];
+};
+
+static struct {
+    gn_loop *loop;
+    gn_dgram *sock;
+    pthread_mutex_t lock;
+    pthread_cond_t room;
+    size_t in_flight;
+    bool closed;
+    uint64_t linger_timer;
+} cs = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+
+static void send_line(gn_loop *loop, void *arg)
+{
+    struct line *line = arg;
+    int rc = 0;
+
+    (void)loop;
+    pthread_mutex_lock(&cs.lock);
+    bool closed = cs.closed;
+    pthread_mutex_unlock(&cs.lock);
+    if (!closed)
+        rc = gn_dgram_send(cs.sock, line->data, line->len);
+    if (rc < 0)
+        fprintf(stderr, "gnezdo: a line of %zu bytes was not sent: %s\n", line->len,
+                gn_strerror(rc));
+    free(line);
+    pthread_mutex_lock(&cs.lock);
+    cs.in_flight--;
+    pthread_cond_signal(&cs.room);
+    pthread_mutex_unlock(&cs.lock);
+}
+
+static void linger_done(gn_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    (void)arg;
+    cs.linger_timer = 0;
+    gn_dgram_close(cs.sock);
+}
+
+static void stdin_ended(gn_loop *loop, void *arg)
+{
+    (void)arg;
+    if (!cs.closed)
+        gn_timer_start(loop, LINGER_MS, 0, linger_done, NULL, &cs.linger_timer);
+}
+
+/* Post fn(arg) unless closed; false when nothing more should be read. */
+static bool post(gn_task_fn fn, void *arg)
+{
+    bool posted = false;
+
+    pthread_mutex_lock(&cs.lock);
+    while (cs.in_flight >= LINES_IN_FLIGHT && !cs.closed)
+        pthread_cond_wait(&cs.room, &cs.lock);
+    if (!cs.closed && gn_loop_post(cs.loop, fn, arg) == 0) {
+        cs.in_flight += fn == send_line;
+        posted = true;
+    }
+    pthread_mutex_unlock(&cs.lock);
+    return posted;
+}
+
+static bool post_line(const char *data, size_t len)
+{
+    struct line *line = malloc(sizeof(*line) + len);
+
+    if (!line)
+        return false;
+    line->len = len;
+    memcpy(line->data, data, len);
+    if (post(send_line, line))
+        return true;
+    free(line);
+    return false;
+}
+
+/* read(2), not stdio: a thread blocked inside getline holds stdin's lock,
+ * which exit() may want.  A line longer than the buffer goes in pieces. */
+static void *stdin_main(void *arg)
+{
+    static char buf[65536];
+    size_t have = 0, start;
+    ssize_t n;
+    bool ok = true;
+
+    (void)arg;
+    while (ok) {
+        do {
+            n = read(STDIN_FILENO, buf + have, sizeof(buf) - have);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        start = 0;
+        for (char *nl; ok && (nl = memchr(buf + start, '\n', have - start));) {
+            size_t end = (size_t)(nl - buf) + 1;
+            ok = post_line(buf + start, end - start);
+            start = end;
+        }
+        if (start == 0 && have == sizeof(buf)) {
+            ok = post_line(buf, have);
+            start = have;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+    }
+    if (ok && have > 0)
+        ok = post_line(buf, have);
+    if (ok)
+        post(stdin_ended, NULL);
+    return NULL;
+}
+
+static void connect_datagram(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from)
+{
+    (void)sock;
+    (void)from;
+    fwrite(data, 1, len, stdout);
+    fflush(stdout);
+}
+
+static void connect_error(gn_dgram *sock, int code, const char *message)
+{
+    (void)sock;
+    (void)code;
+    fprintf(stderr, "gnezdo: %s\n", message);
+}
+
+static void connect_closed(gn_dgram *sock, int reason)
+{
+    (void)sock;
+    (void)reason;
+    pthread_mutex_lock(&cs.lock);
+    cs.closed = true;
+    pthread_cond_broadcast(&cs.room);
+    pthread_mutex_unlock(&cs.lock);
+}
+
+int cli_dgram_connect(const char *addr)
+{
+    const gn_dgram_handlers h = {
+        .on_datagram = connect_datagram, .on_error = connect_error, .on_close = connect_closed};
+    char err[GN_ERRBUF_SIZE], local[GN_ENDPOINT_STRLEN], remote[GN_ENDPOINT_STRLEN];
+    pthread_t thread;
+    int rc;
+
+    if (gn_loop_new(&cs.loop) < 0)
+        return cli_fail("cannot create an event loop");
+    rc = gn_dgram_open(cs.loop, addr, GN_DGRAM_CONNECT, &h, NULL, &cs.sock, err, sizeof(err));
+    if (rc < 0)
+        return open_failed(cs.loop, rc, err);
+    catch_signals(cs.loop);
+    gn_endpoint_format(gn_dgram_local(cs.sock), local, sizeof(local));
+    gn_endpoint_format(gn_dgram_remote(cs.sock), remote, sizeof(remote));
+    fprintf(stderr, "sending    %s -> %s\n", local, remote);
+    if (pthread_create(&thread, NULL, stdin_main, NULL) != 0) {
+        gn_dgram_close(cs.sock);
+        gn_loop_run(cs.loop);
+        gn_loop_free(cs.loop);
+        return cli_fail("cannot start the stdin reader");
+    }
+    pthread_detach(thread);
+    gn_loop_run(cs.loop);
+    /* Stopped by a signal, or the socket closed after the linger: either
+     * way nothing more is posted, and what was posted runs (and frees its
+     * line) in the last run. */
+    pthread_mutex_lock(&cs.lock);
+    bool was_closed = cs.closed;
+    cs.closed = true;
+    pthread_cond_broadcast(&cs.room);
+    pthread_mutex_unlock(&cs.lock);
+    if (!was_closed)
+        gn_dgram_close(cs.sock);
+    if (cs.linger_timer)
+        gn_timer_cancel(cs.loop, cs.linger_timer);
+    gn_loop_run(cs.loop);
+    gn_loop_free(cs.loop);
+    return 0;
+}
