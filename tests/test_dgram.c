@@ -818,3 +818,19 @@ Test(dgram_lifetime, closing_inside_on_datagram_stops_delivery_and_ends_the_loop
     gn_loop_free(loop);
     close(fd);
 }
+
+Test(dgram_unix, a_unixgram_datagram_over_the_buffer_is_emsgsize_too)
+{
+    char addr[80], big[3000] = {0}, buf[100];
+    gn_dgram *server, *client;
+
+    snprintf(addr, sizeof(addr), "unixgram:@gn-test-dgram-trunc-%d", (int)getpid());
+    server = open_blocking(addr, GN_DGRAM_BIND, NULL);
+    client = open_blocking(addr, GN_DGRAM_CONNECT, NULL);
+    cr_assert_eq(gn_dgram_send_wait(client, big, sizeof(big), NULL, 1000), 0);
+    cr_assert_eq(gn_dgram_send_wait(client, "tail", 4, NULL, 1000), 0);
+    cr_expect_eq(gn_dgram_recv(server, buf, sizeof(buf), NULL, 1000), GN_EMSGSIZE);
+    cr_expect_eq(gn_dgram_recv(server, buf, sizeof(buf), NULL, 1000), 4);
+    gn_dgram_close(client);
+    gn_dgram_close(server);
+}
