@@ -671,42 +671,33 @@ static int dial_fail(struct dial *d, int code, char *errbuf, size_t errlen)
                             d->errors[0] ? d->errors : gn_strerror(code));
 }
 
-static int dial_tls(gn_conn *conn, const gn_options *o, const gn_endpoint *target,
-                    const char *address, uint64_t deadline, char *errbuf, size_t errlen)
+static int dial_tls(gn_conn *conn, struct gn__tls_config *cfg, const char *address,
+                    uint64_t deadline, char *errbuf, size_t errlen)
 {
-    int rc = gn__tls_client_attach(conn, o->tls, target, address, errbuf, errlen);
+    int rc = gn__tls_attach(conn, cfg, true);
 
     if (rc == 0) {
         rc = handshake_until(conn, deadline);
         if (rc < 0)
             gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
                              conn->error[0] ? conn->error : gn_strerror(rc));
+    } else {
+        gn__tls_config_free(cfg);
     }
     if (rc < 0)
         gn__blocking_conn_free(conn);
     return rc;
 }
 
-int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
-            char *errbuf, size_t errlen)
+/* Every resolved address, raced; the winner's descriptor or a code. */
+static int connect_any(const char *address, const gn_endpoint *target, uint64_t deadline,
+                       char *errbuf, size_t errlen)
 {
-    gn_endpoint target, found[MAX_DIAL_ADDRS];
+    gn_endpoint found[MAX_DIAL_ADDRS];
     struct dial *d;
-    gn_options o;
-    uint64_t deadline;
-    int n, fd, rc;
+    int n, fd;
 
-    if (errbuf && errlen)
-        errbuf[0] = '\0';
-    if (!address || !out)
-        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
-                                "address and out must not be NULL");
-    rc = gn__parse_stream_address(address, 0, &target, errbuf, errlen);
-    if (rc < 0)
-        return rc;
-    gn__options_resolve(&o, opts, false);
-    deadline = deadline_after(timeout_ms ? timeout_ms : o.connect_timeout_ms);
-    n = resolve_before(&target, deadline, found, errbuf, errlen);
+    n = resolve_before(target, deadline, found, errbuf, errlen);
     if (n == GN_ETIMEDOUT)
         return gn__errbuf_input(errbuf, errlen, n, address, strlen(address),
                                 "name resolution timed out");
@@ -718,20 +709,50 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     d->address = address;
     d->naddrs = gn__interleave_families(found, (size_t)n, d->addrs);
     fd = race_attempts(d, deadline);
-    if (fd < 0) {
-        rc = dial_fail(d, fd, errbuf, errlen);
-        free(d);
-        return rc;
-    }
+    if (fd < 0)
+        fd = dial_fail(d, fd, errbuf, errlen);
     close_pending(d); /* the attempts that lost the race */
     free(d);
-    rc = gn__blocking_conn_new(fd, gn_endpoint_transport(&target), NULL, &o, out);
-    if (rc < 0) {
-        close(fd);
-        return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
-                                gn_strerror(rc));
+    return fd;
+}
+
+int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
+            char *errbuf, size_t errlen)
+{
+    struct gn__tls_config *cfg = NULL;
+    gn_endpoint target;
+    gn_options o;
+    uint64_t deadline;
+    int fd, rc;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!address || !out)
+        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
+                                "address and out must not be NULL");
+    rc = gn__parse_stream_address(address, 0, &target, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    gn__options_resolve(&o, opts, false);
+    /* TLS settings first: a bad file is reported without a connection. */
+    if (gn_endpoint_transport(&target) == GN_TRANSPORT_TLS) {
+        rc = gn__tls_config_new(o.tls, false, &target, address, &cfg, errbuf, errlen);
+        if (rc < 0)
+            return rc;
     }
-    if (gn_endpoint_transport(&target) == GN_TRANSPORT_TLS)
-        return dial_tls(*out, &o, &target, address, deadline, errbuf, errlen);
-    return 0;
+    deadline = deadline_after(timeout_ms ? timeout_ms : o.connect_timeout_ms);
+    fd = connect_any(address, &target, deadline, errbuf, errlen);
+    if (fd >= 0) {
+        rc = gn__blocking_conn_new(fd, gn_endpoint_transport(&target), NULL, &o, out);
+        if (rc < 0) {
+            close(fd);
+            fd = gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
+                                  gn_strerror(rc));
+        }
+    }
+    if (fd < 0) {
+        gn__tls_config_free(cfg);
+        return fd;
+    }
+    return cfg ? dial_tls(*out, cfg, address, deadline, errbuf, errlen) : 0;
 }

@@ -333,3 +333,39 @@ int gn_test_proc_wait(struct gn_test_proc *p, int ms, bool term)
     close(p->err_fd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+/* ---- TLS ---- */
+
+static char certs_dir[64];
+
+static void remove_certs(void)
+{
+    char *argv[] = {"/bin/rm", "-rf", certs_dir, NULL};
+    struct gn_test_run run;
+
+    if (certs_dir[0] && gn_test_run_argv(argv, NULL, 10000, &run) == 0)
+        gn_test_run_free(&run);
+}
+
+const char *gn_test_certs(void)
+{
+    char script[512];
+    struct gn_test_run run;
+
+    if (certs_dir[0])
+        return certs_dir;
+    snprintf(certs_dir, sizeof(certs_dir), "/tmp/gn_certs_%d", (int)getpid());
+    snprintf(script, sizeof(script), "%s/tests/make_certs.sh", GN_TEST_SOURCE_DIR);
+    char *argv[] = {"/bin/sh", script, certs_dir, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 60000, &run), 0);
+    cr_assert_eq(run.status, 0, "make_certs.sh: %s", run.err);
+    gn_test_run_free(&run);
+    atexit(remove_certs);
+    return certs_dir;
+}
+
+const char *gn_test_cert_path(char *buf, size_t len, const char *file)
+{
+    snprintf(buf, len, "%s/%s", gn_test_certs(), file);
+    return buf;
+}

@@ -73,3 +73,13 @@ void gn_test_proc_read(struct gn_test_proc *p, int ms);
  * when term, SIGKILL at the deadline); returns the exit code or 128 + the
  * signal number. */
 int gn_test_proc_wait(struct gn_test_proc *p, int ms, bool term);
+
+/* ---- TLS ---- */
+
+/*
+ * gn_test_certs - the directory holding the test certificates of
+ * tests/make_certs.sh (made once per process with the openssl command,
+ * removed at exit); gn_test_cert_path joins it with a file name into buf.
+ */
+const char *gn_test_certs(void);
+const char *gn_test_cert_path(char *buf, size_t len, const char *file);

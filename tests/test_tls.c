@@ -1,0 +1,349 @@
+/*
+ * TLS against real peers with certificates made at test time by the
+ * openssl command: openssl s_client against gnezdo's servers (event loop
+ * and threads), gnezdo's clients against openssl s_server; an expired
+ * certificate, a wrong host name and a self-signed one each refused with
+ * its reason; garbage instead of a ClientHello, a client that never
+ * speaks, and an untrusted client certificate each dropped while the
+ * server goes on serving others; client certificates, ALPN, insecure.
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gnezdo.h"
+#include "helpers.h"
+
+static char ca[160], cert[160], key[160];
+
+static void paths(void)
+{
+    gn_test_cert_path(ca, sizeof(ca), "ca.pem");
+    gn_test_cert_path(cert, sizeof(cert), "server.pem");
+    gn_test_cert_path(key, sizeof(key), "server.key");
+}
+
+/* `gnezdo listen tls://127.0.0.1:0 --echo` with the given certificate. */
+static void start_server(struct gn_test_proc *p, const char *cert_file, const char *threads)
+{
+    char *argv[] = {GN_TEST_CLI,     "listen", "tls://127.0.0.1:0",
+                    "--echo",        "--cert", (char *)cert_file,
+                    "--key",         key,      threads ? "--threads" : NULL,
+                    (char *)threads, NULL};
+
+    gn_test_spawn(p, argv, NULL, true);
+}
+
+/* host:port of "tls://host:port" */
+static const char *hostport(const char *addr)
+{
+    return strncmp(addr, "tls://", 6) == 0 ? addr + 6 : addr;
+}
+
+static void s_client_echo(const char *addr)
+{
+    struct gn_test_run run;
+    /* s_client quits at the end of its input: keep it open a moment so
+     * the echo can come back. */
+    char *argv[] = {"/bin/sh",
+                    "-c",
+                    "(echo 'hello over tls'; sleep 1) | openssl s_client -brief -connect \"$0\" "
+                    "-CAfile \"$1\" -verify_return_error -servername localhost",
+                    (char *)hostport(addr),
+                    ca,
+                    NULL};
+
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 10000, &run), 0);
+    cr_expect(strstr(run.out, "hello over tls\n"), "out: %s err: %s", run.out, run.err);
+    cr_expect(strstr(run.err, "Verification: OK"), "%s", run.err);
+    gn_test_run_free(&run);
+}
+
+Test(tls, openssl_s_client_against_the_event_loop_and_threaded_servers)
+{
+    struct gn_test_proc srv;
+
+    paths();
+    start_server(&srv, cert, NULL);
+    s_client_echo(srv.addr);
+    cr_expect_eq(gn_test_proc_wait(&srv, 3000, true), 0, "%s", srv.log);
+    start_server(&srv, cert, "2");
+    s_client_echo(srv.addr);
+    cr_expect_eq(gn_test_proc_wait(&srv, 3000, true), 0, "%s", srv.log);
+}
+
+/* A port nothing listens on, found by listening and stopping again. */
+static int free_port(void)
+{
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv;
+    gn_endpoint ep;
+    int port;
+
+    cr_assert_eq(gn_serve_threads("127.0.0.1:0", (gn_thread_handler)abort, NULL, NULL, &srv, err,
+                                  sizeof(err)),
+                 0);
+    gn_server_endpoint(srv, 0, &ep);
+    port = gn_endpoint_port(&ep);
+    gn_server_close(srv, 0);
+    return port;
+}
+
+Test(tls, gnezdo_clients_against_openssl_s_server)
+{
+    char accept_arg[32], addr[64], err[GN_ERRBUF_SIZE], line[64];
+    struct gn_test_proc s_server;
+    gn_tls_options tls = {.ca_file = ca};
+    gn_options opts = {.tls = &tls};
+    struct gn_test_run run;
+    gn_conn *conn = NULL;
+    size_t len;
+    int rc = GN_ECONNREFUSED, port;
+
+    paths();
+    port = free_port();
+    snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
+    snprintf(addr, sizeof(addr), "tls://localhost:%d", port);
+    /* -rev: s_server answers each line reversed */
+    char *argv[] = {
+        "/usr/bin/openssl", "s_server", "-accept", accept_arg, "-cert", cert, "-key", key, "-rev",
+        "-quiet",           NULL};
+    gn_test_spawn(&s_server, argv, NULL, false);
+    for (int i = 0; i < 100 && rc == GN_ECONNREFUSED; i++) {
+        rc = gn_dial(addr, 3000, &opts, &conn, err, sizeof(err));
+        if (rc == GN_ECONNREFUSED)
+            usleep(20000);
+    }
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(gn_write_all(conn, "abc\n", 4, 3000), 0);
+    cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 3000), 1);
+    cr_expect_str_eq(line, "cba");
+    gn_close(conn);
+
+    /* the event-loop client through the CLI, same server */
+    char *cli[] = {GN_TEST_CLI, "connect", addr, "--ca", ca, NULL};
+    cr_assert_eq(gn_test_run_argv(cli, "gnezdo\n", 10000, &run), 0);
+    cr_expect(strstr(run.out, "odzeng"), "out: %s err: %s", run.out, run.err);
+    gn_test_run_free(&run);
+    gn_test_proc_wait(&s_server, 2000, true);
+}
+
+/* ---- refusals with a reason ------------------------------------------- */
+
+static void serve_echo(gn_conn *conn)
+{
+    char buf[256];
+    ssize_t n;
+
+    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0)
+        gn_write_all(conn, buf, (size_t)n, 5000);
+}
+
+static gn_server *tls_server(const gn_tls_options *tls, char *addr, size_t len)
+{
+    gn_options opts = {.tls = tls};
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv;
+    gn_endpoint ep;
+
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &opts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, len, "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
+    return srv;
+}
+
+static int dial_with(const char *addr, const gn_tls_options *tls, char *err, size_t errlen)
+{
+    gn_options opts = {.tls = tls};
+    gn_conn *conn;
+    int rc = gn_dial(addr, 3000, &opts, &conn, err, errlen);
+
+    if (rc == 0) {
+        /* TLS 1.3: a refused client certificate shows at the first read */
+        char buf[8];
+        ssize_t n;
+        gn_write_all(conn, "ping", 4, 2000);
+        n = gn_read(conn, buf, sizeof(buf), 2000);
+        rc = n > 0 ? 0 : n == 0 ? GN_EEOF : (int)n;
+        if (rc < 0)
+            snprintf(err, errlen, "%s", gn_strerror(rc));
+        gn_close(conn);
+    }
+    return rc;
+}
+
+Test(tls, expired_wrong_name_and_self_signed_are_refused_with_their_reason)
+{
+    static const struct {
+        const char *cert, *key, *why;
+    } cases[] = {
+        {"expired.pem", "server.key", "certificate has expired"},
+        {"other.pem", "server.key", "hostname mismatch"},
+        {"self.pem", "self.key", "self-signed certificate"},
+    };
+    char addr[64], err[GN_ERRBUF_SIZE], c[160], k[160];
+
+    paths();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gn_tls_options server = {.cert_file = gn_test_cert_path(c, sizeof(c), cases[i].cert),
+                                 .key_file = gn_test_cert_path(k, sizeof(k), cases[i].key)};
+        gn_tls_options client = {.ca_file = ca};
+        gn_server *srv = tls_server(&server, addr, sizeof(addr));
+        int rc = dial_with(addr, i == 2 ? NULL : &client, err, sizeof(err));
+
+        cr_expect_eq(rc, GN_ECERT, "%s: %s: %s", cases[i].cert, gn_errname(rc), err);
+        cr_expect(strstr(err, cases[i].why), "%s: %s", cases[i].cert, err);
+        cr_expect(strstr(err, addr), "names the address: %s", err);
+        gn_server_close(srv, 0);
+    }
+}
+
+Test(tls, insecure_accepts_what_verification_refuses)
+{
+    char addr[64], err[GN_ERRBUF_SIZE], c[160], k[160];
+    gn_tls_options server = {.cert_file = gn_test_cert_path(c, sizeof(c), "self.pem"),
+                             .key_file = gn_test_cert_path(k, sizeof(k), "self.key")};
+    gn_tls_options insecure = {.insecure = true};
+    gn_server *srv;
+
+    srv = tls_server(&server, addr, sizeof(addr));
+    cr_expect_eq(dial_with(addr, &insecure, err, sizeof(err)), 0, "%s", err);
+    gn_server_close(srv, 0);
+}
+
+/* ---- hostile clients: the server carries on ---------------------------- */
+
+/* Waits up to ms for fd to be closed by the peer; true when it was. */
+static bool closed_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[256];
+
+    while (poll(&p, 1, ms) > 0) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            return true;
+    }
+    return false;
+}
+
+Test(tls, garbage_silence_and_untrusted_client_certificates_are_dropped_not_fatal)
+{
+    char addr[64], numeric[64], err[GN_ERRBUF_SIZE], cc[160], ck[160], rc_[160], rk[160];
+    gn_tls_options server = {.cert_file = cert,
+                             .key_file = key,
+                             .ca_file = ca,
+                             .verify_client = true,
+                             .handshake_timeout_ms = 300};
+    gn_tls_options good = {.ca_file = ca,
+                           .cert_file = gn_test_cert_path(cc, sizeof(cc), "client.pem"),
+                           .key_file = gn_test_cert_path(ck, sizeof(ck), "client.key")};
+    gn_tls_options rogue = {.ca_file = ca,
+                            .cert_file = gn_test_cert_path(rc_, sizeof(rc_), "rogue.pem"),
+                            .key_file = gn_test_cert_path(rk, sizeof(rk), "rogue.key")};
+    gn_tls_options none = {.ca_file = ca};
+    gn_server *srv;
+    int garbage, silent;
+
+    paths();
+    server.cert_file = cert;
+    server.key_file = key;
+    server.ca_file = ca;
+    srv = tls_server(&server, addr, sizeof(addr));
+    snprintf(numeric, sizeof(numeric), "127.0.0.1:%s", strrchr(addr, ':') + 1);
+
+    garbage = gn_test_connect_fd(numeric);
+    silent = gn_test_connect_fd(numeric);
+    cr_assert_geq(garbage, 0);
+    cr_assert_geq(silent, 0);
+    cr_assert_eq(write(garbage, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27), 27);
+    cr_expect(closed_within(garbage, 2000), "garbage instead of a ClientHello: dropped");
+    cr_expect_eq(dial_with(addr, &good, err, sizeof(err)), 0, "others still served: %s", err);
+    cr_expect(closed_within(silent, 2000), "a client that never speaks: dropped after 300 ms");
+    cr_expect_neq(dial_with(addr, &rogue, err, sizeof(err)), 0, "untrusted client certificate");
+    cr_expect_neq(dial_with(addr, &none, err, sizeof(err)), 0, "no client certificate");
+    cr_expect_eq(dial_with(addr, &good, err, sizeof(err)), 0, "still serving: %s", err);
+    close(garbage);
+    close(silent);
+    gn_server_close(srv, 0);
+}
+
+/* ---- what the handshake agreed on -------------------------------------- */
+
+static gn_tls_info server_saw;
+static int server_info_rc = 1;
+
+static void note_info(gn_conn *conn)
+{
+    server_info_rc = gn_conn_tls_info(conn, &server_saw);
+    serve_echo(conn);
+}
+
+Test(tls, alpn_client_certificate_and_session_info)
+{
+    char addr[64], err[GN_ERRBUF_SIZE], cc[160], ck[160];
+    gn_tls_options server = {.ca_file = NULL, .verify_client = false, .alpn = "http/1.1"};
+    gn_tls_options client = {.ca_file = ca,
+                             .alpn = "h2,http/1.1",
+                             .cert_file = gn_test_cert_path(cc, sizeof(cc), "client.pem"),
+                             .key_file = gn_test_cert_path(ck, sizeof(ck), "client.key")};
+    gn_options sopts = {.tls = &server}, copts = {.tls = &client};
+    gn_tls_info info;
+    gn_server *srv;
+    gn_endpoint ep;
+    gn_conn *conn;
+    char buf[8];
+
+    paths();
+    server.cert_file = cert;
+    server.key_file = key;
+    server.ca_file = ca;
+    server.verify_client = true;
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", note_info, &sopts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
+    cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(gn_write_all(conn, "x", 1, 2000), 0);
+    cr_assert_eq(gn_read(conn, buf, sizeof(buf), 2000), 1);
+    cr_assert_eq(gn_conn_tls_info(conn, &info), 0);
+    cr_expect_str_eq(info.alpn, "http/1.1");
+    cr_expect(strncmp(info.version, "TLSv1.", 6) == 0, "%s", info.version);
+    cr_expect(strstr(info.peer, "localhost"), "%s", info.peer);
+    cr_expect_eq(server_info_rc, 0);
+    cr_expect(strstr(server_saw.peer, "gnezdo test client"), "%s", server_saw.peer);
+    cr_expect_str_eq(server_saw.alpn, "http/1.1");
+    gn_close(conn);
+    gn_server_close(srv, 0);
+}
+
+Test(tls, bad_configuration_is_reported_with_the_file)
+{
+    gn_tls_options missing = {.cert_file = "/nonexistent/cert.pem", .key_file = "/nonexistent/k"};
+    gn_tls_options none = {0};
+    gn_tls_options alpn = {.alpn = ",,"};
+    gn_options opts = {.tls = &missing};
+    char err[GN_ERRBUF_SIZE];
+    gn_server *srv;
+    gn_conn *conn;
+
+    cr_expect_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &opts, NULL, &srv, err, sizeof(err)),
+        GN_ETLS);
+    cr_expect(strstr(err, "/nonexistent/cert.pem"), "%s", err);
+    opts.tls = &none;
+    cr_expect_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &opts, NULL, &srv, err, sizeof(err)),
+        GN_EINVAL);
+    cr_expect(strstr(err, "certificate and a key"), "%s", err);
+    opts.tls = &alpn;
+    cr_expect_eq(gn_dial("tls://127.0.0.1:1", 1000, &opts, &conn, err, sizeof(err)), GN_EINVAL);
+    cr_expect(strstr(err, "ALPN"), "%s", err);
+}
