@@ -995,9 +995,10 @@ GN_API int gn_dgram_open(gn_loop *loop, const char *address, unsigned flags,
  * NULL or unresolved), GN_EFAMILY (to is of another family, e.g. IPv6 on
  * an IPv4 socket), GN_EMSGSIZE (len > max_datagram, or the kernel's
  * limit), GN_ENOBUFS (over max_queue: nothing queued), GN_ECLOSED,
- * GN_EMODE (blocking socket), GN_EUNREACH, GN_EACCES (broadcast), or,
- * connected, GN_ECONNREFUSED (the peer refused an earlier datagram; this
- * one was not sent; the socket stays usable).
+ * GN_EMODE (blocking socket), GN_EUNREACH, GN_EACCES (broadcast),
+ * GN_ENOTFOUND (unixgram: no socket at the path), or GN_ECONNREFUSED
+ * (unixgram: nobody bound there any more; UDP connected: the peer refused
+ * an earlier datagram, this one was not sent; the socket stays usable).
  * Thread: the loop's; safe in any handler.
  */
 GN_API int gn_dgram_send_to(gn_dgram *sock, const void *data, size_t len, const gn_endpoint *to);
