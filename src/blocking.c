@@ -270,7 +270,7 @@ int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms)
 
     if (rc < 0)
         return rc;
-    if (conn->in_len > 0 || conn->peer_ended)
+    if (conn->in_len > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
         return 0;
     return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms));
 }

@@ -426,6 +426,17 @@ static void redeliver(gn_loop *loop, struct gn__deferred *d)
     (void)loop;
     conn->redeliver_queued = false;
     gn__conn_deliver_buffered(conn);
+    gn__conn_read_transport_buffered(conn);
+}
+
+/* Only while OPEN: finalize, queued later by a close, then runs after. */
+void gn__conn_schedule_redeliver(gn_conn *conn)
+{
+    if (conn->redeliver_queued || conn->state != GN__OPEN)
+        return;
+    conn->redeliver_queued = true;
+    conn->redeliver.fn = redeliver;
+    gn__loop_defer(conn->loop, &conn->redeliver);
 }
 
 int gn_resume_reading(gn_conn *conn)
@@ -440,11 +451,8 @@ int gn_resume_reading(gn_conn *conn)
     gn__conn_update_watch(conn);
     /* Input that arrived before the pause is offered again soon, not
      * inside this call, and without waiting for more bytes to arrive. */
-    if (conn->in_len > 0 && !conn->redeliver_queued && conn->state == GN__OPEN) {
-        conn->redeliver_queued = true;
-        conn->redeliver.fn = redeliver;
-        gn__loop_defer(conn->loop, &conn->redeliver);
-    }
+    if (conn->in_len > 0)
+        gn__conn_schedule_redeliver(conn);
     return 0;
 }
 

@@ -26,6 +26,9 @@ struct gn__transport {
     int (*handshake)(gn_conn *conn);
     bool (*pending)(const gn_conn *conn);
     int (*flush)(gn_conn *conn);
+    /* Input already taken from the socket and not yet read (TLS records
+     * in memory): the socket's readiness will not announce it again. */
+    bool (*buffered)(const gn_conn *conn);
     bool goodbye_on_close; /* gn_close runs shutdown first (close_notify) */
 };
 
@@ -116,8 +119,10 @@ int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms);
 /* The handshake is over: the server or client side takes it from here. */
 void gn__server_conn_ready(gn_conn *conn);
 void gn__client_conn_ready(gn_conn *conn);
-/* Whether the transport holds bytes of its own to write (TLS). */
+/* Whether the transport holds bytes of its own to write (TLS); input
+ * it has read from the socket but not handed out. */
 bool gn__conn_transport_pending(const gn_conn *conn);
+bool gn__conn_transport_buffered(const gn_conn *conn);
 
 /* Finish gn_close/gn_shutdown once the queue is empty. */
 void gn__conn_check_done(gn_conn *conn);
@@ -127,6 +132,11 @@ void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events);
 int gn__conn_send(gn_conn *conn, const void *buf, size_t len);
 void gn__conn_flush(gn_conn *conn);
 void gn__conn_deliver_buffered(gn_conn *conn);
+/* Offer buffered input again after the current batch (resume, or a
+ * transport holding input the socket will not announce). */
+void gn__conn_schedule_redeliver(gn_conn *conn);
+/* Read what the transport holds already (TLS records in memory). */
+void gn__conn_read_transport_buffered(gn_conn *conn);
 
 /* Abort every connection and close every server of the loop. */
 void gn__conns_abort_all(gn_loop *loop);

@@ -40,6 +40,11 @@ bool gn__conn_transport_pending(const gn_conn *conn)
     return conn->transport->pending && conn->transport->pending(conn);
 }
 
+bool gn__conn_transport_buffered(const gn_conn *conn)
+{
+    return conn->transport->buffered && conn->transport->buffered(conn);
+}
+
 void gn__conn_update_watch(gn_conn *conn)
 {
     unsigned events = 0;
@@ -53,8 +58,13 @@ void gn__conn_update_watch(gn_conn *conn)
         ((conn->out_head && !conn->handshaking) || gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
     rc = gn__io_watch(conn->loop, &conn->io, events);
-    if (rc < 0)
+    if (rc < 0) {
         gn__conn_fail(conn, rc, "cannot watch the socket: %s", gn_strerror(rc));
+        return;
+    }
+    /* Reading (re)enabled while the transport holds input: read it soon. */
+    if ((events & GN__READ) && !conn->handshaking && gn__conn_transport_buffered(conn))
+        gn__conn_schedule_redeliver(conn);
 }
 
 /* ---- input ---------------------------------------------------------- */
@@ -208,7 +218,7 @@ static bool read_once(gn_conn *conn)
         conn->in_len += (size_t)n;
         gn__conn_deliver_buffered(conn);
     }
-    return (size_t)n == room;
+    return (size_t)n == room || gn__conn_transport_buffered(conn);
 }
 
 static void conn_read(gn_conn *conn)
@@ -216,6 +226,16 @@ static void conn_read(gn_conn *conn)
     for (int i = 0; i < READ_BUDGET && wants_read(conn); i++)
         if (!read_once(conn))
             break;
+    /* Budget spent with records still in memory: no readiness event will
+     * come for them, so come back after the batch. */
+    if (wants_read(conn) && gn__conn_transport_buffered(conn))
+        gn__conn_schedule_redeliver(conn);
+}
+
+void gn__conn_read_transport_buffered(gn_conn *conn)
+{
+    if (wants_read(conn) && gn__conn_transport_buffered(conn))
+        conn_read(conn);
 }
 
 /* ---- output --------------------------------------------------------- */

@@ -273,6 +273,11 @@ static int tls_shutdown(gn_conn *conn)
     return 0;
 }
 
+static bool tls_buffered(const gn_conn *conn)
+{
+    return conn->tls && (SSL_pending(conn->tls->ssl) > 0 || BIO_ctrl_pending(conn->tls->in) > 0);
+}
+
 const struct gn__transport gn__transport_tls = {
     .name = "tls",
     .read = tls_read,
@@ -282,6 +287,7 @@ const struct gn__transport gn__transport_tls = {
     .handshake = tls_handshake,
     .pending = tls_pending,
     .flush = tls_flush,
+    .buffered = tls_buffered,
     .goodbye_on_close = true,
 };
 

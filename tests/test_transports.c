@@ -1,7 +1,7 @@
 /*
  * The same echo, chat and half-close tests run over every stream
  * transport (TCP over IPv4 and IPv6, Unix sockets with a path and with
- * an abstract name), in both modes (event loop and blocking threads), from
+ * an abstract name, TLS), in both modes (event loop and blocking threads), from
  * one table, so a transport cannot pass by being tested less.  Then what
  * only Unix sockets have: stale-file replacement, refusal to replace a
  * live socket or a regular file, the file removed on close, its mode, and
@@ -22,20 +22,33 @@
 
 struct transport {
     const char *name;
-    char listen[128]; /* the address to listen on */
+    char listen[128];  /* the address to listen on */
+    gn_options server; /* options of its servers and clients: TLS needs */
+    gn_options client; /* a certificate on one side and trust on the other */
 };
+
+static char ca[160], cert[160], key[160];
+static gn_tls_options tls_server = {.cert_file = cert, .key_file = key};
+static gn_tls_options tls_client = {.ca_file = ca};
 
 /* Every stream transport, with fresh names for this process. */
 static size_t transports(struct transport *t)
 {
     size_t n = 0;
 
-    t[n++] = (struct transport){"tcp4", "127.0.0.1:0"};
-    t[n++] = (struct transport){"tcp6", "[::1]:0"};
-    t[n] = (struct transport){"unix", ""};
+    t[n++] = (struct transport){.name = "tcp4", .listen = "127.0.0.1:0"};
+    t[n++] = (struct transport){.name = "tcp6", .listen = "[::1]:0"};
+    t[n] = (struct transport){.name = "unix"};
     snprintf(t[n++].listen, sizeof(t->listen), "unix:/tmp/gn_transports_%d.sock", (int)getpid());
-    t[n] = (struct transport){"unix-abstract", ""};
+    t[n] = (struct transport){.name = "unix-abstract"};
     snprintf(t[n++].listen, sizeof(t->listen), "unix:@gn_transports_%d", (int)getpid());
+    gn_test_cert_path(ca, sizeof(ca), "ca.pem");
+    gn_test_cert_path(cert, sizeof(cert), "server.pem");
+    gn_test_cert_path(key, sizeof(key), "server.key");
+    t[n++] = (struct transport){.name = "tls",
+                                .listen = "tls://127.0.0.1:0",
+                                .server.tls = &tls_server,
+                                .client.tls = &tls_client};
     return n;
 }
 
@@ -130,12 +143,14 @@ static void client_close(gn_conn *conn, int reason)
 static const gn_handlers client_h = {
     .on_connect = client_connect, .on_data = client_data, .on_close = client_close};
 
-static void connect_client(gn_loop *loop, const char *addr, struct client *c)
+static void connect_client(gn_loop *loop, const char *addr, const struct transport *t,
+                           struct client *c)
 {
     char err[GN_ERRBUF_SIZE];
-    gn_options opts = {.user_data = c};
+    gn_options opts = t ? t->client : (gn_options){0};
     gn_conn *conn;
 
+    opts.user_data = c;
     cr_assert_eq(gn_connect(loop, addr, &client_h, &opts, &conn, err, sizeof(err)), 0, "%s: %s",
                  addr, err);
 }
@@ -161,8 +176,8 @@ Test(transports, async_echo_over_every_transport)
         gn_server *srv;
 
         cr_assert_eq(gn_loop_new(&loop), 0);
-        srv = gn_test_listen(loop, t[i].listen, &h, NULL, addr, sizeof(addr));
-        connect_client(loop, addr, &c);
+        srv = gn_test_listen(loop, t[i].listen, &h, &t[i].server, addr, sizeof(addr));
+        connect_client(loop, addr, &t[i], &c);
         gn_test_run_loop_for(loop, 200);
         cr_expect(c.closed, "%s: client not done", t[i].name);
         cr_expect_eq(c.reason, 0, "%s: %s", t[i].name, gn_strerror(c.reason));
@@ -187,8 +202,8 @@ Test(transports, async_half_close_over_every_transport)
         gn_server *srv;
 
         cr_assert_eq(gn_loop_new(&loop), 0);
-        srv = gn_test_listen(loop, t[i].listen, &h, NULL, addr, sizeof(addr));
-        connect_client(loop, addr, &c);
+        srv = gn_test_listen(loop, t[i].listen, &h, &t[i].server, addr, sizeof(addr));
+        connect_client(loop, addr, &t[i], &c);
         gn_test_run_loop_for(loop, 300);
         c.got[c.got_len] = '\0';
         cr_expect(c.closed, "%s", t[i].name);
@@ -247,9 +262,10 @@ Test(transports, async_chat_over_every_transport)
 
         joined = 0;
         cr_assert_eq(gn_loop_new(&loop), 0);
-        srv = gn_test_listen(loop, t[i].listen, &h, NULL, addr, sizeof(addr));
+        srv = gn_test_listen(loop, t[i].listen, &h, &t[i].server, addr, sizeof(addr));
         for (int k = 0; k < 3; k++) {
-            gn_options opts = {.user_data = &m[k].c};
+            gn_options opts = t[i].client;
+            opts.user_data = &m[k].c;
             m[k].c.half_close = true; /* keep reading: no close on length */
             cr_assert_eq(gn_connect(loop, addr, &mh, &opts, &m[k].conn, err, sizeof(err)), 0);
         }
@@ -295,13 +311,15 @@ static void blocking_count(gn_conn *conn)
     cr_expect_eq(gn_write_all(conn, text, strlen(text), 5000), 0, "write after the peer's FIN");
 }
 
-static gn_server *serve_threads(const char *listen, gn_thread_handler h, char *addr, size_t len)
+static gn_server *serve_threads(const struct transport *t, gn_thread_handler h, char *addr,
+                                size_t len)
 {
+    const char *listen = t->listen;
     char err[GN_ERRBUF_SIZE];
     gn_server *srv;
     gn_endpoint ep;
 
-    cr_assert_eq(gn_serve_threads(listen, h, NULL, NULL, &srv, err, sizeof(err)), 0, "%s: %s",
+    cr_assert_eq(gn_serve_threads(listen, h, &t->server, NULL, &srv, err, sizeof(err)), 0, "%s: %s",
                  listen, err);
     gn_server_endpoint(srv, 0, &ep);
     gn_endpoint_format(&ep, addr, len);
@@ -317,19 +335,19 @@ Test(transports, blocking_echo_and_half_close_over_every_transport)
     random_payload(payload, sizeof(payload));
     for (size_t i = 0; i < n; i++) {
         char addr[GN_ENDPOINT_STRLEN], err[GN_ERRBUF_SIZE], line[64];
-        gn_server *srv = serve_threads(t[i].listen, blocking_echo, addr, sizeof(addr));
+        gn_server *srv = serve_threads(&t[i], blocking_echo, addr, sizeof(addr));
         gn_conn *conn;
         size_t len;
 
-        cr_assert_eq(gn_dial(addr, 2000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(gn_write_all(conn, payload, sizeof(payload), 5000), 0, "%s", t[i].name);
         cr_assert_eq(gn_read_exact(conn, back, sizeof(back), 5000), 0, "%s", t[i].name);
         cr_expect_eq(memcmp(back, payload, sizeof(back)), 0, "%s", t[i].name);
         gn_close(conn);
         gn_server_close(srv, 1000);
 
-        srv = serve_threads(t[i].listen, blocking_count, addr, sizeof(addr));
-        cr_assert_eq(gn_dial(addr, 2000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
+        srv = serve_threads(&t[i], blocking_count, addr, sizeof(addr));
+        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(gn_write_all(conn, payload, 1000, 5000), 0);
         cr_assert_eq(gn_shutdown(conn), 0);
         cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 5000), 1, "%s", t[i].name);
@@ -438,7 +456,7 @@ Test(transports, unix_peer_credentials)
     snprintf(addr, sizeof(addr), "unix:%s", path);
     cr_assert_eq(gn_loop_new(&loop), 0);
     srv = gn_test_listen(loop, addr, &h, NULL, addr, sizeof(addr));
-    connect_client(loop, addr, &c);
+    connect_client(loop, addr, NULL, &c);
     gn_test_run_loop_for(loop, 500);
     cr_expect_eq(cred_rc, 0);
     cr_expect_eq(seen_cred.pid, getpid());
