@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,8 +83,9 @@ GN_API const char *gn_version(void);
     XX(EADDRNOTAVAIL, -24, "address not available")                                                \
     XX(EMODE, -25, "call does not fit the connection's mode")                                      \
     XX(EEOF, -26, "end of stream before the data expected")                                        \
-    XX(ETLS, -27, "TLS handshake or protocol failure")     \
-    XX(ECERT, -28, "peer certificate not accepted")
+    XX(ETLS, -27, "TLS handshake or protocol failure")                                             \
+    XX(ECERT, -28, "peer certificate not accepted")                                                \
+    XX(EAGAIN, -29, "not now: try again when the socket is ready")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -547,57 +549,57 @@ typedef struct gn_handlers {
 /* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
  * the server or client is made, not kept. */
 typedef struct gn_tls_options {
-    const char *cert_file;   /* PEM certificate chain: a server's own
-                                (required), or a client certificate */
-    const char *key_file;    /* its private key, PEM */
-    const char *ca_file;     /* PEM CA certificates to verify the peer with,
-                                instead of the system's trust store */
-    const char *server_name; /* client: the name sent (SNI) and verified;
-                                default: the host of the address */
-    const char *alpn;        /* protocols, comma-separated, most wanted
-                                first ("h2,http/1.1"): a client offers
-                                them, a server picks the first it shares */
-    bool verify_client;      /* server: require a client certificate signed
-                                by a CA of ca_file */
-    bool insecure;           /* client: accept any certificate and name.
-                                Defeats TLS against an active attacker;
-                                logged as a warning for every connection */
+    const char *cert_file;         /* PEM certificate chain: a server's own
+                                      (required), or a client certificate */
+    const char *key_file;          /* its private key, PEM */
+    const char *ca_file;           /* PEM CA certificates to verify the peer with,
+                                      instead of the system's trust store */
+    const char *server_name;       /* client: the name sent (SNI) and verified;
+                                      default: the host of the address */
+    const char *alpn;              /* protocols, comma-separated, most wanted
+                                      first ("h2,http/1.1"): a client offers
+                                      them, a server picks the first it shares */
+    bool verify_client;            /* server: require a client certificate signed
+                                      by a CA of ca_file */
+    bool insecure;                 /* client: accept any certificate and name.
+                                      Defeats TLS against an active attacker;
+                                      logged as a warning for every connection */
     uint32_t handshake_timeout_ms; /* 10000 */
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field
  * left 0 takes the default shown, so {0} or NULL means all defaults. */
 typedef struct gn_options {
-    int backlog;                   /* listen backlog; 511 */
-    size_t max_conns;              /* server: live connections; 10000.  Past it
-                                      new clients are accepted and closed. */
-    uint32_t idle_timeout_ms;      /* close after this long with no I/O;
-                                      server 300000 (5 min), client none;
-                                      GN_NO_TIMEOUT for none */
-    uint32_t connect_timeout_ms;   /* client: whole connect, resolution
-                                     included; 10000 */
-    size_t max_input;              /* unconsumed input kept; 1 MiB.  Past it
-                                      the connection fails with GN_EMSGSIZE. */
-    size_t max_output;             /* queued output; 16 MiB.  gn_send past it
-                                      fails with GN_ENOBUFS, queueing nothing. */
-    size_t high_watermark;         /* output above this is "full"; 1 MiB */
-    size_t low_watermark;          /* on_drain when output falls to this; 64 KiB */
-    bool pause_reading_when_full;  /* stop reading while output is full, so
-                                    an echo or proxy costs bounded memory
-                                    against a peer that never reads */
-    bool nagle;                    /* keep Nagle's algorithm (TCP_NODELAY off) */
-    uint32_t keepalive_s;          /* TCP keep-alive: idle seconds before
-                                      probes; 0 = off */
-    uint32_t keepalive_interval_s; /* between probes; 0 = system's */
-    uint32_t keepalive_count;      /* probes before giving up; 0 = system's */
-    bool ipv6_only;                /* a listener on "[::]" serves IPv6 only
-                                      (default: IPv4 too, dual stack) */
-    uint32_t unix_mode;            /* permissions of a Unix socket file,
-                                      e.g. 0660; 0 = as the umask makes them */
+    int backlog;                      /* listen backlog; 511 */
+    size_t max_conns;                 /* server: live connections; 10000.  Past it
+                                         new clients are accepted and closed. */
+    uint32_t idle_timeout_ms;         /* close after this long with no I/O;
+                                         server 300000 (5 min), client none;
+                                         GN_NO_TIMEOUT for none */
+    uint32_t connect_timeout_ms;      /* client: whole connect, resolution
+                                        included; 10000 */
+    size_t max_input;                 /* unconsumed input kept; 1 MiB.  Past it
+                                         the connection fails with GN_EMSGSIZE. */
+    size_t max_output;                /* queued output; 16 MiB.  gn_send past it
+                                         fails with GN_ENOBUFS, queueing nothing. */
+    size_t high_watermark;            /* output above this is "full"; 1 MiB */
+    size_t low_watermark;             /* on_drain when output falls to this; 64 KiB */
+    bool pause_reading_when_full;     /* stop reading while output is full, so
+                                       an echo or proxy costs bounded memory
+                                       against a peer that never reads */
+    bool nagle;                       /* keep Nagle's algorithm (TCP_NODELAY off) */
+    uint32_t keepalive_s;             /* TCP keep-alive: idle seconds before
+                                         probes; 0 = off */
+    uint32_t keepalive_interval_s;    /* between probes; 0 = system's */
+    uint32_t keepalive_count;         /* probes before giving up; 0 = system's */
+    bool ipv6_only;                   /* a listener on "[::]" serves IPv6 only
+                                         (default: IPv4 too, dual stack) */
+    uint32_t unix_mode;               /* permissions of a Unix socket file,
+                                         e.g. 0660; 0 = as the umask makes them */
     const struct gn_tls_options *tls; /* for tls:// addresses; read by
                                    gn_listen, gn_connect, gn_dial and
                                    gn_serve_threads, not kept */
-    void *user_data;               /* initial user data of each connection */
+    void *user_data;                  /* initial user data of each connection */
 } gn_options;
 
 #define GN_NO_TIMEOUT UINT32_MAX
@@ -769,13 +771,53 @@ typedef struct gn_peer_cred {
  * GN_ECLOSED. */
 GN_API int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out);
 
+/* ------------------------------------------------------------------------
+ * Your own transport
+ *
+ * Every stream connection moves its bytes through a transport: plain for
+ * TCP and Unix sockets, TLS for tls://.  A program can bring its own (a
+ * framing or obfuscation layer, a test double over a socketpair) and
+ * hand gnezdo a connected descriptor to drive with it: the connection
+ * then has the same events, buffers, back-pressure, limits and close
+ * semantics as any other.  The descriptor is non-blocking; each function
+ * returns what the system call would, as a GN_E code: a count, 0 at the
+ * end of the stream (read), GN_EAGAIN when the socket is not ready, or
+ * another negative code, which fails the connection.
+ */
+typedef struct gn_transport_ops {
+    const char *name;
+    ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
+    ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
+    int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
+} gn_transport_ops;
+
+/*
+ * gn_conn_adopt - make an asynchronous connection of fd, a connected
+ * stream socket (TCP or Unix), driven through ops (NULL: plain reads and
+ * writes).  fd becomes the connection's, even on failure.  on_connect
+ * fires from the loop, never inside this call.  ops must outlive the
+ * connection.  Returns 0, GN_EINVAL, GN_ENOMEM.  Thread: the loop's.
+ */
+GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
+                         const gn_handlers *handlers, const gn_options *opts, gn_conn **out);
+
+/*
+ * gn_conn_pair - two connections joined by a Unix socketpair, each with
+ * its handlers (a and b), both driven through ops (NULL: plain): an
+ * in-memory client and server for tests and for plumbing inside a
+ * program.  Returns as gn_conn_adopt, or GN_EMFILE.
+ */
+GN_API int gn_conn_pair(gn_loop *loop, const gn_transport_ops *ops, const gn_handlers *a,
+                        const gn_handlers *b, const gn_options *opts, gn_conn **out_a,
+                        gn_conn **out_b);
+
 /* What a TLS connection agreed on. */
 typedef struct gn_tls_info {
-    char version[16];  /* "TLSv1.3" */
-    char cipher[64];   /* "TLS_AES_256_GCM_SHA384" */
-    char alpn[64];     /* the protocol chosen by ALPN, "" if none */
-    char peer[256];    /* the peer certificate's subject, "" if none */
-    bool resumed;      /* the session was resumed */
+    char version[16]; /* "TLSv1.3" */
+    char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
+    char alpn[64];    /* the protocol chosen by ALPN, "" if none */
+    char peer[256];   /* the peer certificate's subject, "" if none */
+    bool resumed;     /* the session was resumed */
 } gn_tls_info;
 
 /* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
@@ -962,7 +1004,8 @@ typedef struct gn_dgram_options {
 } gn_dgram_options;
 
 #define GN_DGRAM_BIND    1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT 2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive */
+#define GN_DGRAM_CONNECT 2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive  \
+                             */
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags
@@ -1032,9 +1075,8 @@ GN_API void gn_dgram_set_user_data(gn_dgram *sock, void *data);
  * gn_dgram_recv and gn_dgram_send_wait.  Same flags, options, returns.
  * Thread: any; one thread receiving and one sending may share a socket.
  */
-GN_API int gn_dgram_open_blocking(const char *address, unsigned flags,
-                                  const gn_dgram_options *opts, gn_dgram **out, char *errbuf,
-                                  size_t errlen);
+GN_API int gn_dgram_open_blocking(const char *address, unsigned flags, const gn_dgram_options *opts,
+                                  gn_dgram **out, char *errbuf, size_t errlen);
 
 /*
  * gn_dgram_recv - wait up to timeout_ms (GN_NO_TIMEOUT: forever; signals

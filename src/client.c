@@ -246,6 +246,15 @@ void gn__client_free(gn_conn *conn)
     gn__loop_defer(conn->loop, &c->free_later);
 }
 
+void gn__client_link(gn_loop *loop, gn_conn *conn)
+{
+    conn->prev = NULL;
+    conn->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = conn;
+    loop->conns = conn;
+}
+
 void gn__client_unlink(gn_loop *loop, gn_conn *conn)
 {
     if (conn->prev)
@@ -320,10 +329,7 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         gn__conn_dispose(loop, conn);
         return rc;
     }
-    conn->next = loop->conns;
-    if (loop->conns)
-        loop->conns->prev = conn;
-    loop->conns = conn;
+    gn__client_link(loop, conn);
     *out = conn;
     return 0;
 }

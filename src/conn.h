@@ -12,7 +12,7 @@
 /* A stream transport: how bytes move on a connected descriptor.  TCP and
  * Unix stream sockets share the plain one; TLS wraps it.  Returns are
  * byte counts, 0 for EOF (read), GN__AGAIN, or a negative GN_E code. */
-#define GN__AGAIN (-1000)
+#define GN__AGAIN GN_EAGAIN
 struct gn__transport {
     const char *name;
     ssize_t (*read)(gn_conn *conn, void *buf, size_t len);
@@ -78,9 +78,11 @@ struct gn_conn {
     struct gn__deferred finalize;
     struct gn__deferred redeliver;
 
-    struct gn__client *client; /* connect state, client.c */
-    struct gn__tls *tls;       /* TLS state, tls.c */
-    bool handshaking;          /* transport handshake under way: no app data yet */
+    struct gn__client *client;        /* connect state, client.c */
+    struct gn__tls *tls;              /* TLS state, tls.c */
+    const gn_transport_ops *user_ops; /* a transport of the user's (adopt.c) */
+    struct gn__deferred ready;        /* on_connect of an adopted connection */
+    bool handshaking;                 /* transport handshake under way: no app data yet */
     uint64_t handshake_timer;
 
     /* Blocking mode (blocking.c): no loop, no handlers, no output queue. */
@@ -149,6 +151,7 @@ gn_server *gn__server_next(gn_server *srv);
 
 /* Client hooks (client.c). */
 void gn__client_free(gn_conn *conn);
+void gn__client_link(gn_loop *loop, gn_conn *conn);
 void gn__client_unlink(gn_loop *loop, gn_conn *conn);
 
 /* RFC 8305 section 4: addresses reordered so the families alternate,
@@ -177,6 +180,7 @@ int gn__socket_setup(int fd, gn_transport kind, const gn_options *opts, gn_endpo
 int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote);
 /* The pending error of a socket (SO_ERROR) as a GN_E code, 0 if none. */
 int gn__socket_error(int fd);
+int gn__socket_set_nonblocking(int fd);
 /* Make close(fd) send RST instead of FIN (SO_LINGER 0). */
 void gn__socket_reset_on_close(int fd);
 

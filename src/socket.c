@@ -3,6 +3,7 @@
  * sockets): the only place their syscalls and errno live.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -149,6 +150,15 @@ int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return gn_error_from_errno(errno);
     return gn_endpoint_from_sockaddr((struct sockaddr *)&ss, len, transport, remote);
+}
+
+int gn__socket_set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return gn_error_from_errno(errno);
+    return 0;
 }
 
 int gn__socket_error(int fd)

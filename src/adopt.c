@@ -1,0 +1,139 @@
+/*
+ * Connections made of a descriptor the program already has, driven by a
+ * transport of its own (gn_transport_ops) or the plain one; and
+ * gn_conn_pair, two of them over a socketpair.
+ *
+ * A user transport plugs into the same vtable as TCP and TLS through a
+ * trampoline that passes the descriptor along; sendfile, which a user
+ * transport cannot be asked to implement, becomes pread + writev.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+#define FILE_CHUNK 16384
+
+static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
+{
+    return conn->user_ops->read(conn, conn->io.fd, buf, len);
+}
+
+static ssize_t user_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
+{
+    return conn->user_ops->writev(conn, conn->io.fd, iov, iovcnt);
+}
+
+static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
+{
+    char buf[FILE_CHUNK];
+    struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
+    ssize_t n, sent;
+
+    do {
+        n = pread(fd, buf, iov.iov_len, (off_t)*offset);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? gn_error_from_errno(errno) : 0;
+    iov.iov_len = (size_t)n;
+    sent = user_writev(conn, &iov, 1);
+    if (sent > 0)
+        *offset += sent;
+    return sent;
+}
+
+static int user_shutdown(gn_conn *conn)
+{
+    if (conn->user_ops->shutdown)
+        return conn->user_ops->shutdown(conn, conn->io.fd);
+    if (shutdown(conn->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        return gn_error_from_errno(errno);
+    return 0;
+}
+
+static const struct gn__transport transport_user = {
+    .name = "user",
+    .read = user_read,
+    .writev = user_writev,
+    .sendfile = user_sendfile,
+    .shutdown = user_shutdown,
+};
+
+static void announce(gn_loop *loop, struct gn__deferred *d)
+{
+    gn_conn *conn = (gn_conn *)((char *)d - offsetof(gn_conn, ready));
+
+    (void)loop;
+    if (conn->state == GN__OPEN)
+        gn__client_conn_ready(conn); /* on_connect, then what was sent */
+}
+
+static gn_transport kind_of(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX)
+        return GN_TRANSPORT_UNIX;
+    return GN_TRANSPORT_TCP;
+}
+
+int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_handlers *handlers,
+                  const gn_options *opts, gn_conn **out)
+{
+    gn_options resolved;
+    gn_conn *conn;
+    int rc;
+
+    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev))) {
+        if (fd >= 0)
+            close(fd);
+        return GN_EINVAL;
+    }
+    gn__options_resolve(&resolved, opts, false);
+    rc = gn__socket_set_nonblocking(fd);
+    if (rc == 0)
+        rc = gn__conn_new(loop, NULL, -1, handlers, &resolved, &conn);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    conn->kind = kind_of(fd);
+    if (ops) {
+        conn->user_ops = ops;
+        conn->transport = &transport_user;
+    }
+    gn__client_link(loop, conn);
+    rc = gn__conn_established(conn, fd);
+    if (rc < 0) {
+        gn__conn_fail(conn, rc, "adopt: %s", gn_strerror(rc));
+        *out = conn; /* on_error and on_close follow from the loop */
+        return 0;
+    }
+    conn->ready.fn = announce;
+    gn__loop_defer(loop, &conn->ready);
+    *out = conn;
+    return 0;
+}
+
+int gn_conn_pair(gn_loop *loop, const gn_transport_ops *ops, const gn_handlers *a,
+                 const gn_handlers *b, const gn_options *opts, gn_conn **out_a, gn_conn **out_b)
+{
+    int sv[2], rc;
+
+    if (!loop || !a || !b || !out_a || !out_b)
+        return GN_EINVAL;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return gn_error_from_errno(errno);
+    rc = gn_conn_adopt(loop, sv[0], ops, a, opts, out_a);
+    if (rc < 0) {
+        close(sv[1]);
+        return rc;
+    }
+    rc = gn_conn_adopt(loop, sv[1], ops, b, opts, out_b);
+    if (rc < 0)
+        gn_abort(*out_a);
+    return rc;
+}
