@@ -15,9 +15,14 @@
  * unless "keep-alive", "close" always honoured.  Transfer-Encoding (chunked
  * bodies) is not supported: 411 Length Required, then close.  Errors close.
  *
+ * The same server speaks HTTPS when its address says tls:// and it is
+ * given a certificate: nothing else in it changes.
+ *
  * Try it:
  *     build/examples/http_hello 127.0.0.1:8080
  *     curl -v http://127.0.0.1:8080/ http://127.0.0.1:8080/again
+ *     build/examples/http_hello tls://127.0.0.1:8443 --cert server.pem --key server.key
+ *     curl --cacert ca.pem https://localhost:8443/
  */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <gnezdo.h>
@@ -316,18 +321,30 @@ int main(int argc, char **argv)
     const gn_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_close = on_close};
     /* Pipelined requests from a client that never reads answers stop
      * being read once its output is full. */
-    const gn_options opts = {.pause_reading_when_full = true, .idle_timeout_ms = IDLE_MS};
-    const char *addr = argc > 1 ? argv[1] : DEFAULT_ADDR;
+    gn_options opts = {.pause_reading_when_full = true, .idle_timeout_ms = IDLE_MS};
+    gn_tls_options tls = {0};
+    const char *addr = DEFAULT_ADDR;
     char err[GN_ERRBUF_SIZE];
     gn_server *srv;
     gn_loop *loop;
     int rc;
 
-    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
-        fprintf(stderr, "usage: http_hello [ADDR]  (default %s), not '%s'\n", DEFAULT_ADDR,
-                argv[argc - 1]);
-        return 2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc) {
+            tls.cert_file = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            tls.key_file = argv[++i];
+        } else if (argv[i][0] == '-' || i > 1) {
+            fprintf(stderr,
+                    "usage: http_hello [ADDR] [--cert FILE --key FILE]  (default %s), not '%s'\n",
+                    DEFAULT_ADDR, argv[i]);
+            return 2;
+        } else {
+            addr = argv[i];
+        }
     }
+    if (tls.cert_file || tls.key_file)
+        opts.tls = &tls; /* used when addr is tls:// */
     if (gn_loop_new(&loop) < 0) {
         fprintf(stderr, "http_hello: cannot create an event loop\n");
         return 1;

@@ -629,6 +629,47 @@ Test(http_hello, curl_gets_hello, .fini = kill_kids, .timeout = 30)
     gn_test_run_free(&run);
 }
 
+Test(http_hello, curl_gets_hello_over_tls, .timeout = 30)
+{
+    char ca[160], cert[160], key[160], out[64], url[128], line[160] = "";
+    struct gn_test_proc srv;
+    struct gn_test_run run;
+    FILE *f = NULL;
+
+    if (!in_path("curl"))
+        cr_skip("curl is not installed");
+    need(EX("http_hello"));
+    gn_test_cert_path(ca, sizeof(ca), "ca.pem");
+    gn_test_cert_path(cert, sizeof(cert), "server.pem");
+    gn_test_cert_path(key, sizeof(key), "server.key");
+    snprintf(out, sizeof(out), "/tmp/gn_http_hello_tls_%d.out", (int)getpid());
+    char *argv[] = {EX("http_hello"), "tls://127.0.0.1:0", "--cert", cert, "--key", key, NULL};
+    gn_test_spawn(&srv, argv, out, false);
+    /* the example prints "listening on ADDR" on stdout */
+    for (int i = 0; i < 100 && !strstr(line, "listening on"); i++) {
+        usleep(20000);
+        f = fopen(out, "r");
+        if (f && !fgets(line, sizeof(line), f))
+            line[0] = '\0';
+        if (f)
+            fclose(f);
+    }
+    cr_assert(strstr(line, "listening on tls://127.0.0.1:"), "%s", line);
+    snprintf(url, sizeof(url), "https://localhost:%d/", atoi(strrchr(line, ':') + 1));
+    char *curl[] = {"/usr/bin/env", "curl", "-s", "-S", "-m", "5", "--cacert", ca, url, url, NULL};
+    cr_assert_eq(gn_test_run_argv(curl, NULL, 10000, &run), 0);
+    cr_expect_eq(run.status, 0, "curl: %s", run.err);
+    cr_expect_str_eq(run.out, "hello\nhello\n");
+    gn_test_run_free(&run);
+    /* and without the CA, curl refuses the certificate */
+    char *untrusting[] = {"/usr/bin/env", "curl", "-s", "-m", "5", url, NULL};
+    cr_assert_eq(gn_test_run_argv(untrusting, NULL, 10000, &run), 0);
+    cr_expect_eq(run.status, 60, "curl's 'peer certificate cannot be authenticated'");
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&srv, 5000, true), 0, "%s", srv.log);
+    unlink(out);
+}
+
 /* ---- line_client ---------------------------------------------------------- */
 
 Test(line_client, relays_stdin_through_echo_server_and_exits_0, .fini = kill_kids, .timeout = 30)
