@@ -432,10 +432,19 @@ static int take_tls_options(int *argc, char **argv)
     return 0;
 }
 
+/* The library's warnings (refused clients, failed handshakes, insecure
+ * TLS) are for the person at the terminal. */
+static void print_log(gn_log_level level, const char *message, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "gnezdo: %s: %s\n", level == GN_LOG_ERROR ? "error" : "warning", message);
+}
+
 int main(int argc, char **argv)
 {
     int rc;
 
+    gn_log_set(print_log, GN_LOG_WARN, NULL);
     if (argc < 2)
         return cli_usage_error("no command given");
     rc = take_tls_options(&argc, argv);
