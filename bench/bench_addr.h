@@ -1,16 +1,19 @@
 /*
  * Shared by the echo benchmark's hand-written programs: parse "HOST:PORT"
- * ("127.0.0.1:7000", "[::1]:7000", ":7000") into a socket address with
- * numeric look-up only.  Header-only; static inline so unused copies
+ * ("127.0.0.1:7000", "[::1]:7000", ":7000", optionally after "tcp://" or
+ * "tls://") with numeric look-up only, or "unix:/path" / "unix:@name",
+ * into a socket address.  Header-only; static inline so unused copies
  * cost nothing and trip no warning.
  */
 #ifndef GN_BENCH_ADDR_H
 #define GN_BENCH_ADDR_H
 
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 static inline int bench_parse_addr(const char *text, int passive, struct sockaddr_storage *out,
                                    socklen_t *outlen)
@@ -22,7 +25,24 @@ static inline int bench_parse_addr(const char *text, int passive, struct sockadd
     struct addrinfo hints, *res = NULL;
     int rc;
 
-    if (strncmp(text, "tcp://", 6) == 0)
+    if (strncmp(text, "unix:", 5) == 0) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)out;
+        const char *path = text + 5;
+        size_t plen = strlen(path);
+
+        if (plen == 0 || plen >= sizeof sun->sun_path) {
+            fprintf(stderr, "'%s': Unix path empty or too long\n", text);
+            return -1;
+        }
+        memset(sun, 0, sizeof *sun);
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, path, plen);
+        if (path[0] == '@') /* Linux abstract name: no NUL terminator counted */
+            sun->sun_path[0] = '\0';
+        *outlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] != '@'));
+        return 0;
+    }
+    if (strncmp(text, "tcp://", 6) == 0 || strncmp(text, "tls://", 6) == 0)
         h = text + 6;
     if (!colon || colon < h) {
         fprintf(stderr, "'%s': expected HOST:PORT\n", text);
@@ -54,12 +74,24 @@ static inline int bench_parse_addr(const char *text, int passive, struct sockadd
     return 0;
 }
 
-/* "127.0.0.1:7000" / "[::1]:7000" for a bound or peer address. */
+/* "127.0.0.1:7000" / "[::1]:7000" / "unix:/path" for a bound or peer address. */
 static inline void bench_format_addr(const struct sockaddr_storage *ss, socklen_t len, char *buf,
                                      size_t buflen)
 {
     char host[NI_MAXHOST], port[NI_MAXSERV];
 
+    if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
+        size_t plen = len > offsetof(struct sockaddr_un, sun_path)
+                          ? len - offsetof(struct sockaddr_un, sun_path)
+                          : 0;
+
+        if (plen > 0 && sun->sun_path[0] == '\0')
+            snprintf(buf, buflen, "unix:@%.*s", (int)plen - 1, sun->sun_path + 1);
+        else
+            snprintf(buf, buflen, "unix:%.*s", (int)strnlen(sun->sun_path, plen), sun->sun_path);
+        return;
+    }
     if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(buf, buflen, "?");

@@ -2,8 +2,11 @@
  * Echo benchmark, the library side: an echo server on gnezdo.  on_data
  * sends every byte back with gn_send and consumes it all.
  *
- *   echo_gnezdo ADDR [--count-allocs]
+ *   echo_gnezdo ADDR [--count-allocs] [--cert FILE --key FILE]
  *
+ * ADDR is any gnezdo stream address: 127.0.0.1:0, unix:/path,
+ * tls://127.0.0.1:0 (which needs --cert and --key, handed to gnezdo as
+ * gn_options.tls).
  * Prints "listening on ADDR" (the bound address, so port 0 works) and
  * runs until SIGTERM or SIGINT, then exits 0.  Built twice: echo_gnezdo,
  * and echo_gnezdo_counted, linked with -Wl,--wrap=malloc,... so every
@@ -122,21 +125,37 @@ int main(int argc, char **argv)
 {
     gn_handlers h = {.on_data = echo};
     gn_options opts = {.pause_reading_when_full = true};
+    gn_tls_options tls = {0};
+    bool count_allocs = false;
     gn_server *srv;
     gn_endpoint ep;
     char err[GN_ERRBUF_SIZE], name[GN_ENDPOINT_STRLEN];
     struct sigaction sa;
     int rc;
 
-    if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "--count-allocs") != 0)) {
-        fprintf(stderr, "usage: %s ADDR [--count-allocs]\n", argv[0]);
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--count-allocs") == 0)
+            count_allocs = true;
+        else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+            tls.cert_file = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            tls.key_file = argv[++i];
+        else
+            argc = 0; /* usage */
+    }
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s ADDR [--count-allocs] [--cert FILE --key FILE]\n", argv[0]);
         return 2;
     }
+    if (tls.cert_file || tls.key_file)
+        opts.tls = &tls;
 #ifndef GN_BENCH_COUNT_ALLOCS
-    if (argc == 3) {
+    if (count_allocs) {
         fprintf(stderr, "%s: --count-allocs needs the echo_gnezdo_counted build\n", argv[0]);
         return 2;
     }
+#else
+    (void)count_allocs;
 #endif
     rc = gn_loop_new(&g_loop);
     if (rc < 0) {
