@@ -209,7 +209,7 @@ Test(cli_sync, progress_bar_under_a_terminal)
     cr_expect(strstr(run.out, "\rsent ["), "a bar redrawn in place: %s", run.out);
     cr_expect(strstr(run.out, "100%"), "%s", run.out);
     cr_expect(strstr(run.out, "ETA"), "%s", run.out);
-    cr_expect(strstr(run.out, "MiB/s"), "%s", run.out);
+    cr_expect(strstr(run.out, "iB/s"), "%s", run.out);
     cr_expect(strstr(run.out, "sha256 "), "%s", run.out);
     gn_test_run_free(&run);
     cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 0, "%s", recv.log);
