@@ -138,7 +138,11 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
     }
     cr_expect_eq(st.served, CLIENTS);
     cr_expect_leq(atomic_load(&peak), 16);
-    cr_expect_leq(st.created, 16, "threads are reused, not one per client");
+    /* Reused, not one per client.  Not exactly 16: while the acceptor
+     * lags behind a slow machine the queue can run dry, and the workers
+     * beyond the cache then end, as they should. */
+    cr_expect_lt(st.created, CLIENTS / 4, "threads are reused: %llu created",
+                 (unsigned long long)st.created);
     cr_expect_leq(st.idle, 4, "at most cache idle threads are kept");
     cr_expect_eq(st.refused, 0);
     gn_server_close(srv, 1000);
