@@ -347,3 +347,62 @@ Test(tls, bad_configuration_is_reported_with_the_file)
     cr_expect_eq(gn_dial("tls://127.0.0.1:1", 1000, &opts, &conn, err, sizeof(err)), GN_EINVAL);
     cr_expect(strstr(err, "ALPN"), "%s", err);
 }
+
+/* A server that reads everything, then answers with the byte count and
+ * a simple checksum. */
+static void count_and_sum(gn_conn *conn)
+{
+    static char buf[65536];
+    unsigned long long total = 0, sum = 0;
+    char text[64];
+    ssize_t n;
+
+    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            sum = sum * 31 + (unsigned char)buf[i];
+        total += (unsigned long long)n;
+    }
+    snprintf(text, sizeof(text), "%llu %llu\n", total, sum);
+    gn_write_all(conn, text, strlen(text), 5000);
+}
+
+Test(tls, send_file_goes_through_the_encryption)
+{
+    enum { SIZE = 3 << 20 };
+    char addr[64], err[GN_ERRBUF_SIZE], path[] = "/tmp/gn_tls_file_XXXXXX", line[64], want[64];
+    gn_tls_options server = {0}, client = {0};
+    gn_options sopts = {.tls = &server}, copts = {.tls = &client};
+    unsigned long long sum = 0;
+    static unsigned char data[SIZE];
+    gn_server *srv;
+    gn_endpoint ep;
+    gn_conn *conn;
+    size_t len;
+    int fd;
+
+    paths();
+    server.cert_file = cert;
+    server.key_file = key;
+    client.ca_file = ca;
+    for (size_t i = 0; i < SIZE; i++) {
+        data[i] = (unsigned char)(i * 2654435761u >> 13);
+        sum = sum * 31 + data[i];
+    }
+    fd = mkstemp(path);
+    cr_assert_eq(write(fd, data, SIZE), SIZE);
+    unlink(path);
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", count_and_sum, &sopts, NULL, &srv, err, sizeof(err)),
+        0, "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
+    cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(gn_send_file(conn, fd, 0, SIZE), 0);
+    cr_assert_eq(gn_shutdown(conn), 0);
+    cr_assert_eq(gn_read_line(conn, line, sizeof(line), &len, 5000), 1);
+    snprintf(want, sizeof(want), "%d %llu", SIZE, sum);
+    cr_expect_str_eq(line, want);
+    gn_close(conn);
+    close(fd);
+    gn_server_close(srv, 0);
+}
