@@ -292,3 +292,22 @@ Test(cli_sync, send_to_a_refused_port_fails_with_a_reason)
     gn_test_run_free(&run);
     files_free(&f);
 }
+
+Test(cli_sync, no_hash_moves_the_file_and_says_the_digest_was_not_computed)
+{
+    struct gn_test_run run;
+    struct gn_test_proc recv;
+    struct files f;
+
+    files_init(&f, 4u << 20);
+    char *recv_argv[] = {GN_TEST_CLI, "recv", "127.0.0.1:0", f.out, "--no-hash", NULL};
+    gn_test_spawn(&recv, recv_argv, NULL, true);
+    cr_assert_eq(gn_test_cli(&run, "send", "--no-hash", f.in, recv.addr, NULL), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect(strstr(run.err, "sha256 (not computed: --no-hash)"), "%s", run.err);
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 0, "%s", recv.log);
+    cr_expect(strstr(recv.log, "sha256 (not computed: --no-hash)"), "%s", recv.log);
+    cr_expect(same_content(f.in, f.out));
+    files_free(&f);
+}
