@@ -425,6 +425,9 @@ int gn__tls_config_new(const gn_tls_options *opts, bool server, const gn_endpoin
         return GN_ENOMEM;
     }
     SSL_CTX_set_min_proto_version(cfg->ctx, TLS1_2_VERSION);
+    /* TLS 1.2 renegotiation: a peer could make the server redo the
+     * expensive part at will; nobody needs it. */
+    SSL_CTX_set_options(cfg->ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
     rc = 0;
     if (o->alpn && !alpn_wire(o->alpn, cfg->alpn, &cfg->alpn_len))
