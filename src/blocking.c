@@ -183,17 +183,18 @@ int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
     return 0;
 }
 
-/* Room for at least one more chunk after the buffered bytes, moving them
- * to the front first; the buffer grows only as far as limit. */
+/* Room after the buffered bytes for a read worth its system call, moving
+ * them to the front first; the buffer grows only as far as limit + 1. */
 static int make_room(gn_conn *conn, size_t limit)
 {
-    size_t want;
+    size_t room, want;
     char *grown;
 
     if (conn->in_start > 0 && conn->in_len > 0)
         memmove(conn->in_buf, conn->in_buf + conn->in_start, conn->in_len);
     conn->in_start = 0;
-    if (conn->in_cap - conn->in_len >= 1 && conn->in_cap >= LINE_CHUNK)
+    room = conn->in_cap - conn->in_len;
+    if (room >= 4096 || (room > 0 && conn->in_cap >= limit + 1))
         return 0;
     want = conn->in_len + LINE_CHUNK;
     if (want > limit + 1)

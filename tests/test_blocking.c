@@ -401,3 +401,30 @@ Test(blocking, endpoints_and_no_descriptor_leaks)
     cr_expect_eq(gn_test_count_fds(), before);
     close(lfd);
 }
+
+Test(blocking, a_long_line_grows_the_buffer_up_to_the_limit)
+{
+    enum { LINE = 100000 };
+    char addr[64];
+    int lfd = raw_listener(addr, sizeof(addr), 4), peer;
+    gn_conn *conn = dial_pair(lfd, addr, &peer);
+    static char text[LINE + 1], line[LINE + 16];
+    size_t len, sent = 0;
+
+    memset(text, 'x', LINE);
+    text[LINE] = '\n';
+    while (sent < sizeof(text)) { /* the kernel takes it in pieces */
+        ssize_t n = write(peer, text + sent, sizeof(text) - sent);
+        cr_assert_gt(n, 0);
+        sent += (size_t)n;
+    }
+    cr_assert_eq(write(peer, "tail\n", 5), 5);
+    cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 2000), 1);
+    cr_expect_eq(len, LINE);
+    cr_expect_eq(memcmp(line, text, LINE), 0);
+    cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 2000), 1);
+    cr_expect_str_eq(line, "tail");
+    gn_close(conn);
+    close(peer);
+    close(lfd);
+}
