@@ -14,8 +14,6 @@
 
 #include "conn.h"
 
-#define FILE_CHUNK 16384
-
 static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
 {
     return conn->user_ops->read(conn, conn->io.fd, buf, len);
@@ -28,20 +26,7 @@ static ssize_t user_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
 
 static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
 {
-    char buf[FILE_CHUNK];
-    struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
-    ssize_t n, sent;
-
-    do {
-        n = pread(fd, buf, iov.iov_len, (off_t)*offset);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n < 0 ? gn_error_from_errno(errno) : 0;
-    iov.iov_len = (size_t)n;
-    sent = user_writev(conn, &iov, 1);
-    if (sent > 0)
-        *offset += sent;
-    return sent;
+    return gn__sendfile_by_copy(conn, fd, offset, len, user_writev);
 }
 
 static int user_shutdown(gn_conn *conn)

@@ -27,22 +27,8 @@
 #define MAX_DIAL_ADDRS   32
 #define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 */
 #define LINE_CHUNK       16384
-#define NO_DEADLINE      UINT64_MAX
 
 /* ---- time ----------------------------------------------------------- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t deadline_after(uint32_t timeout_ms)
-{
-    return timeout_ms == GN_NO_TIMEOUT ? NO_DEADLINE : now_ms() + timeout_ms;
-}
 
 /* The call's own timeout, cut short by the idle timeout of the
  * connection (a server's read deadline). */
@@ -50,20 +36,7 @@ static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms)
 {
     uint32_t idle = conn->opts.idle_timeout_ms;
 
-    return deadline_after(idle < timeout_ms ? idle : timeout_ms);
-}
-
-/* Milliseconds left for poll: -1 for none, 0 once passed. */
-static int poll_ms(uint64_t deadline)
-{
-    uint64_t now;
-
-    if (deadline == NO_DEADLINE)
-        return -1;
-    now = now_ms();
-    if (now >= deadline)
-        return 0;
-    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+    return gn__deadline_after(idle < timeout_ms ? idle : timeout_ms);
 }
 
 /* ---- waiting -------------------------------------------------------- */
@@ -73,22 +46,13 @@ static int woken_code(gn_conn *conn, int code)
     return atomic_load(&conn->woken) ? GN_ECLOSED : code;
 }
 
-/* Wait until fd is ready for events or the deadline passes. */
+/* Wait until the socket is ready for events or the deadline passes; a
+ * closing threaded server's shutdown ends the wait with GN_ECLOSED. */
 static int wait_fd(gn_conn *conn, short events, uint64_t deadline)
 {
-    struct pollfd p = {.fd = conn->io.fd, .events = events};
+    int rc = gn__wait_fd(conn->io.fd, events, deadline);
 
-    for (;;) {
-        int n = poll(&p, 1, poll_ms(deadline));
-        if (atomic_load(&conn->woken))
-            return GN_ECLOSED;
-        if (n > 0)
-            return 0; /* errors and hang-ups show in the next call */
-        if (n == 0)
-            return GN_ETIMEDOUT;
-        if (errno != EINTR)
-            return gn_error_from_errno(errno);
-    }
+    return atomic_load(&conn->woken) ? GN_ECLOSED : rc;
 }
 
 static int check_blocking(const gn_conn *conn)
@@ -499,8 +463,8 @@ static int lookup_wait(struct dial_lookup *lk, uint64_t deadline, gn_endpoint *o
 
     pthread_mutex_lock(&lk->mu);
     while (!lk->done && rc != ETIMEDOUT)
-        rc = deadline == NO_DEADLINE ? pthread_cond_wait(&lk->done_cv, &lk->mu)
-                                     : pthread_cond_timedwait(&lk->done_cv, &lk->mu, &until);
+        rc = deadline == GN__NO_DEADLINE ? pthread_cond_wait(&lk->done_cv, &lk->mu)
+                                         : pthread_cond_timedwait(&lk->done_cv, &lk->mu, &until);
     if (lk->done) {
         rc = lk->rc;
         if (rc > 0)
@@ -633,17 +597,17 @@ static int race_attempts(struct dial *d, uint64_t deadline)
     for (;;) {
         int wait, n, fd;
 
-        if (d->npending == 0 || now_ms() >= next_start) {
+        if (d->npending == 0 || gn__clock_ms() >= next_start) {
             if (start_next(d))
-                next_start = now_ms() + ATTEMPT_DELAY_MS;
+                next_start = gn__clock_ms() + ATTEMPT_DELAY_MS;
             else if (d->npending == 0)
                 return d->last_error ? d->last_error : GN_ENOTFOUND;
         }
-        wait = poll_ms(deadline);
+        wait = gn__poll_ms(deadline);
         if (wait == 0)
             return GN_ETIMEDOUT;
         if (d->next < d->naddrs) {
-            int until_next = (int)(next_start > now_ms() ? next_start - now_ms() : 0);
+            int until_next = (int)(next_start > gn__clock_ms() ? next_start - gn__clock_ms() : 0);
             if (wait < 0 || until_next < wait)
                 wait = until_next;
         }
@@ -741,7 +705,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
         if (rc < 0)
             return rc;
     }
-    deadline = deadline_after(timeout_ms ? timeout_ms : o.connect_timeout_ms);
+    deadline = gn__deadline_after(timeout_ms ? timeout_ms : o.connect_timeout_ms);
     fd = connect_any(address, &target, deadline, errbuf, errlen);
     if (fd >= 0) {
         rc = gn__blocking_conn_new(fd, gn_endpoint_transport(&target), NULL, &o, out);

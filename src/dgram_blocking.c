@@ -13,45 +13,10 @@
 
 #include "dgram.h"
 
-#define NO_DEADLINE UINT64_MAX
 /* An unconnected Unix datagram socket polls writable while its receiver
  * is full (see dgram.c), so a send that still cannot go waits this long
  * before trying again instead of spinning. */
 #define FULL_RETRY_MS 2
-
-static uint64_t deadline_after(uint32_t timeout_ms)
-{
-    return timeout_ms == GN_NO_TIMEOUT ? NO_DEADLINE : gn__clock_ms() + timeout_ms;
-}
-
-/* Milliseconds left for poll: -1 for none, 0 once passed. */
-static int poll_ms(uint64_t deadline)
-{
-    uint64_t now;
-
-    if (deadline == NO_DEADLINE)
-        return -1;
-    now = gn__clock_ms();
-    if (now >= deadline)
-        return 0;
-    return deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
-}
-
-/* Wait until fd is ready for events (0) or the deadline passes. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-    struct pollfd p = {.fd = fd, .events = events};
-
-    for (;;) {
-        int n = poll(&p, 1, poll_ms(deadline));
-        if (n > 0)
-            return 0; /* errors show in the next call */
-        if (n == 0)
-            return GN_ETIMEDOUT;
-        if (errno != EINTR)
-            return gn_error_from_errno(errno);
-    }
-}
 
 static int check_blocking(const gn_dgram *sock)
 {
@@ -84,14 +49,14 @@ ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint *from,
         return rc;
     if (!buf && size > 0)
         return GN_EINVAL;
-    deadline = deadline_after(timeout_ms);
+    deadline = gn__deadline_after(timeout_ms);
     for (;;) {
         n = gn__dgram_recvfrom(sock, buf, size, from, &cut);
         if (n >= 0)
             return cut || (size_t)n > sock->opts.max_datagram ? GN_EMSGSIZE : n;
         if (n != GN__DGRAM_AGAIN)
             return n;
-        rc = wait_fd(sock->io.fd, POLLIN, deadline);
+        rc = gn__wait_fd(sock->io.fd, POLLIN, deadline);
         if (rc < 0)
             return rc;
     }
@@ -99,7 +64,7 @@ ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint *from,
 
 static void nap(uint64_t deadline)
 {
-    int left = poll_ms(deadline);
+    int left = gn__poll_ms(deadline);
     struct timespec ts = {0, FULL_RETRY_MS * 1000000L};
 
     if (left >= 0 && left < FULL_RETRY_MS)
@@ -120,16 +85,16 @@ int gn_dgram_send_wait(gn_dgram *sock, const void *data, size_t len, const gn_en
     rc = gn__dgram_dest(sock, data, len, to, &ss, &sslen);
     if (rc < 0)
         return rc;
-    deadline = deadline_after(timeout_ms);
+    deadline = gn__deadline_after(timeout_ms);
     for (bool waited = false;; waited = true) {
         rc = gn__dgram_sendto(sock->io.fd, data, len, &ss, sslen);
         if (rc != GN__DGRAM_AGAIN)
             return rc;
-        if (poll_ms(deadline) == 0)
+        if (gn__poll_ms(deadline) == 0)
             return GN_ETIMEDOUT;
         if (waited && sock->retry_by_timer)
             nap(deadline);
-        else if ((rc = wait_fd(sock->io.fd, POLLOUT, deadline)) < 0)
+        else if ((rc = gn__wait_fd(sock->io.fd, POLLOUT, deadline)) < 0)
             return rc;
     }
 }

@@ -104,6 +104,15 @@ void gn__loop_defer(gn_loop *loop, struct gn__deferred *d);
 
 uint64_t gn__clock_ms(void);
 
+/* Deadlines of blocking calls (deadline.c): a point on gn__clock_ms's
+ * clock, GN__NO_DEADLINE for none. */
+#define GN__NO_DEADLINE UINT64_MAX
+uint64_t gn__deadline_after(uint32_t timeout_ms);
+/* Milliseconds left for poll(2): -1 for none, 0 once passed. */
+int gn__poll_ms(uint64_t deadline);
+/* Wait until fd is ready for events (0), or GN_ETIMEDOUT, or a code. */
+int gn__wait_fd(int fd, short events, uint64_t deadline);
+
 /* Timers (timer.c). */
 int gn__timers_init(struct gn__timer_heap *t);
 void gn__timers_free(gn_loop *loop);

@@ -247,19 +247,25 @@ static void resume_accepting(gn_loop *loop, uint64_t id, void *arg)
 /* Out of descriptors or memory: refuse the client now if the spare
  * descriptor allows, else stop accepting for a moment (level-triggered
  * readiness would otherwise spin the loop at 100% CPU). */
-static void shed_load(gn_server *srv, int fd, int err)
+bool gn__server_refuse_one(gn_server *srv, int listen_fd)
 {
     int victim;
 
-    if (err == EMFILE && srv->spare_fd >= 0) {
-        close(srv->spare_fd);
-        victim = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-        if (victim >= 0)
-            close(victim);
-        srv->spare_fd = gn__open_spare_fd();
-        gn__log(GN_LOG_WARN, "out of file descriptors: refused a client");
+    if (srv->spare_fd < 0)
+        return false;
+    close(srv->spare_fd);
+    victim = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (victim >= 0)
+        close(victim);
+    srv->spare_fd = gn__open_spare_fd();
+    gn__log(GN_LOG_WARN, "out of file descriptors: refused a client");
+    return true;
+}
+
+static void shed_load(gn_server *srv, int fd, int err)
+{
+    if (err == EMFILE && gn__server_refuse_one(srv, fd))
         return;
-    }
     gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
     srv->accept_paused = true;
     set_accepting(srv, false);

@@ -59,8 +59,11 @@ void gn__server_unlink(gn_server *srv, gn_conn *conn);
 int gn__unix_bind(int fd, const gn_endpoint *ep, const gn_options *opts, struct listener *l,
                   char *why, size_t whylen);
 void gn__unix_unlink(struct listener *l);
-/* The descriptor kept in reserve for shedding clients out of EMFILE. */
+/* The descriptor kept in reserve for shedding clients out of EMFILE;
+ * refuse_one spends it on one waiting client (accept, close) and takes
+ * it again.  false when there is no spare. */
 int gn__open_spare_fd(void);
+bool gn__server_refuse_one(gn_server *srv, int listen_fd);
 
 /* The threaded server (server_threads.c). */
 void gn__threads_close(gn_server *srv, uint32_t grace_ms);

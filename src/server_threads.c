@@ -227,16 +227,8 @@ static void accept_client(struct gn__threads *t, gn_transport kind, int fd)
  * long to pause accepting. */
 static int shed_load(gn_server *srv, int listen_fd, int err)
 {
-    if (err == EMFILE && srv->spare_fd >= 0) {
-        int victim;
-        close(srv->spare_fd);
-        victim = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (victim >= 0)
-            close(victim);
-        srv->spare_fd = gn__open_spare_fd();
-        gn__log(GN_LOG_WARN, "out of file descriptors: refused a client");
+    if (err == EMFILE && gn__server_refuse_one(srv, listen_fd))
         return 0;
-    }
     gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
     return ACCEPT_RETRY_MS;
 }

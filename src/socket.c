@@ -152,6 +152,25 @@ int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_
     return gn_endpoint_from_sockaddr((struct sockaddr *)&ss, len, transport, remote);
 }
 
+ssize_t gn__sendfile_by_copy(gn_conn *conn, int fd, int64_t *offset, size_t len,
+                             ssize_t (*writev)(gn_conn *conn, const struct iovec *iov, int iovcnt))
+{
+    char buf[16384];
+    struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
+    ssize_t n, sent;
+
+    do {
+        n = pread(fd, buf, iov.iov_len, (off_t)*offset);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? gn_error_from_errno(errno) : 0;
+    iov.iov_len = (size_t)n;
+    sent = writev(conn, &iov, 1);
+    if (sent > 0)
+        *offset += sent;
+    return sent;
+}
+
 int gn__socket_set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);

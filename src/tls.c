@@ -233,25 +233,7 @@ static ssize_t tls_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
 /* sendfile cannot encrypt: read the file and write it as data. */
 static ssize_t tls_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
 {
-    char buf[RECV_CHUNK];
-    struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
-    ssize_t n, sent;
-
-    if (tls_pending(conn)) {
-        int rc = tls_flush(conn);
-        if (rc < 0)
-            return rc;
-    }
-    do {
-        n = pread(fd, buf, iov.iov_len, (off_t)*offset);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n < 0 ? gn_error_from_errno(errno) : 0;
-    iov.iov_len = (size_t)n;
-    sent = tls_writev(conn, &iov, 1);
-    if (sent > 0)
-        *offset += sent;
-    return sent;
+    return gn__sendfile_by_copy(conn, fd, offset, len, tls_writev);
 }
 
 /* close_notify, then FIN once it has gone out. */

@@ -14,6 +14,9 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #include "gnezdo.h"
 
+/* SIGINT and SIGTERM stop loop (gn_loop_stop is async-signal-safe). */
+void cli_catch_signals(gn_loop *loop);
+
 /* "remote -> local" endpoints of conn into buf, for the connection log. */
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len);
 

@@ -21,25 +21,6 @@
 #define LINGER_MS       1000 /* after stdin ends, for replies still coming */
 #define LINES_IN_FLIGHT 64   /* posted to the loop and not yet sent */
 
-static gn_loop *signal_loop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (signal_loop)
-        gn_loop_stop(signal_loop); /* async-signal-safe */
-}
-
-static void catch_signals(gn_loop *loop)
-{
-    struct sigaction sa = {.sa_handler = on_signal};
-
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 bool cli_is_dgram_address(const char *addr, unsigned parse_flags)
 {
     gn_endpoint ep;
@@ -119,7 +100,7 @@ int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode)
         return open_failed(loop, rc, err);
     /* Handlers first: a supervisor may signal as soon as it reads the
      * "listening on" line. */
-    catch_signals(loop);
+    cli_catch_signals(loop);
     gn_endpoint_format(gn_dgram_local(sock), text, sizeof(text));
     fprintf(stderr, "listening on %s\n", text);
     gn_loop_run(loop);
@@ -292,7 +273,7 @@ int cli_dgram_connect(const char *addr)
     rc = gn_dgram_open(cs.loop, addr, GN_DGRAM_CONNECT, &h, NULL, &cs.sock, err, sizeof(err));
     if (rc < 0)
         return open_failed(cs.loop, rc, err);
-    catch_signals(cs.loop);
+    cli_catch_signals(cs.loop);
     gn_endpoint_format(gn_dgram_local(cs.sock), local, sizeof(local));
     gn_endpoint_format(gn_dgram_remote(cs.sock), remote, sizeof(remote));
     fprintf(stderr, "sending    %s -> %s\n", local, remote);

@@ -24,7 +24,7 @@ static void on_signal(int sig)
         gn_loop_stop(signal_loop); /* async-signal-safe */
 }
 
-static void catch_signals(gn_loop *loop)
+void cli_catch_signals(gn_loop *loop)
 {
     struct sigaction sa = {.sa_handler = on_signal};
 
@@ -265,7 +265,7 @@ int cli_listen(int argc, char **argv)
     }
     /* Handlers first: a supervisor may signal as soon as it reads the
      * "listening on" line. */
-    catch_signals(loop);
+    cli_catch_signals(loop);
     print_listening(listening.srv);
     gn_loop_run(loop);
     gn_server_close(listening.srv, 1000);
@@ -425,7 +425,7 @@ int cli_connect(int argc, char **argv)
         return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
                                                         : cli_fail("%s", err);
     }
-    catch_signals(pump.loop);
+    cli_catch_signals(pump.loop);
     gn_loop_run(pump.loop);
     gn_loop_free(pump.loop);
     return connect_status;
