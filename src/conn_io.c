@@ -22,6 +22,13 @@
 #define WRITE_IOV_MAX 64
 #define SENDFILE_STEP (1u << 20)
 
+/* A transport that knows why it failed (TLS: OpenSSL's reason) leaves it
+ * in conn->error; else the code says it. */
+static const char *transport_reason(const gn_conn *conn, int code)
+{
+    return conn->error[0] ? conn->error : gn_strerror(code);
+}
+
 static char *shared_read_buf(gn_loop *loop)
 {
     if (!loop->read_buf)
@@ -202,7 +209,7 @@ static bool read_once(gn_conn *conn)
     if (n == GN__AGAIN)
         return false;
     if (n < 0) {
-        gn__conn_fail(conn, (int)n, "read: %s", gn_strerror((int)n));
+        gn__conn_fail(conn, (int)n, "read: %s", transport_reason(conn, (int)n));
         return false;
     }
     if (n == 0) {
@@ -314,7 +321,7 @@ void gn__conn_flush(gn_conn *conn)
     if (conn->state == GN__CLOSED)
         return;
     if (rc < 0 && rc != GN__AGAIN) {
-        gn__conn_fail(conn, rc, "write: %s", gn_strerror(rc));
+        gn__conn_fail(conn, rc, "write: %s", transport_reason(conn, rc));
         return;
     }
     conn->last_active_ms = conn->loop->now_ms;
@@ -335,7 +342,7 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
         if (n == GN__AGAIN) {
             n = 0;
         } else if (n < 0) {
-            gn__conn_fail(conn, (int)n, "write: %s", gn_strerror((int)n));
+            gn__conn_fail(conn, (int)n, "write: %s", transport_reason(conn, (int)n));
             return (int)n;
         } else {
             conn->stats.bytes_out += (uint64_t)n;

@@ -189,6 +189,7 @@ static void enqueue(struct gn__threads *t, gn_conn *conn)
 static void admit(struct gn__threads *t, gn_conn *conn)
 {
     char why[128];
+    int spawned = 1;
 
     gn__server_link(t->srv, conn);
     reap_exited(t);
@@ -197,10 +198,14 @@ static void admit(struct gn__threads *t, gn_conn *conn)
         refuse(t, conn, why);
     } else if (t->qlen < t->idle) {
         enqueue(t, conn);
-    } else if (t->threads < t->topts.max_threads && spawn_worker(t) == 0) {
+    } else if (t->threads < t->topts.max_threads && (spawned = spawn_worker(t)) == 0) {
         enqueue(t, conn);
-    } else if (t->qlen - t->idle < t->topts.queue) {
-        enqueue(t, conn);
+    } else if (t->threads > 0 && t->qlen - t->idle < t->topts.queue) {
+        enqueue(t, conn); /* with no thread at all it would wait forever */
+    } else if (spawned < 0) {
+        snprintf(why, sizeof(why), "cannot start a thread (%zu running): out of memory",
+                 t->threads);
+        refuse(t, conn, why);
     } else {
         snprintf(why, sizeof(why), "all %zu threads busy and %zu clients waiting", t->threads,
                  t->qlen);

@@ -54,7 +54,7 @@ struct gn__tls {
 static int tls_failed(gn_conn *conn, const char *what)
 {
     long verify = SSL_get_verify_result(conn->tls->ssl);
-    unsigned long e = ERR_peek_last_error();
+    unsigned long e = ERR_peek_error();
     char reason[160] = "";
     int code = GN_ETLS;
 
@@ -319,13 +319,19 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* The first error OpenSSL queued is the cause ("no start line"); the
+ * last only says where it surfaced ("PEM lib"). */
 static int config_error(const char *address, const char *what, const char *file, char *errbuf,
                         size_t errlen)
 {
-    unsigned long e = ERR_peek_last_error();
+    unsigned long e = ERR_peek_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
 
     ERR_clear_error();
+    if (file && access(file, R_OK) < 0)
+        r = strerror(errno);
+    else if (r && (strcmp(r, "no start line") == 0 || strcmp(r, "PEM lib") == 0))
+        r = "not a PEM file of the expected kind";
     return gn__errbuf_input(errbuf, errlen, GN_ETLS, address, strlen(address), "%s '%s': %s", what,
                             file ? file : "", r ? r : "failed");
 }

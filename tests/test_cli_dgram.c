@@ -177,3 +177,43 @@ Test(cli_dgram, a_busy_port_fails_with_status_1, .timeout = 20)
     gn_test_run_free(&run);
     cr_expect_eq(gn_test_proc_wait(&s, 2000, true), 0);
 }
+
+/* A forged or misdirected source (a service port, or the server's own
+ * port) would start an endless echo loop: such datagrams are not echoed,
+ * while an ordinary client still is. */
+Test(cli_dgram, echo_refuses_service_ports_that_would_loop, .timeout = 20)
+{
+    static const char script[] = "import socket, sys\n"
+                                 "port = int(sys.argv[1])\n"
+                                 "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                                 "try:\n"
+                                 "    s.bind(('127.0.0.1', 19))\n"
+                                 "except PermissionError:\n"
+                                 "    print('skip'); sys.exit(0)\n"
+                                 "s.settimeout(0.5)\n"
+                                 "s.sendto(b'chargen?', ('127.0.0.1', port))\n"
+                                 "try:\n"
+                                 "    s.recvfrom(100); print('echoed')\n"
+                                 "except socket.timeout:\n"
+                                 "    print('silent')\n"
+                                 "c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                                 "c.settimeout(5)\n"
+                                 "c.sendto(b'client', ('127.0.0.1', port))\n"
+                                 "print(c.recvfrom(100)[0].decode())\n";
+    struct gn_test_run run;
+    struct gn_test_proc s;
+
+    start_listen(&s, "udp://127.0.0.1:0", "--echo", NULL);
+    char *argv[] = {"/usr/bin/python3", "-c", (char *)script, (char *)port_of(&s), NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 15000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    if (strcmp(run.out, "skip\n") == 0) {
+        gn_test_run_free(&run);
+        gn_test_proc_wait(&s, 3000, true);
+        cr_skip("binding port 19 needs root");
+    }
+    cr_expect_str_eq(run.out, "silent\nclient\n");
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&s, 3000, true), 0);
+    cr_expect(strstr(s.log, "not echoed to udp://127.0.0.1:19: a service port"), "%s", s.log);
+}

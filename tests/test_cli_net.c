@@ -189,3 +189,65 @@ Test(cli_net, connect_to_a_refused_port_exits_1_and_bad_addresses_exit_2)
     cr_expect(strstr(run.err, "'1.2.3:80'"), "%s", run.err);
     gn_test_run_free(&run);
 }
+
+/* A chat member that never reads is dropped once 1 MiB of chat waits for
+ * it; the server's memory stays bounded and the others carry on. */
+Test(cli_net, chat_drops_a_member_that_never_reads, .timeout = 30)
+{
+    static const char script[] = "import socket, sys, time\n"
+                                 "host, port = sys.argv[1].rsplit(':', 1)\n"
+                                 "lazy = socket.create_connection((host, int(port)))\n"
+                                 "reader = socket.create_connection((host, int(port)))\n"
+                                 "talker = socket.create_connection((host, int(port)))\n"
+                                 "time.sleep(0.2)\n"
+                                 "lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+                                 "line = b'x' * 1000 + b'\\n'\n"
+                                 "got = 0\n"
+                                 "reader.setblocking(False)\n"
+                                 "for i in range(6000):\n"
+                                 "    talker.sendall(line)\n"
+                                 "    try:\n"
+                                 "        while True:\n"
+                                 "            d = reader.recv(1 << 20)\n"
+                                 "            if not d: break\n"
+                                 "            got += len(d)\n"
+                                 "    except BlockingIOError:\n"
+                                 "        pass\n"
+                                 "talker.close()\n"
+                                 "reader.setblocking(True); reader.settimeout(3)\n"
+                                 "try:\n"
+                                 "    while True:\n"
+                                 "        d = reader.recv(1 << 20)\n"
+                                 "        if not d: break\n"
+                                 "        got += len(d)\n"
+                                 "except socket.timeout:\n"
+                                 "    pass\n"
+                                 "print('reader bytes', got)\n"
+                                 "print('reader complete', got >= 6000 * 1001)\n";
+    struct gn_test_run run;
+    struct gn_test_proc s;
+    char status[64];
+    long rss_kb = 0;
+    FILE *f;
+
+    start_listen(&s, "--chat");
+    char *argv[] = {"/usr/bin/python3", "-c", (char *)script, s.addr, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 25000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect(strstr(run.out, "reader complete True"), "the reading member got every line: %s",
+              run.out);
+    gn_test_run_free(&run);
+    snprintf(status, sizeof(status), "/proc/%d/status", (int)s.pid);
+    f = fopen(status, "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "VmRSS: %ld", &rss_kb) == 1)
+                break;
+        fclose(f);
+    }
+    cr_expect_lt(rss_kb, 64 * 1024, "server memory bounded: %ld kB", rss_kb);
+    gn_test_proc_read(&s, 200);
+    cr_expect(strstr(s.log, "dropped    127.0.0.1:"), "the lazy member is dropped: %s", s.log);
+    cr_expect_eq(stop_listen(&s), 0);
+}

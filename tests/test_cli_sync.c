@@ -311,3 +311,88 @@ Test(cli_sync, no_hash_moves_the_file_and_says_the_digest_was_not_computed)
     cr_expect(same_content(f.in, f.out));
     files_free(&f);
 }
+
+Test(cli_sync, recv_says_why_it_cannot_write_and_ignores_an_empty_probe)
+{
+    struct gn_test_run run;
+    struct gn_test_proc recv;
+    struct files f;
+    int probe;
+
+    files_init(&f, 100000);
+    /* /dev/full: the worker's errno, not the main thread's, is reported */
+    char *full_argv[] = {GN_TEST_CLI, "recv", "127.0.0.1:0", "/dev/full", NULL};
+    gn_test_spawn(&recv, full_argv, NULL, true);
+    cr_assert_eq(gn_test_cli(&run, "send", f.in, recv.addr, NULL), 0);
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 1, "%s", recv.log);
+    cr_expect(strstr(recv.log, "No space left on device"), "%s", recv.log);
+
+    /* a port probe that sends nothing is not the transfer */
+    char *argv[] = {GN_TEST_CLI, "recv", "127.0.0.1:0", f.out, NULL};
+    gn_test_spawn(&recv, argv, NULL, true);
+    probe = gn_test_connect_fd(recv.addr);
+    cr_assert_geq(probe, 0);
+    close(probe);
+    usleep(100000);
+    cr_assert_eq(gn_test_cli(&run, "send", f.in, recv.addr, NULL), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 0, "%s", recv.log);
+    cr_expect(strstr(recv.log, "sent nothing; still waiting for a sender"), "%s", recv.log);
+    cr_expect(strstr(recv.log, "received 100000 bytes"), "%s", recv.log);
+    cr_expect(same_content(f.in, f.out));
+    files_free(&f);
+}
+
+Test(cli_sync, a_closed_output_pipe_is_an_error_not_a_silent_death)
+{
+    struct gn_test_run run;
+    struct gn_test_proc recv;
+    struct files f;
+    char cmd[256];
+
+    files_init(&f, 200000);
+    snprintf(cmd, sizeof(cmd),
+             "%s recv 127.0.0.1:0 - | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}", GN_TEST_CLI);
+    char *argv[] = {"/bin/bash", "-c", cmd, NULL};
+    gn_test_spawn(&recv, argv, NULL, true);
+    cr_assert_eq(gn_test_cli(&run, "send", f.in, recv.addr, NULL), 0);
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 1, "exit 1, not 141: %s", recv.log);
+    cr_expect(strstr(recv.log, "Broken pipe"), "%s", recv.log);
+    files_free(&f);
+}
+
+Test(cli_sync, flags_that_do_not_fit_are_usage_errors)
+{
+    static const struct {
+        const char *args[7];
+        const char *says;
+    } cases[] = {
+        {{"listen", "127.0.0.1:0", "--echo", "--discard"}, "choose one"},
+        {{"listen", "127.0.0.1:0", "--threads", " 5"}, "' 5'"},
+        {{"listen", "127.0.0.1:0", "--cert", "a.pem", "--key", "a.key"}, "tls://"},
+        {{"connect", "127.0.0.1:9", "--insecure"}, "tls://"},
+        {{"connect", "--sync", "127.0.0.1:9", "--ca", "x"}, "tls://"},
+        {{"listen", "tls://127.0.0.1:0", "--echo"}, "needs --cert FILE and --key FILE"},
+        {{"recv", "tls://127.0.0.1:0"}, "needs --cert FILE and --key FILE"},
+        {{"listen",
+          "unix:/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+         "aaaa"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gn_test_run run;
+        char *argv[10] = {GN_TEST_CLI};
+        int n = 1;
+
+        for (int a = 0; a < 7 && cases[i].args[a]; a++)
+            argv[n++] = (char *)cases[i].args[a];
+        cr_assert_eq(gn_test_run_argv(argv, NULL, 10000, &run), 0);
+        cr_expect_eq(run.status, 2, "case %zu: %d %s", i, run.status, run.err);
+        cr_expect(strstr(run.err, cases[i].says), "case %zu: %s", i, run.err);
+        gn_test_run_free(&run);
+    }
+}

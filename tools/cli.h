@@ -2,6 +2,8 @@
 #ifndef GN_CLI_H
 #define GN_CLI_H
 
+#include <stdbool.h>
+
 /* Exit codes: 0 success, 1 runtime failure, 2 usage error. */
 #define CLI_OK      0
 #define CLI_FAILURE 1
@@ -9,6 +11,16 @@
 
 /* Print "gnezdo: <message>; see 'gnezdo --help'" and return CLI_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* After a failed gn_listen/gn_connect/gn_dial/...: a usage error (2) when
+ * the address or flags were at fault, else a runtime failure (1). */
+int cli_open_error(int rc, const char *err);
+/* The TLS flags fit addr (a server: tls:// needs --cert and --key);
+ * 0 or a usage error's exit code. */
+int cli_check_tls_flags(const char *addr, bool server);
+/* Writing stdout failed: say so once; the caller stops. */
+void cli_output_failed(void);
+extern bool cli_output_broken;
+
 /* Print "gnezdo: <message>" and return CLI_FAILURE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

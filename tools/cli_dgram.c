@@ -35,8 +35,7 @@ bool cli_is_dgram_address(const char *addr, unsigned parse_flags)
 static int open_failed(gn_loop *loop, int rc, const char *err)
 {
     gn_loop_free(loop);
-    return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                    : cli_fail("%s", err);
+    return cli_open_error(rc, err);
 }
 
 /* A Unix sender that never bound a name cannot be answered. */
@@ -59,8 +58,30 @@ static void log_error(gn_dgram *sock, int code, const char *message)
 
 static enum cli_dgram_mode listen_mode;
 
+/* Why not to echo to from, or NULL.  A UDP source address can be forged:
+ * one datagram "from" this socket's own port, or from another echo or
+ * chargen service (ports below 1024), would start a loop that never
+ * ends.  Clients send from ephemeral ports, so they lose nothing. */
+static gn_loop *dgram_loop; /* of the listening socket */
+
+static const char *echo_refusal(gn_dgram *sock, const gn_endpoint *from)
+{
+    const gn_endpoint *local = gn_dgram_local(sock);
+
+    if (is_unnamed(from))
+        return "an unnamed sender cannot be answered";
+    if (gn_endpoint_family(from) == GN_FAMILY_UNIX)
+        return local && gn_endpoint_equal(from, local) ? "it is this socket" : NULL;
+    if (local && gn_endpoint_port(from) == gn_endpoint_port(local))
+        return "its port is this socket's: an echo loop";
+    if (gn_endpoint_port(from) < 1024)
+        return "a service port: an echo loop with another server";
+    return NULL;
+}
+
 static void listen_datagram(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from)
 {
+    const char *refusal;
     char who[GN_ENDPOINT_STRLEN] = "an unnamed sender";
     int rc;
 
@@ -69,15 +90,21 @@ static void listen_datagram(gn_dgram *sock, const char *data, size_t len, const 
     fprintf(stderr, "datagram from %s: %zu bytes\n", who, len);
     switch (listen_mode) {
     case CLI_DGRAM_ECHO:
-        if (is_unnamed(from))
+        refusal = echo_refusal(sock, from);
+        if (refusal) {
+            if (!is_unnamed(from))
+                fprintf(stderr, "not echoed to %s: %s\n", who, refusal);
             break;
+        }
         rc = gn_dgram_send_to(sock, data, len, from);
         if (rc < 0)
             fprintf(stderr, "error      cannot echo to %s: %s\n", who, gn_strerror(rc));
         break;
     case CLI_DGRAM_PRINT:
-        fwrite(data, 1, len, stdout);
-        fflush(stdout);
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+            cli_output_failed();
+            gn_loop_stop(dgram_loop);
+        }
         break;
     case CLI_DGRAM_DISCARD:
         break;
@@ -95,6 +122,7 @@ int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode)
     listen_mode = mode;
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
+    dgram_loop = loop;
     rc = gn_dgram_open(loop, addr, GN_DGRAM_BIND, &h, NULL, &sock, err, sizeof(err));
     if (rc < 0)
         return open_failed(loop, rc, err);
@@ -107,7 +135,7 @@ int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode)
     gn_dgram_close(sock);
     gn_loop_run(loop);
     gn_loop_free(loop);
-    return 0;
+    return cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
 /* ---- connect -------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
  * The CLI's network subcommands: listen, connect and demo.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,7 +14,8 @@
 #include "cli.h"
 #include "gnezdo.h"
 
-#define CHAT_LINE_MAX 4096
+#define CHAT_LINE_MAX   4096
+#define CHAT_BEHIND_MAX (1u << 20) /* queued for one member */
 
 static gn_loop *signal_loop;
 
@@ -80,11 +82,21 @@ static void log_error(gn_conn *conn, int code, const char *message)
     fprintf(stderr, "error      %s\n", message);
 }
 
+bool cli_output_broken;
+
+void cli_output_failed(void)
+{
+    if (!cli_output_broken)
+        fprintf(stderr, "gnezdo: cannot write the output: %s\n", strerror(errno));
+    cli_output_broken = true;
+}
+
 static size_t print_data(gn_conn *conn, const char *data, size_t len)
 {
-    (void)conn;
-    fwrite(data, 1, len, stdout);
-    fflush(stdout);
+    if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+        cli_output_failed();
+        gn_loop_stop(gn_conn_loop(conn)); /* nowhere to put what comes */
+    }
     return len;
 }
 
@@ -109,12 +121,19 @@ struct chat_line {
     size_t len;
 };
 
+/* A member more than CHAT_BEHIND_MAX behind is dropped, with a word:
+ * the others go on, and memory stays bounded. */
 static void chat_send(gn_conn *conn, void *arg)
 {
     const struct chat_line *line = arg;
+    char who[GN_ENDPOINT_STRLEN] = "?";
 
-    if (conn != line->from)
-        gn_send(conn, line->text, line->len);
+    if (conn == line->from || gn_send(conn, line->text, line->len) != GN_ENOBUFS)
+        return;
+    if (gn_conn_remote(conn))
+        gn_endpoint_format(gn_conn_remote(conn), who, sizeof(who));
+    fprintf(stderr, "dropped    %s: more than %u KiB of chat behind\n", who, CHAT_BEHIND_MAX >> 10);
+    gn_abort(conn);
 }
 
 static void chat_broadcast(gn_conn *from, const char *line, size_t len)
@@ -172,10 +191,22 @@ static int parse_threads(int argc, char **argv, int *i, size_t *threads)
         return cli_usage_error("--threads needs a count, e.g. '--threads 16'");
     errno = 0;
     n = strtoul(argv[++*i], &end, 10);
-    if (errno || *end || end == argv[*i] || n < 1 || n > 100000 || argv[*i][0] == '-')
+    if (errno || *end || end == argv[*i] || n < 1 || n > 100000 ||
+        !isdigit((unsigned char)argv[*i][0]))
         return cli_usage_error("--threads '%s' is not a count from 1 to 100000", argv[*i]);
     *threads = n;
     return 0;
+}
+
+static enum listen_mode mode_of(const char *arg)
+{
+    if (strcmp(arg, "--echo") == 0)
+        return MODE_ECHO;
+    if (strcmp(arg, "--chat") == 0)
+        return MODE_CHAT;
+    if (strcmp(arg, "--discard") == 0)
+        return MODE_DISCARD;
+    return MODE_PRINT;
 }
 
 static int parse_listen_args(int argc, char **argv, const char **addr, enum listen_mode *mode,
@@ -191,13 +222,11 @@ static int parse_listen_args(int argc, char **argv, const char **addr, enum list
             rc = parse_threads(argc, argv, &i, threads);
             if (rc)
                 return rc;
-        } else if (strcmp(argv[i], "--echo") == 0)
-            *mode = MODE_ECHO;
-        else if (strcmp(argv[i], "--chat") == 0)
-            *mode = MODE_CHAT;
-        else if (strcmp(argv[i], "--discard") == 0)
-            *mode = MODE_DISCARD;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+        } else if (mode_of(argv[i]) != MODE_PRINT) {
+            if (*mode != MODE_PRINT)
+                return cli_usage_error("choose one of --echo, --chat and --discard");
+            *mode = mode_of(argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0')
             return cli_usage_error("unknown option '%s' for listen", argv[i]);
         else if (*addr)
             return cli_usage_error("listen takes one address, got '%s' and '%s'", *addr, argv[i]);
@@ -241,6 +270,8 @@ int cli_listen(int argc, char **argv)
     gn_loop *loop;
     int rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
 
+    if (rc == 0)
+        rc = cli_check_tls_flags(addr, true);
     if (rc)
         return rc;
     if (cli_is_dgram_address(addr, GN_PARSE_LISTEN)) {
@@ -255,13 +286,14 @@ int cli_listen(int argc, char **argv)
         return cli_listen_threads(addr, thread_modes[listening.mode], threads);
     h.on_data = data_fns[listening.mode];
     opts.pause_reading_when_full = listening.mode == MODE_ECHO || listening.mode == MODE_CHAT;
+    if (listening.mode == MODE_CHAT)
+        opts.max_output = CHAT_BEHIND_MAX;
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
     rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(loop);
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     }
     /* Handlers first: a supervisor may signal as soon as it reads the
      * "listening on" line. */
@@ -271,7 +303,7 @@ int cli_listen(int argc, char **argv)
     gn_server_close(listening.srv, 1000);
     gn_loop_run(loop);
     gn_loop_free(loop);
-    return 0;
+    return cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
 /* ---- connect -------------------------------------------------------- */
@@ -406,14 +438,20 @@ int cli_connect(int argc, char **argv)
     gn_options opts;
     int rc;
 
-    if (argc == 2 && strcmp(argv[0], "--sync") == 0 && argv[1][0] != '-')
-        return cli_connect_sync(argv[1]);
-    if (argc == 2 && strcmp(argv[1], "--sync") == 0 && argv[0][0] != '-')
-        return cli_connect_sync(argv[0]);
+    if (argc == 2 && (strcmp(argv[0], "--sync") == 0 || strcmp(argv[1], "--sync") == 0)) {
+        const char *addr = strcmp(argv[0], "--sync") == 0 ? argv[1] : argv[0];
+        if (addr[0] == '-')
+            return cli_usage_error("connect --sync takes one address");
+        rc = cli_check_tls_flags(addr, false);
+        return rc ? rc : cli_connect_sync(addr);
+    }
     if (argc != 1 || argv[0][0] == '-')
         return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
                                            "localhost:7000'"
                                          : "connect takes exactly one address");
+    rc = cli_check_tls_flags(argv[0], false);
+    if (rc)
+        return rc;
     if (cli_is_dgram_address(argv[0], 0))
         return cli_dgram_connect(argv[0]);
     if (gn_loop_new(&pump.loop) < 0)
@@ -422,11 +460,10 @@ int cli_connect(int argc, char **argv)
     rc = gn_connect(pump.loop, argv[0], &h, &opts, &pump.conn, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(pump.loop);
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     }
     cli_catch_signals(pump.loop);
     gn_loop_run(pump.loop);
     gn_loop_free(pump.loop);
-    return connect_status;
+    return cli_output_broken ? CLI_FAILURE : connect_status;
 }

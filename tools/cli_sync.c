@@ -73,9 +73,16 @@ static void serve_client(gn_conn *conn)
         if (thread_mode == CLI_THREADS_ECHO && gn_write_all(conn, buf, (size_t)n, 30000) < 0)
             break;
         if (thread_mode == CLI_THREADS_PRINT) {
+            int failed;
             pthread_mutex_lock(&print_lock);
-            write_fd_all(STDOUT_FILENO, buf, (size_t)n);
+            failed = write_fd_all(STDOUT_FILENO, buf, (size_t)n) < 0;
+            if (failed)
+                cli_output_failed();
             pthread_mutex_unlock(&print_lock);
+            if (failed) {
+                kill(getpid(), SIGTERM); /* the main thread's sigwait ends the server */
+                break;
+            }
         }
     }
     fprintf(stderr, "disconnect %s%s%s\n", who, n < 0 ? ": " : "",
@@ -97,15 +104,14 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
     opts = cli_options();
     rc = gn_serve_threads(addr, serve_client, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s (%zu threads)\n", text, threads);
     }
     sigwait(&set, &sig);
     gn_server_close(srv, 1000);
-    return CLI_OK;
+    return cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
 /* ---- connect --sync --------------------------------------------------- */
@@ -164,8 +170,7 @@ int cli_connect_sync(const char *addr)
     int rc = gn_dial(addr, 0, &opts, &w.conn, err, sizeof(err));
 
     if (rc < 0)
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     cli_describe_conn(w.conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
     if (pipe(w.cancel) < 0 || pthread_create(&writer, NULL, stdin_to_conn, &w) != 0) {
@@ -173,14 +178,16 @@ int cli_connect_sync(const char *addr)
         return cli_fail("cannot start the stdin reader");
     }
     while ((n = gn_read(w.conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0)
-        if (write_fd_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+        if (write_fd_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
+            cli_output_failed();
             break;
+        }
     if (n < 0)
         fprintf(stderr, "gnezdo: %s: %s\n", addr, gn_strerror((int)n));
     /* The peer is done: stop the writer (a write in progress fails now
      * that the socket is shut down), then free the connection. */
     shutdown_and_join(&w, writer);
-    return n < 0 ? CLI_FAILURE : CLI_OK;
+    return n < 0 || cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
 static void shutdown_and_join(struct stdin_writer *w, pthread_t writer)
@@ -375,6 +382,9 @@ int cli_send(int argc, char **argv)
         return rc;
     if (argc != 2)
         return cli_usage_error("send takes FILE and ADDRESS, e.g. 'gnezdo send big.iso host:9000'");
+    rc = cli_check_tls_flags(argv[1], false);
+    if (rc)
+        return rc;
     rc = send_open(argv[0], &fd, &p.total);
     if (rc)
         return rc;
@@ -382,8 +392,7 @@ int cli_send(int argc, char **argv)
     rc = gn_dial(argv[1], 0, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         close(fd);
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     }
     h.fd = fd;
     h.size = p.total;
@@ -415,7 +424,7 @@ int cli_send(int argc, char **argv)
 /* ---- recv ------------------------------------------------------------- */
 
 struct receipt {
-    int out_fd;
+    int out_fd, write_errno;
     bool draw, hash;
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
@@ -438,8 +447,10 @@ static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, uint6
     while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
         if (md)
             EVP_DigestUpdate(md, buf, (size_t)n);
-        if (write_fd_all(receipt.out_fd, buf, (size_t)n) < 0)
+        if (write_fd_all(receipt.out_fd, buf, (size_t)n) < 0) {
+            receipt.write_errno = errno; /* errno is this thread's */
             return WRITE_FAILED;
+        }
         *bytes += (uint64_t)n;
         progress_draw(p, *bytes, false);
     }
@@ -458,6 +469,13 @@ static void receive_one(gn_conn *conn)
     p.start = seconds_now();
     if (!receipt.hash || (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)))
         rc = receive_body(conn, md, &p, &bytes);
+    if (rc == 0 && bytes == 0) {
+        /* A port probe (nc -z) or a stray client is not the transfer. */
+        fprintf(stderr, "gnezdo: warning: %s sent nothing; still waiting for a sender\n",
+                receipt.who);
+        EVP_MD_CTX_free(md);
+        return;
+    }
     pthread_mutex_lock(&receipt.mu);
     if (!receipt.done) {
         receipt.status = rc;
@@ -497,6 +515,9 @@ int cli_recv(int argc, char **argv)
     if (argc < 1 || argc > 2)
         return cli_usage_error("recv takes ADDRESS and an optional FILE ('-' is stdout)");
     path = argc == 2 ? argv[1] : "-";
+    rc = cli_check_tls_flags(argv[0], true);
+    if (rc)
+        return rc;
     receipt.out_fd = recv_open(path);
     if (receipt.out_fd < 0)
         return cli_fail("cannot create '%s': %s", path, strerror(errno));
@@ -504,8 +525,7 @@ int cli_recv(int argc, char **argv)
     opts = cli_options();
     rc = gn_serve_threads(argv[0], receive_one, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
-        return rc == GN_EBADADDR || rc == GN_ENOSERVICE ? cli_usage_error("%s", err)
-                                                        : cli_fail("%s", err);
+        return cli_open_error(rc, err);
     for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s\n", text);
@@ -515,10 +535,13 @@ int cli_recv(int argc, char **argv)
         pthread_cond_wait(&receipt.done_cv, &receipt.mu);
     pthread_mutex_unlock(&receipt.mu);
     gn_server_close(srv, 0);
-    if (receipt.out_fd != STDOUT_FILENO && close(receipt.out_fd) < 0)
+    if (receipt.out_fd != STDOUT_FILENO && close(receipt.out_fd) < 0 &&
+        receipt.status != WRITE_FAILED) {
         receipt.status = WRITE_FAILED;
+        receipt.write_errno = errno;
+    }
     if (receipt.status == WRITE_FAILED)
-        return cli_fail("cannot write '%s': %s", path, strerror(errno));
+        return cli_fail("cannot write '%s': %s", path, strerror(receipt.write_errno));
     if (receipt.status < 0)
         return cli_fail("receiving from %s: %s", receipt.who, gn_strerror(receipt.status));
     if (!quiet)

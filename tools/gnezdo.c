@@ -6,6 +6,7 @@
  * hint).  Output is plain text for people; --json gives one JSON object
  * per line for scripts.  Errors always go to stderr as text.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,6 +30,15 @@ int cli_usage_error(const char *fmt, ...)
     va_end(ap);
     fputs("; see 'gnezdo --help'\n", stderr);
     return CLI_USAGE;
+}
+
+int cli_open_error(int rc, const char *err)
+{
+    /* The address or the flags were wrong: the person typing can fix it. */
+    if (rc == GN_EBADADDR || rc == GN_ENOSERVICE || rc == GN_ETOOLONG || rc == GN_EFAMILY ||
+        rc == GN_EINVAL)
+        return cli_usage_error("%s", err);
+    return cli_fail("%s", err);
 }
 
 int cli_fail(const char *fmt, ...)
@@ -393,6 +403,23 @@ gn_options cli_options(void)
     return opts;
 }
 
+int cli_check_tls_flags(const char *addr, bool server)
+{
+    gn_endpoint ep;
+    bool tls = gn_endpoint_parse(addr, GN_PARSE_LISTEN, &ep, NULL, 0) == 0 &&
+               gn_endpoint_transport(&ep) == GN_TRANSPORT_TLS;
+
+    /* Quietly serving plaintext to someone who asked for TLS would be
+     * the worst outcome: say so instead. */
+    if (cli_tls_given && !tls)
+        return cli_usage_error("--cert, --key, --ca, --alpn, --servername and --insecure are for "
+                               "tls:// addresses, not '%s'",
+                               addr);
+    if (tls && server && (!cli_tls.cert_file || !cli_tls.key_file))
+        return cli_usage_error("a tls:// server needs --cert FILE and --key FILE");
+    return 0;
+}
+
 /* Remove --cert F, --key F, --ca F, --alpn L, --servername N and
  * --insecure from argv (from index 2 on); 0 or a usage error's code. */
 static int take_tls_options(int *argc, char **argv)
@@ -445,6 +472,8 @@ int main(int argc, char **argv)
     int rc;
 
     gn_log_set(print_log, GN_LOG_WARN, NULL);
+    /* A closed output pipe is an error to report, not a signal to die of. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2)
         return cli_usage_error("no command given");
     rc = take_tls_options(&argc, argv);
