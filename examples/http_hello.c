@@ -42,12 +42,14 @@ struct request {
     bool head; /* HEAD: the response has no body */
     bool conn_close, conn_keep_alive;
     bool chunked;
+    bool has_length;
     uint64_t content_length;
 };
 
 struct http_conn {
-    uint64_t body_left; /* request body bytes still to skip */
-    bool finished;      /* last response sent: discard all input */
+    uint64_t body_left;   /* request body bytes still to skip */
+    bool finished;        /* last response sent: discard all input */
+    uint64_t finished_at; /* when, by the loop's clock */
 };
 
 static gn_loop *volatile signal_loop; /* NULL once freed */
@@ -132,6 +134,11 @@ static int parse_content_length(const char *v, size_t len, struct request *req)
             return 400;
         n = n * 10 + (uint64_t)(v[i] - '0');
     }
+    /* Two lengths that disagree: which one frames the body is exactly
+     * what a request smuggler wants us to guess (RFC 9112, 6.3). */
+    if (req->has_length && req->content_length != n)
+        return 400;
+    req->has_length = true;
     req->content_length = n;
     return 0;
 }
@@ -192,6 +199,7 @@ static long parse_head(const char *data, size_t len, struct request *req)
 static void finish(gn_conn *conn, struct http_conn *hc)
 {
     hc->finished = true;
+    hc->finished_at = gn_loop_now(gn_conn_loop(conn));
     gn_shutdown(conn); /* FIN after the response; the peer's close ends it */
 }
 
@@ -258,6 +266,10 @@ static size_t on_data(gn_conn *conn, const char *data, size_t len)
             break; /* an incomplete request: on_data offers it again with more */
         used += n;
     }
+    /* A lingering close lasts IDLE_MS at most, however the client
+     * trickles bytes to keep it open. */
+    if (hc->finished && gn_loop_now(gn_conn_loop(conn)) - hc->finished_at > IDLE_MS)
+        gn_abort(conn);
     return hc->finished ? len : used;
 }
 

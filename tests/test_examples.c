@@ -584,9 +584,11 @@ Test(http_hello, headers_over_8_kib_get_431_and_a_close, .fini = kill_kids, .tim
 Test(http_hello, a_malformed_request_gets_400_and_chunked_gets_411, .fini = kill_kids,
      .timeout = 30)
 {
-    static const char *bad[] = {"garbage\r\n\r\n", "GET /\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n",
-                                "GET / HTTP/1.1\r\nNo colon\r\n\r\n",
-                                "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n"};
+    static const char *bad[] = {
+        "garbage\r\n\r\n", "GET /\r\n\r\n", "GET / HTTP/1.1 x\r\n\r\n",
+        "GET / HTTP/1.1\r\nNo colon\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        /* conflicting lengths: request smuggling */
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\n"};
     char addr[64], buf[4096];
 
     start_server(EX("http_hello"), addr, sizeof(addr));
