@@ -844,8 +844,12 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
  * deadline for the whole call, however many system calls it takes
  * (GN_NO_TIMEOUT waits forever); on a server's connection the server's
  * idle_timeout_ms also bounds each call.  Signals (EINTR) never end a
- * call early.  A blocking connection is used by one thread at a time;
- * the accessors above (endpoints, stats, user data) work on it too, and
+ * call early.  A blocking connection is used by one thread at a time,
+ * or by two at most when one only reads (gn_read, gn_read_exact,
+ * gn_read_line, gn_wait_readable) and the other only writes (gn_write_all,
+ * gn_send_file), as a socket is full duplex; gn_shutdown and gn_close
+ * belong to the writer.  The accessors above (endpoints, stats, user
+ * data) work on it too, and
  * the asynchronous calls (gn_send, gn_pause_reading, ...) return
  * GN_EMODE, as the calls below do on an asynchronous connection.
  */

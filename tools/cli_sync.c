@@ -3,6 +3,7 @@
  * server), connect --sync (a blocking client), send and recv (a file over
  * a connection, with a progress bar and a SHA-256 of what went through).
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -147,13 +148,12 @@ static void *stdin_to_conn(void *arg)
         n = read(STDIN_FILENO, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            gn_shutdown(w->conn); /* half-close: the peer sees EOF, we keep reading */
+        if (n <= 0)
             break;
-        }
         if (gn_write_all(w->conn, buf, (size_t)n, GN_NO_TIMEOUT) < 0)
             break;
     }
+    gn_shutdown(w->conn); /* half-close: the peer sees EOF, we keep reading */
     return NULL;
 }
 
@@ -184,21 +184,26 @@ int cli_connect_sync(const char *addr)
         }
     if (n < 0)
         fprintf(stderr, "gnezdo: %s: %s\n", addr, gn_strerror((int)n));
-    /* The peer is done: stop the writer (a write in progress fails now
-     * that the socket is shut down), then free the connection. */
+    /* The peer is done: stop the writer, then free the connection. */
     shutdown_and_join(&w, writer);
     return n < 0 || cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
+/* The writer thread owns gn_shutdown and the writes; the reader only
+ * asks it to stop.  A writer stuck in a write to a peer that half-closed
+ * and reads no more is given 2 s, then left to the process exit. */
 static void shutdown_and_join(struct stdin_writer *w, pthread_t writer)
 {
+    struct timespec until;
     char one = 1;
 
     if (write(w->cancel[1], &one, 1) < 0) {
         /* a pipe with room: cannot fail */
     }
-    gn_shutdown(w->conn);
-    pthread_join(writer, NULL);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    if (pthread_timedjoin_np(writer, NULL, &until) != 0)
+        return;
     gn_close(w->conn);
     close(w->cancel[0]);
     close(w->cancel[1]);
