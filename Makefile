@@ -5,6 +5,7 @@
 #   make demo            see gnezdo do its main job
 #   make check           build and run every test
 #   make check-sanitize  the tests again under ASan + UBSan
+#   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make install         install into PREFIX (default /usr/local)
 #   make bench           echo benchmark: gnezdo vs a hand-written epoll floor
@@ -38,6 +39,16 @@ check-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
 
+# Threads under ThreadSanitizer: a plain stress program (Criterion cannot
+# start under TSan), not part of CI.
+check-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGN_TSAN_STRESS=ON \
+		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF -DGN_BUILD_BENCH=OFF \
+		-DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target tsan_stress
+	sh tests/make_certs.sh build-tsan/certs
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tsan_stress build-tsan/certs
+
 fuzz:
 	@scripts/install-deps --fuzz
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGN_FUZZ=ON \
@@ -56,4 +67,4 @@ bench: build
 	bench/run $(BUILD)
 
 clean:
-	rm -rf build build-sanitize build-fuzz
+	rm -rf build build-sanitize build-fuzz build-tsan
