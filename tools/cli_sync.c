@@ -20,10 +20,11 @@
 #include "cli.h"
 #include "gnezdo.h"
 
-#define CHUNK        (1u << 20)
-#define SEND_CHUNK   (8u << 20) /* per sendfile call: the progress bar's step */
-#define STALL_MS     60000      /* a peer that takes nothing this long has failed */
-#define WRITE_FAILED 1          /* receipt.status: the output file, not the peer */
+#define CHUNK         (1u << 20)
+#define SEND_CHUNK    (8u << 20) /* per sendfile call: the progress bar's step */
+#define STALL_MS      60000      /* a peer that takes nothing this long has failed */
+#define FIRST_BYTE_MS 10000      /* recv: a client silent this long is not the sender */
+#define WRITE_FAILED  1          /* receipt.status: the output file, not the peer */
 
 static double seconds_now(void)
 {
@@ -449,7 +450,9 @@ static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, uint6
     static char buf[CHUNK];
     ssize_t n;
 
-    while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
+    /* A sender speaks at once; a silent client must not hold the only
+     * worker (and the real sender behind it) for the idle timeout. */
+    while ((n = gn_read(conn, buf, sizeof(buf), *bytes ? GN_NO_TIMEOUT : FIRST_BYTE_MS)) > 0) {
         if (md)
             EVP_DigestUpdate(md, buf, (size_t)n);
         if (write_fd_all(receipt.out_fd, buf, (size_t)n) < 0) {
@@ -460,6 +463,8 @@ static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, uint6
         progress_draw(p, *bytes, false);
     }
     progress_draw(p, *bytes, true);
+    if (n == GN_ETIMEDOUT && *bytes == 0)
+        return 0; /* said nothing: not the sender */
     return n < 0 ? (int)n : 0;
 }
 
