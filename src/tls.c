@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct gn__tls_config {
     SSL_CTX *ctx;
     bool server, insecure;
     char server_name[GN_HOST_MAX + 1]; /* client: SNI and verified name */
+    char session_key[1024];            /* client: what a resumable session is for */
     unsigned char alpn[256];           /* wire format: length-prefixed */
     size_t alpn_len;
     uint32_t handshake_ms;
@@ -373,6 +375,63 @@ static int configure_server(struct gn__tls_config *cfg, const gn_tls_options *o,
     return 0;
 }
 
+/* ---- client sessions --------------------------------------------------
+ *
+ * Clients keep the sessions (TLS 1.3 tickets, TLS 1.2 session IDs) their
+ * servers hand out, in one small process-wide table, and offer them on
+ * the next connection to the same place: the handshake then skips the
+ * certificate exchange.  A resumed session is not verified again, so the
+ * key holds everything the first verification depended on: the name, the
+ * port, the CA file, the client certificate, and whether it was insecure.
+ */
+#define SESSION_SLOTS 64
+
+static struct {
+    char key[sizeof(((struct gn__tls_config *)0)->session_key)];
+    SSL_SESSION *session;
+    uint64_t used;
+} sessions[SESSION_SLOTS];
+static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t sessions_clock;
+
+/* OpenSSL hands over a reference to each new session: kept (1). */
+static int session_arrived(SSL *ssl, SSL_SESSION *session)
+{
+    const struct gn__tls_config *cfg = SSL_get_app_data(ssl);
+    size_t slot = 0;
+
+    if (!cfg || !SSL_SESSION_is_resumable(session))
+        return 0;
+    pthread_mutex_lock(&sessions_lock);
+    for (size_t i = 0; i < SESSION_SLOTS; i++) {
+        if (strcmp(sessions[i].key, cfg->session_key) == 0) {
+            slot = i;
+            break;
+        }
+        if (sessions[i].used < sessions[slot].used)
+            slot = i; /* the least recently used, if the key is new */
+    }
+    if (sessions[slot].session)
+        SSL_SESSION_free(sessions[slot].session);
+    snprintf(sessions[slot].key, sizeof(sessions[slot].key), "%s", cfg->session_key);
+    sessions[slot].session = session;
+    sessions[slot].used = ++sessions_clock;
+    pthread_mutex_unlock(&sessions_lock);
+    return 1;
+}
+
+static void offer_session(SSL *ssl, const struct gn__tls_config *cfg)
+{
+    pthread_mutex_lock(&sessions_lock);
+    for (size_t i = 0; i < SESSION_SLOTS; i++)
+        if (sessions[i].session && strcmp(sessions[i].key, cfg->session_key) == 0) {
+            SSL_set_session(ssl, sessions[i].session); /* takes its own reference */
+            sessions[i].used = ++sessions_clock;
+            break;
+        }
+    pthread_mutex_unlock(&sessions_lock);
+}
+
 static int configure_client(struct gn__tls_config *cfg, const gn_tls_options *o,
                             const gn_endpoint *target, const char *address)
 {
@@ -391,6 +450,12 @@ static int configure_client(struct gn__tls_config *cfg, const gn_tls_options *o,
     }
     if (cfg->alpn_len)
         SSL_CTX_set_alpn_protos(cfg->ctx, cfg->alpn, (unsigned)cfg->alpn_len);
+    snprintf(cfg->session_key, sizeof(cfg->session_key), "%s|%u|%s|%s|%s|%d", cfg->server_name,
+             target ? (unsigned)gn_endpoint_port(target) : 0u, o->ca_file ? o->ca_file : "",
+             o->cert_file ? o->cert_file : "", o->key_file ? o->key_file : "", (int)cfg->insecure);
+    SSL_CTX_set_session_cache_mode(cfg->ctx,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(cfg->ctx, session_arrived);
     return 0;
 }
 
@@ -487,6 +552,8 @@ int gn__tls_attach(gn_conn *conn, struct gn__tls_config *cfg, bool owns)
         SSL_set_accept_state(t->ssl);
     } else {
         SSL_set_connect_state(t->ssl);
+        SSL_set_app_data(t->ssl, cfg);
+        offer_session(t->ssl, cfg);
         if (!cfg->insecure)
             expect_name(t->ssl, cfg->server_name);
         else if (cfg->server_name[0])

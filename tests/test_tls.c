@@ -406,3 +406,43 @@ Test(tls, send_file_goes_through_the_encryption)
     close(fd);
     gn_server_close(srv, 0);
 }
+
+/* A client offers the session its server handed out on the next
+ * connection to the same place, and only there: a verifying client never
+ * resumes what an insecure one was given. */
+Test(tls, clients_resume_sessions_only_where_they_were_made)
+{
+    char addr[64], err[GN_ERRBUF_SIZE], buf[8];
+    gn_tls_options server = {0}, client = {0}, insecure = {.insecure = true};
+    gn_options sopts = {.tls = &server}, copts = {.tls = &client}, iopts = {.tls = &insecure};
+    bool resumed[4];
+    gn_tls_info info;
+    gn_server *srv;
+    gn_endpoint ep;
+    gn_conn *conn;
+
+    paths();
+    server.cert_file = cert;
+    server.key_file = key;
+    client.ca_file = ca;
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &sopts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
+    for (int i = 0; i < 4; i++) {
+        /* 0, 1: verifying; 2: insecure (its own session); 3: verifying again */
+        cr_assert_eq(gn_dial(addr, 3000, i == 2 ? &iopts : &copts, &conn, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_eq(gn_write_all(conn, "x", 1, 2000), 0);
+        cr_assert_eq(gn_read(conn, buf, sizeof(buf), 2000), 1); /* the tickets come first */
+        cr_assert_eq(gn_conn_tls_info(conn, &info), 0);
+        resumed[i] = info.resumed;
+        gn_close(conn);
+    }
+    cr_expect_not(resumed[0], "the first connection is a full handshake");
+    cr_expect(resumed[1], "the second resumes");
+    cr_expect_not(resumed[2], "an insecure client is not given the verified session");
+    cr_expect(resumed[3], "and the verifying client still has its own");
+    gn_server_close(srv, 0);
+}
