@@ -348,7 +348,8 @@ static const char usage[] =
     "  --servername NAME        client: the name to send and verify\n"
     "\n"
     "Addresses: 194.106.118.30:80  [::1]:8080  localhost:http  tcp://host:port\n"
-    "           udp://host:port  tls://host:port  unix:/path  unix:@abstract  :8080\n"
+    "           udp://host:port  tls://host:port  unix:/path  unix:@abstract\n"
+    "           unixgram:/path  :8080\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage error.\n";
 
 static int cmd_help(int argc, char **argv)
