@@ -121,7 +121,8 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
         gn_endpoint_transport(ep) != GN_TRANSPORT_UNIX &&
         gn_endpoint_transport(ep) != GN_TRANSPORT_TLS)
         return gn__errbuf_input(errbuf, errlen, GN_EFAMILY, address, strlen(address),
-                                "the %s transport is not supported yet",
+                                "a %s address carries datagrams, not a stream: use "
+                                "gn_dgram_open (tcp://, unix: and tls:// are streams)",
                                 gn_transport_name(gn_endpoint_transport(ep)));
     return 0;
 }
