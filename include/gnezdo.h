@@ -439,7 +439,9 @@ typedef struct gn_conn gn_conn;
 
 /*
  * gn_loop_new - create a loop with the best backend this system has
- * (epoll on Linux).  *out receives it; free it with gn_loop_free.
+ * (epoll on Linux, poll(2) where epoll is missing; the environment
+ * variable GN_BACKEND=poll asks for poll, gn_loop_backend says which).
+ * *out receives it; free it with gn_loop_free.
  * Returns 0, GN_EINVAL (out NULL), GN_ENOMEM, GN_EMFILE or GN_ESYS.
  */
 GN_API int gn_loop_new(gn_loop **out);

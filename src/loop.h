@@ -25,6 +25,7 @@ struct gn__io {
     int fd;
     unsigned events; /* what the backend watches now */
     gn__io_fn cb;
+    size_t slot; /* the poll backend's index of this io */
 };
 
 /* A backend: one file, one const table.  A readiness backend only
@@ -40,6 +41,7 @@ struct gn__backend {
 };
 
 extern const struct gn__backend gn__backend_epoll;
+extern const struct gn__backend gn__backend_poll;
 
 struct gn__timer_heap {
     struct gn__timer *slots; /* by slot index; ids carry slot + generation */
