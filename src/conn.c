@@ -313,8 +313,8 @@ int gn_close(gn_conn *conn)
     if (conn->state == GN__CLOSED || conn->closing)
         return 0;
     conn->closing = true;
-    if (conn->state == GN__CONNECTING) {
-        conn_finish(conn, 0);
+    if (conn->state == GN__CONNECTING || conn->handshaking) {
+        conn_finish(conn, 0); /* nothing of the user's to flush yet */
         return 0;
     }
     gn__conn_update_watch(conn); /* a closing connection reads no more */

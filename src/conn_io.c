@@ -417,6 +417,11 @@ static void handshake_step(gn_conn *conn)
         gn_timer_cancel(conn->loop, conn->handshake_timer);
         conn->handshake_timer = 0;
     }
+    if (conn->closing) {
+        /* closed while shaking hands (a closing server): never offered */
+        gn__conn_check_done(conn);
+        return;
+    }
     if (conn->server)
         gn__server_conn_ready(conn);
     else

@@ -7,7 +7,9 @@
  * speaks, and an untrusted client certificate each dropped while the
  * server goes on serving others; client certificates, ALPN, insecure.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,4 +447,56 @@ Test(tls, clients_resume_sessions_only_where_they_were_made)
     cr_expect_not(resumed[2], "an insecure client is not given the verified session");
     cr_expect(resumed[3], "and the verifying client still has its own");
     gn_server_close(srv, 0);
+}
+
+static int closes_seen, connects_seen;
+
+static void hs_connect(gn_conn *conn)
+{
+    (void)conn;
+    connects_seen++;
+}
+
+static void hs_close(gn_conn *conn, int reason)
+{
+    (void)conn;
+    (void)reason;
+    closes_seen++;
+}
+
+static void close_now(gn_loop *loop, uint64_t id, void *arg)
+{
+    (void)loop;
+    (void)id;
+    gn_close(arg);
+}
+
+/* A server that accepts and never answers the ClientHello: gn_close during
+ * the handshake ends the connection at once, without on_connect. */
+Test(tls, close_during_the_handshake_is_immediate)
+{
+    const gn_handlers h = {.on_connect = hs_connect, .on_close = hs_close};
+    gn_tls_options tls = {.insecure = true, .handshake_timeout_ms = 10000};
+    gn_options opts = {.tls = &tls};
+    char addr[64], err[GN_ERRBUF_SIZE];
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    uint64_t timer;
+    gn_loop *loop;
+    gn_conn *conn;
+
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%d", ntohs(sin.sin_port));
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    cr_assert_eq(gn_connect(loop, addr, &h, &opts, &conn, err, sizeof(err)), 0, "%s", err);
+    gn_timer_start(loop, 100, 0, close_now, conn, &timer);
+    cr_expect_neq(gn_test_run_loop_for(loop, 3000), GN_ETIMEDOUT,
+                  "the loop ends soon after the close, not at the 10 s handshake timeout");
+    cr_expect_eq(connects_seen, 0);
+    cr_expect_eq(closes_seen, 1);
+    gn_loop_free(loop);
+    close(lfd);
 }
