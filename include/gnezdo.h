@@ -1009,9 +1009,10 @@ typedef struct gn_dgram_options {
     void *user_data;     /* initial user data */
 } gn_dgram_options;
 
-#define GN_DGRAM_BIND    1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT 2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive  \
-                             */
+#define GN_DGRAM_BIND 1u /* bind to the address (a server, or a fixed local port) */
+#define GN_DGRAM_CONNECT                                                                           \
+    2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive                       \
+        */
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags

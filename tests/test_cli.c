@@ -140,9 +140,9 @@ Test(cli, addr_json_parses)
 
 Test(cli, every_malformed_address_exits_2_with_the_input_named)
 {
-    static const char *bad[] = {"",         "a b:80",        "host:65536", "host:-1",
-                                "host:80x", "256.1.1.1:80",  "1.2.3:80",   "01.2.3.4:80",
-                                "[::1",     "::1:80",        "foo://x:1",  "localhost:nosuch"};
+    static const char *bad[] = {"",         "a b:80",       "host:65536", "host:-1",
+                                "host:80x", "256.1.1.1:80", "1.2.3:80",   "01.2.3.4:80",
+                                "[::1",     "::1:80",       "foo://x:1",  "localhost:nosuch"};
     char quoted[64];
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

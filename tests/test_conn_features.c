@@ -193,8 +193,8 @@ static void check_counts(gn_conn *conn, int reason)
 Test(conn_features, counters_and_user_data_are_kept)
 {
     const gn_handlers server_h = {.on_data = echo};
-    const gn_handlers client_h = {.on_connect = say_hi, .on_data = keep_reply,
-                                  .on_close = check_counts};
+    const gn_handlers client_h = {
+        .on_connect = say_hi, .on_data = keep_reply, .on_close = check_counts};
     gn_options opts = {.user_data = &reply};
     char addr[GN_ENDPOINT_STRLEN];
     gn_loop *loop;
