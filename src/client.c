@@ -71,6 +71,7 @@ static void give_up_if_done(struct gn__client *c)
 static void connected(struct gn__client *c, struct attempt *winner)
 {
     gn_conn *conn = c->conn;
+    bool tls = conn->tls != NULL; /* a failed handshake step frees it */
     int fd = winner->io.fd, rc;
 
     gn__io_watch(conn->loop, &winner->io, 0);
@@ -78,7 +79,7 @@ static void connected(struct gn__client *c, struct attempt *winner)
     c->pending--;
     gn__client_free(conn); /* closes the losers, cancels timers */
     rc = gn__conn_established(conn, fd);
-    if (rc == 0 && conn->tls)
+    if (rc == 0 && tls)
         rc = gn__conn_start_handshake(conn, gn__tls_conn_handshake_ms(conn));
     if (rc < 0) {
         if (conn->io.fd == fd && conn->state != GN__CLOSED) {
@@ -89,8 +90,8 @@ static void connected(struct gn__client *c, struct attempt *winner)
         gn__conn_fail(conn, rc, "connect to %s: %s", c->target_text, gn_strerror(rc));
         return;
     }
-    if (!conn->tls)
-        gn__client_conn_ready(conn);
+    if (!tls)
+        gn__client_conn_ready(conn); /* TLS: when the handshake ends, if ever */
 }
 
 void gn__client_conn_ready(gn_conn *conn)

@@ -545,7 +545,7 @@ static void read_some(gn_dgram *sock)
 {
     char sender[GN_ENDPOINT_STRLEN];
     gn_endpoint from;
-    bool cut;
+    bool cut = false;
 
     for (int i = 0; i < READ_BUDGET && !sock->closed; i++) {
         ssize_t n = gn__dgram_recvfrom(sock, sock->rbuf, sock->opts.max_datagram, &from, &cut);

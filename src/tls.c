@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tls.h"
@@ -34,7 +36,7 @@ struct gn__tls_config {
     SSL_CTX *ctx;
     bool server, insecure;
     char server_name[GN_HOST_MAX + 1]; /* client: SNI and verified name */
-    char session_key[1024];            /* client: what a resumable session is for */
+    char session_key[2 * 32 + 1];      /* client: SHA-256 of what a session is for */
     unsigned char alpn[256];           /* wire format: length-prefixed */
     size_t alpn_len;
     uint32_t handshake_ms;
@@ -400,7 +402,7 @@ static int session_arrived(SSL *ssl, SSL_SESSION *session)
     const struct gn__tls_config *cfg = SSL_get_app_data(ssl);
     size_t slot = 0;
 
-    if (!cfg || !SSL_SESSION_is_resumable(session))
+    if (!cfg || !cfg->session_key[0] || !SSL_SESSION_is_resumable(session))
         return 0;
     pthread_mutex_lock(&sessions_lock);
     for (size_t i = 0; i < SESSION_SLOTS; i++) {
@@ -422,6 +424,8 @@ static int session_arrived(SSL *ssl, SSL_SESSION *session)
 
 static void offer_session(SSL *ssl, const struct gn__tls_config *cfg)
 {
+    if (!cfg->session_key[0])
+        return;
     pthread_mutex_lock(&sessions_lock);
     for (size_t i = 0; i < SESSION_SLOTS; i++)
         if (sessions[i].session && strcmp(sessions[i].key, cfg->session_key) == 0) {
@@ -430,6 +434,59 @@ static void offer_session(SSL *ssl, const struct gn__tls_config *cfg)
             break;
         }
     pthread_mutex_unlock(&sessions_lock);
+}
+
+/* One field of a session key: its length, then its bytes, so that no two
+ * different lists of fields hash the same input. */
+static void key_field(EVP_MD_CTX *md, const void *data, size_t len)
+{
+    uint64_t n = len;
+
+    EVP_DigestUpdate(md, &n, sizeof(n));
+    EVP_DigestUpdate(md, data, len);
+}
+
+static void key_file(EVP_MD_CTX *md, const char *path)
+{
+    struct stat st = {0};
+
+    /* The file's identity too: a CA file replaced in place must not keep
+     * vouching for sessions verified under the old one. */
+    key_field(md, path ? path : "", path ? strlen(path) : 0);
+    if (path && stat(path, &st) == 0) {
+        int64_t id[4] = {(int64_t)st.st_dev, (int64_t)st.st_ino, (int64_t)st.st_size,
+                         (int64_t)st.st_mtime};
+        key_field(md, id, sizeof(id));
+    }
+}
+
+/* SHA-256 over everything the first verification depended on: the mode
+ * (insecure or not), the name, the port, the CA file and the client's
+ * certificate and key.  Hex into cfg->session_key; GN_ENOMEM if it fails. */
+static int session_key(struct gn__tls_config *cfg, const gn_tls_options *o,
+                       const gn_endpoint *target)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    uint32_t port = target ? gn_endpoint_port(target) : 0;
+    unsigned char insecure = cfg->insecure;
+
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return GN_ENOMEM;
+    }
+    key_field(md, &insecure, 1);
+    key_field(md, cfg->server_name, strlen(cfg->server_name));
+    key_field(md, &port, sizeof(port));
+    key_file(md, o->ca_file);
+    key_file(md, o->cert_file);
+    key_file(md, o->key_file);
+    EVP_DigestFinal_ex(md, digest, &len);
+    EVP_MD_CTX_free(md);
+    for (unsigned int i = 0; i < len && 2 * i + 2 < sizeof(cfg->session_key); i++)
+        snprintf(cfg->session_key + 2 * i, 3, "%02x", digest[i]);
+    return 0;
 }
 
 static int configure_client(struct gn__tls_config *cfg, const gn_tls_options *o,
@@ -450,9 +507,8 @@ static int configure_client(struct gn__tls_config *cfg, const gn_tls_options *o,
     }
     if (cfg->alpn_len)
         SSL_CTX_set_alpn_protos(cfg->ctx, cfg->alpn, (unsigned)cfg->alpn_len);
-    snprintf(cfg->session_key, sizeof(cfg->session_key), "%s|%u|%s|%s|%s|%d", cfg->server_name,
-             target ? (unsigned)gn_endpoint_port(target) : 0u, o->ca_file ? o->ca_file : "",
-             o->cert_file ? o->cert_file : "", o->key_file ? o->key_file : "", (int)cfg->insecure);
+    if (session_key(cfg, o, target) < 0)
+        return 0; /* no key, no resumption: every handshake is a full one */
     SSL_CTX_set_session_cache_mode(cfg->ctx,
                                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(cfg->ctx, session_arrived);

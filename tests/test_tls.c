@@ -9,12 +9,15 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gnezdo.h"
@@ -499,4 +502,110 @@ Test(tls, close_during_the_handshake_is_immediate)
     cr_expect_eq(closes_seen, 1);
     gn_loop_free(loop);
     close(lfd);
+}
+
+/* A "server" that answers the ClientHello with garbage at once. */
+static void *garbage_server(void *arg)
+{
+    int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+    char buf[512];
+
+    if (fd >= 0) {
+        if (write(fd, "HTTP/1.0 400 what is this\r\n\r\n", 29) < 0 ||
+            read(fd, buf, sizeof(buf)) < 0)
+            buf[0] = 0;
+        usleep(200000);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int early_connects, early_errors;
+
+static void early_connect(gn_conn *conn)
+{
+    (void)conn;
+    early_connects++;
+}
+
+static void early_error(gn_conn *conn, int code, const char *message)
+{
+    (void)conn;
+    (void)message;
+    early_errors += code == GN_ETLS;
+}
+
+Test(tls, a_handshake_that_fails_at_once_never_calls_on_connect)
+{
+    const gn_handlers h = {.on_connect = early_connect, .on_error = early_error};
+    gn_tls_options tls = {.insecure = true};
+    gn_options opts = {.tls = &tls};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    char addr[64], err[GN_ERRBUF_SIZE];
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    pthread_t tid;
+    gn_loop *loop;
+    gn_conn *conn;
+
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%d", ntohs(sin.sin_port));
+    pthread_create(&tid, NULL, garbage_server, &lfd);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    cr_assert_eq(gn_connect(loop, addr, &h, &opts, &conn, err, sizeof(err)), 0, "%s", err);
+    gn_test_run_loop_for(loop, 3000);
+    cr_expect_eq(early_connects, 0, "on_connect only after a completed handshake");
+    cr_expect_eq(early_errors, 1);
+    gn_loop_free(loop);
+    pthread_join(tid, NULL);
+    close(lfd);
+}
+
+/* However long the paths, an insecure client's session never serves a
+ * verifying one: the cache key is a hash of every field, not a cut-off
+ * string. */
+Test(tls, a_long_ca_path_does_not_let_an_insecure_session_be_resumed)
+{
+    char dir[1400] = "/tmp", ca_link[1500], addr[64], err[GN_ERRBUF_SIZE], buf[8], c[160], k[160];
+    gn_tls_options server = {.cert_file = gn_test_cert_path(c, sizeof(c), "self.pem"),
+                             .key_file = gn_test_cert_path(k, sizeof(k), "self.key")};
+    gn_tls_options insecure = {.insecure = true}, verifying = {0};
+    gn_options sopts = {.tls = &server}, iopts = {.tls = &insecure}, vopts = {.tls = &verifying};
+    gn_server *srv;
+    gn_endpoint ep;
+    gn_conn *conn;
+
+    paths();
+    snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/gn_long_%d", (int)getpid());
+    mkdir(dir, 0700);
+    for (int i = 0; i < 5; i++) {
+        size_t used = strlen(dir);
+        dir[used++] = '/';
+        memset(dir + used, 'a' + i, 200);
+        dir[used + 200] = '\0';
+        cr_assert_eq(mkdir(dir, 0700), 0, "%s", strerror(errno));
+    }
+    snprintf(ca_link, sizeof(ca_link), "%s/ca.pem", dir);
+    cr_assert_eq(symlink(ca, ca_link), 0);
+    insecure.ca_file = verifying.ca_file = ca_link; /* the same path for both */
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &sopts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
+    cr_assert_eq(gn_dial(addr, 3000, &iopts, &conn, err, sizeof(err)), 0, "%s", err);
+    gn_write_all(conn, "x", 1, 2000);
+    gn_read(conn, buf, sizeof(buf), 2000); /* takes the session ticket */
+    gn_close(conn);
+    cr_expect_eq(gn_dial(addr, 3000, &vopts, &conn, err, sizeof(err)), GN_ECERT,
+                 "the verifying client verifies: %s", err);
+    gn_server_close(srv, 0);
+    char base[64];
+    snprintf(base, sizeof(base), "/tmp/gn_long_%d", (int)getpid());
+    char *rm[] = {"/bin/rm", "-rf", base, NULL};
+    struct gn_test_run run;
+    if (gn_test_run_argv(rm, NULL, 10000, &run) == 0)
+        gn_test_run_free(&run);
 }
