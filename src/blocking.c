@@ -370,9 +370,11 @@ int gn__blocking_close(gn_conn *conn, bool reset)
         return 0;
     }
     /* The server owns the descriptor until the handler returns, so that
-     * its close can never shut down a number reused by someone else. */
+     * its close can never shut down a number reused by someone else.  A
+     * reset sends nothing now: a FIN first would let the peer take the
+     * end for an orderly one; the server's close sends the RST. */
     if (conn->state != GN__CLOSED)
-        shutdown(conn->io.fd, SHUT_RDWR);
+        shutdown(conn->io.fd, reset ? SHUT_RD : SHUT_RDWR);
     conn->state = GN__CLOSED;
     return 0;
 }

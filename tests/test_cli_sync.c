@@ -396,3 +396,46 @@ Test(cli_sync, flags_that_do_not_fit_are_usage_errors)
         gn_test_run_free(&run);
     }
 }
+
+/* Silent clients cannot keep the sender out: several connections are
+ * served at once and the first to send data is the transfer; a second
+ * sender is reset and says it failed, rather than believing it was heard. */
+Test(cli_sync, silent_clients_do_not_block_and_a_second_sender_is_refused, .timeout = 60)
+{
+    static const char script[] =
+        "import socket, subprocess, sys, time\n"
+        "cli, addr, path = sys.argv[1:4]\n"
+        "host, port = addr.rsplit(':', 1)\n"
+        "silent = [socket.create_connection((host, int(port))) for _ in range(6)]\n"
+        "first = socket.create_connection((host, int(port)))\n"
+        "first.sendall(b'claim')\n"
+        "time.sleep(0.3)\n"
+        "r = subprocess.run([cli, 'send', '--quiet', path, addr], capture_output=True, text=True)\n"
+        "print('second', r.returncode)\n"
+        "first.sendall(b' and the rest')\n"
+        "first.shutdown(socket.SHUT_WR)\n"
+        "first.recv(10)\n"
+        "print('first done')\n";
+    struct gn_test_run run;
+    struct gn_test_proc recv;
+    struct files f;
+    char got[64] = "";
+    FILE *out;
+
+    files_init(&f, 1u << 20);
+    char *recv_argv[] = {GN_TEST_CLI, "recv", "127.0.0.1:0", f.out, "--no-hash", NULL};
+    gn_test_spawn(&recv, recv_argv, NULL, true);
+    char *argv[] = {"/usr/bin/python3", "-c", (char *)script, GN_TEST_CLI, recv.addr, f.in, NULL};
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 30000, &run), 0);
+    cr_expect_eq(run.status, 0, "%s", run.err);
+    cr_expect_str_eq(run.out, "second 1\nfirst done\n", "%s", run.err);
+    gn_test_run_free(&run);
+    cr_expect_eq(gn_test_proc_wait(&recv, 10000, false), 0, "%s", recv.log);
+    cr_expect(strstr(recv.log, "turned away: already receiving from"), "%s", recv.log);
+    out = fopen(f.out, "r");
+    cr_assert_not_null(out);
+    cr_expect_not_null(fgets(got, sizeof(got), out));
+    fclose(out);
+    cr_expect_str_eq(got, "claim and the rest", "the first sender's bytes, and only them");
+    files_free(&f);
+}

@@ -410,9 +410,13 @@ int cli_send(int argc, char **argv)
     rc = send_body(conn, fd, &p);
     if (rc == 0) {
         /* FIN, then wait for the receiver to close: it has everything. */
+        ssize_t n;
+
         gn_shutdown(conn);
-        while (gn_read(conn, rest, sizeof(rest), 60000) > 0)
+        while ((n = gn_read(conn, rest, sizeof(rest), 60000)) > 0)
             ;
+        if (n < 0) /* a reset, not a close: the receiver did not take it all */
+            rc = (int)n;
     }
     if (hash && !h.failed)
         pthread_join(hash_thread, NULL);
@@ -432,6 +436,7 @@ int cli_send(int argc, char **argv)
 struct receipt {
     int out_fd, write_errno;
     bool draw, hash;
+    bool claimed; /* a connection sent data: it is the transfer */
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
     bool done;
@@ -445,52 +450,58 @@ struct receipt {
 static struct receipt receipt = {.mu = PTHREAD_MUTEX_INITIALIZER,
                                  .done_cv = PTHREAD_COND_INITIALIZER};
 
-static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, uint64_t *bytes)
+/* The first connection to send data becomes the transfer; others are
+ * turned away.  Several are served at once, so clients that connect and
+ * say nothing (each dropped after FIRST_BYTE_MS) cannot keep the real
+ * sender out. */
+static bool claim_transfer(const char *who)
 {
-    static char buf[CHUNK];
-    ssize_t n;
+    bool mine;
 
-    /* A sender speaks at once; a silent client must not hold the only
-     * worker (and the real sender behind it) for the idle timeout. */
-    while ((n = gn_read(conn, buf, sizeof(buf), *bytes ? GN_NO_TIMEOUT : FIRST_BYTE_MS)) > 0) {
-        if (md)
-            EVP_DigestUpdate(md, buf, (size_t)n);
-        if (write_fd_all(receipt.out_fd, buf, (size_t)n) < 0) {
-            receipt.write_errno = errno; /* errno is this thread's */
-            return WRITE_FAILED;
-        }
+    pthread_mutex_lock(&receipt.mu);
+    mine = !receipt.claimed;
+    if (mine) {
+        receipt.claimed = true;
+        snprintf(receipt.who, sizeof(receipt.who), "%s", who);
+    }
+    pthread_mutex_unlock(&receipt.mu);
+    return mine;
+}
+
+static int write_chunk(EVP_MD_CTX *md, const char *buf, size_t n)
+{
+    if (md)
+        EVP_DigestUpdate(md, buf, n);
+    if (write_fd_all(receipt.out_fd, buf, n) < 0) {
+        receipt.write_errno = errno; /* errno is this thread's */
+        return WRITE_FAILED;
+    }
+    return 0;
+}
+
+/* The rest of the transfer after its first n bytes in buf; a sender that
+ * stalls for STALL_MS has failed. */
+static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, char *buf, ssize_t n,
+                        uint64_t *bytes)
+{
+    do {
+        int rc = write_chunk(md, buf, (size_t)n);
+        if (rc)
+            return rc;
         *bytes += (uint64_t)n;
         progress_draw(p, *bytes, false);
-    }
+    } while ((n = gn_read(conn, buf, CHUNK, STALL_MS)) > 0);
     progress_draw(p, *bytes, true);
-    if (n == GN_ETIMEDOUT && *bytes == 0)
-        return 0; /* said nothing: not the sender */
     return n < 0 ? (int)n : 0;
 }
 
-static void receive_one(gn_conn *conn)
+static void finish_receipt(int rc, uint64_t bytes, double seconds, EVP_MD_CTX *md)
 {
-    struct progress p = {.verb = "received", .draw = receipt.draw};
-    EVP_MD_CTX *md = receipt.hash ? EVP_MD_CTX_new() : NULL;
-    uint64_t bytes = 0;
-    int rc = GN_ENOMEM;
-
-    cli_describe_conn(conn, receipt.who, sizeof(receipt.who));
-    p.start = seconds_now();
-    if (!receipt.hash || (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)))
-        rc = receive_body(conn, md, &p, &bytes);
-    if (rc == 0 && bytes == 0) {
-        /* A port probe (nc -z) or a stray client is not the transfer. */
-        fprintf(stderr, "gnezdo: warning: %s sent nothing; still waiting for a sender\n",
-                receipt.who);
-        EVP_MD_CTX_free(md);
-        return;
-    }
     pthread_mutex_lock(&receipt.mu);
     if (!receipt.done) {
         receipt.status = rc;
         receipt.bytes = bytes;
-        receipt.seconds = seconds_now() - p.start;
+        receipt.seconds = seconds;
         if (md)
             digest_hex(md, receipt.hex);
         else
@@ -499,7 +510,47 @@ static void receive_one(gn_conn *conn)
         pthread_cond_signal(&receipt.done_cv);
     }
     pthread_mutex_unlock(&receipt.mu);
+}
+
+static void receive_one(gn_conn *conn)
+{
+    struct progress p = {.verb = "received", .draw = receipt.draw};
+    char who[sizeof(receipt.who)], *buf = malloc(CHUNK);
+    EVP_MD_CTX *md = NULL;
+    uint64_t bytes = 0;
+    ssize_t n;
+    int rc = GN_ENOMEM;
+
+    cli_describe_conn(conn, who, sizeof(who));
+    n = buf ? gn_read(conn, buf, CHUNK, FIRST_BYTE_MS) : GN_ENOMEM;
+    if (n <= 0) {
+        /* A port probe (nc -z) or a silent client is not the transfer
+         * (GN_ECLOSED: recv is done and closing; nothing to say). */
+        if (n != GN_ECLOSED)
+            fprintf(stderr, "gnezdo: warning: %s sent nothing; still waiting for a sender\n", who);
+        free(buf);
+        return;
+    }
+    if (!claim_transfer(who)) {
+        fprintf(stderr, "gnezdo: warning: %s turned away: already receiving from %s\n", who,
+                receipt.who);
+        gn_abort(conn); /* a reset: the sender must not think it was heard */
+        free(buf);
+        return;
+    }
+    p.start = seconds_now();
+    if (receipt.hash) {
+        md = EVP_MD_CTX_new();
+        if (md && !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+            EVP_MD_CTX_free(md);
+            md = NULL;
+        }
+    }
+    if (!receipt.hash || md)
+        rc = receive_body(conn, md, &p, buf, n, &bytes);
+    finish_receipt(rc, bytes, seconds_now() - p.start, md);
     EVP_MD_CTX_free(md);
+    free(buf);
 }
 
 static int recv_open(const char *path)
@@ -511,7 +562,7 @@ static int recv_open(const char *path)
 
 int cli_recv(int argc, char **argv)
 {
-    gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue = 1};
+    gn_thread_options topts = {.max_threads = 8, .cache = 8, .queue = 8};
     char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
     gn_options opts;
     const char *path;
