@@ -15,7 +15,9 @@
 #include "gnezdo.h"
 
 #define CHAT_LINE_MAX   4096
-#define CHAT_BEHIND_MAX (1u << 20) /* queued for one member */
+#define CHAT_BEHIND_MAX (1u << 20)  /* queued for one member */
+#define CHAT_TOTAL_MAX  (32u << 20) /* queued for all of them together */
+#define CHAT_LAGGING    (64u << 10) /* a member this far behind is lagging */
 
 static gn_loop *signal_loop;
 
@@ -121,19 +123,56 @@ struct chat_line {
     size_t len;
 };
 
+static void chat_drop(gn_conn *conn, const char *why)
+{
+    char who[GN_ENDPOINT_STRLEN] = "?";
+
+    if (gn_conn_remote(conn))
+        gn_endpoint_format(gn_conn_remote(conn), who, sizeof(who));
+    fprintf(stderr, "dropped    %s: %s\n", who, why);
+    gn_abort(conn);
+}
+
 /* A member more than CHAT_BEHIND_MAX behind is dropped, with a word:
  * the others go on, and memory stays bounded. */
 static void chat_send(gn_conn *conn, void *arg)
 {
     const struct chat_line *line = arg;
-    char who[GN_ENDPOINT_STRLEN] = "?";
 
-    if (conn == line->from || gn_send(conn, line->text, line->len) != GN_ENOBUFS)
-        return;
-    if (gn_conn_remote(conn))
-        gn_endpoint_format(gn_conn_remote(conn), who, sizeof(who));
-    fprintf(stderr, "dropped    %s: more than %u KiB of chat behind\n", who, CHAT_BEHIND_MAX >> 10);
-    gn_abort(conn);
+    if (conn != line->from && gn_send(conn, line->text, line->len) == GN_ENOBUFS)
+        chat_drop(conn, "more than 1024 KiB of chat behind");
+}
+
+static size_t queued_of(const gn_conn *conn)
+{
+    gn_conn_stats st = {0};
+
+    gn_conn_get_stats(conn, &st);
+    return st.queued;
+}
+
+static void add_queued(gn_conn *conn, void *arg)
+{
+    *(size_t *)arg += queued_of(conn);
+}
+
+static void drop_if_lagging(gn_conn *conn, void *arg)
+{
+    (void)arg;
+    if (queued_of(conn) > CHAT_LAGGING)
+        chat_drop(conn, "lagging while the chat's memory is full");
+}
+
+/* Each member is capped, and so is the sum: many members that never read
+ * would otherwise hold a copy of every line each.  Over the total, the
+ * members who are behind go; those keeping up are not behind. */
+static void chat_keep_within_budget(size_t line_len)
+{
+    size_t total = 0;
+
+    gn_server_foreach(listening.srv, add_queued, &total);
+    if (total + line_len * gn_server_conn_count(listening.srv) > CHAT_TOTAL_MAX)
+        gn_server_foreach(listening.srv, drop_if_lagging, NULL);
 }
 
 static void chat_broadcast(gn_conn *from, const char *line, size_t len)
@@ -147,6 +186,7 @@ static void chat_broadcast(gn_conn *from, const char *line, size_t len)
     msg.len = (size_t)snprintf(text, sizeof(text), "%s: %.*s\n", who, (int)len, line);
     if (msg.len >= sizeof(text))
         msg.len = sizeof(text) - 1;
+    chat_keep_within_budget(msg.len);
     gn_server_foreach(listening.srv, chat_send, &msg);
 }
 
@@ -276,7 +316,8 @@ int cli_listen(int argc, char **argv)
         return rc;
     if (cli_is_dgram_address(addr, GN_PARSE_LISTEN)) {
         if (threads || listening.mode == MODE_CHAT)
-            return cli_usage_error("--threads and --chat are for stream sockets, not '%s'", addr);
+            return cli_usage_error("%s is for stream sockets, not '%s'",
+                                   threads ? "--threads" : "--chat", addr);
         return cli_dgram_listen(addr, listening.mode == MODE_ECHO      ? CLI_DGRAM_ECHO
                                       : listening.mode == MODE_DISCARD ? CLI_DGRAM_DISCARD
                                                                        : CLI_DGRAM_PRINT);

@@ -384,7 +384,7 @@ static const struct command commands[] = {
 static int finish(int rc)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "gnezdo: cannot write the output\n");
+        cli_output_failed(); /* says so once, with the reason */
         return rc ? rc : CLI_FAILURE;
     }
     return rc;
