@@ -79,25 +79,52 @@ static const char *echo_refusal(gn_dgram *sock, const gn_endpoint *from)
     return NULL;
 }
 
+#define LOG_LINES_PER_SECOND 20
+
+static uint64_t log_second;
+static unsigned log_lines, log_skipped;
+
+/* At most LOG_LINES_PER_SECOND lines a second, then a count: a flood must
+ * not become a flood of log. */
+static bool may_log(void)
+{
+    uint64_t second = gn_loop_now(dgram_loop) / 1000;
+
+    if (second != log_second) {
+        if (log_skipped)
+            fprintf(stderr, "(%u more datagram lines not shown)\n", log_skipped);
+        log_second = second;
+        log_lines = log_skipped = 0;
+    }
+    if (log_lines < LOG_LINES_PER_SECOND) {
+        log_lines++;
+        return true;
+    }
+    log_skipped++;
+    return false;
+}
+
 static void listen_datagram(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from)
 {
+    bool log = may_log();
     const char *refusal;
     char who[GN_ENDPOINT_STRLEN] = "an unnamed sender";
     int rc;
 
     if (!is_unnamed(from))
         gn_endpoint_format(from, who, sizeof(who));
-    fprintf(stderr, "datagram from %s: %zu bytes\n", who, len);
+    if (log)
+        fprintf(stderr, "datagram from %s: %zu bytes\n", who, len);
     switch (listen_mode) {
     case CLI_DGRAM_ECHO:
         refusal = echo_refusal(sock, from);
         if (refusal) {
-            if (!is_unnamed(from))
+            if (!is_unnamed(from) && log)
                 fprintf(stderr, "not echoed to %s: %s\n", who, refusal);
             break;
         }
         rc = gn_dgram_send_to(sock, data, len, from);
-        if (rc < 0)
+        if (rc < 0 && log)
             fprintf(stderr, "error      cannot echo to %s: %s\n", who, gn_strerror(rc));
         break;
     case CLI_DGRAM_PRINT:
