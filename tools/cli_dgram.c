@@ -58,12 +58,12 @@ static void log_error(gn_dgram *sock, int code, const char *message)
 
 static enum cli_dgram_mode listen_mode;
 
+static gn_loop *dgram_loop; /* of the listening socket */
+
 /* Why not to echo to from, or NULL.  A UDP source address can be forged:
  * one datagram "from" this socket's own port, or from another echo or
  * chargen service (ports below 1024), would start a loop that never
  * ends.  Clients send from ephemeral ports, so they lose nothing. */
-static gn_loop *dgram_loop; /* of the listening socket */
-
 static const char *echo_refusal(gn_dgram *sock, const gn_endpoint *from)
 {
     const gn_endpoint *local = gn_dgram_local(sock);
