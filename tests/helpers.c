@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -177,6 +178,20 @@ int gn_test_count_fds(void)
 #include <pthread.h>
 #include <sys/socket.h>
 
+int gn_test_raw_listener(const char *prefix, char *addr, size_t len, int backlog)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(fd, backlog), 0);
+    getsockname(fd, (struct sockaddr *)&sin, &slen);
+    snprintf(addr, len, "%s127.0.0.1:%d", prefix, ntohs(sin.sin_port));
+    return fd;
+}
+
 gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
                           const gn_options *opts, char *text, size_t len)
 {
@@ -264,7 +279,6 @@ int gn_test_run_loop_for(gn_loop *loop, unsigned ms)
 }
 
 /* ---- background processes ---- */
-#include <stdio.h>
 
 void gn_test_spawn(struct gn_test_proc *p, char *const argv[], const char *out_path,
                    bool wait_listening)

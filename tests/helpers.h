@@ -43,6 +43,11 @@ gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
  * ("127.0.0.1:40123"), or -1. */
 int gn_test_connect_fd(const char *text);
 
+/* gn_test_raw_listener - a plain listening socket on 127.0.0.1 (any
+ * port), its address as prefix + "127.0.0.1:PORT" in addr.  Fails the
+ * test on error. */
+int gn_test_raw_listener(const char *prefix, char *addr, size_t len, int backlog);
+
 /* gn_test_run_loop_for - run loop until it returns by itself, or stop it
  * after ms (a watchdog thread); returns gn_loop_run's result, or
  * GN_ETIMEDOUT when the watchdog had to stop it. */

@@ -28,19 +28,9 @@ static uint64_t ms_now(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* A plain listening socket on 127.0.0.1 and its address text. */
 static int raw_listener(char *addr, size_t len, int backlog)
 {
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    cr_assert_eq(listen(fd, backlog), 0);
-    getsockname(fd, (struct sockaddr *)&sin, &slen);
-    snprintf(addr, len, "127.0.0.1:%d", ntohs(sin.sin_port));
-    return fd;
+    return gn_test_raw_listener("", addr, len, backlog);
 }
 
 /* Dial addr and accept the server side on lfd. */

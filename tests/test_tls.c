@@ -482,17 +482,11 @@ Test(tls, close_during_the_handshake_is_immediate)
     gn_tls_options tls = {.insecure = true, .handshake_timeout_ms = 10000};
     gn_options opts = {.tls = &tls};
     char addr[64], err[GN_ERRBUF_SIZE];
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int lfd = gn_test_raw_listener("tls://", addr, sizeof(addr), 4);
     uint64_t timer;
     gn_loop *loop;
     gn_conn *conn;
 
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    cr_assert_eq(listen(lfd, 4), 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &len);
-    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%d", ntohs(sin.sin_port));
     cr_assert_eq(gn_loop_new(&loop), 0);
     cr_assert_eq(gn_connect(loop, addr, &h, &opts, &conn, err, sizeof(err)), 0, "%s", err);
     gn_timer_start(loop, 100, 0, close_now, conn, &timer);
@@ -540,18 +534,12 @@ Test(tls, a_handshake_that_fails_at_once_never_calls_on_connect)
     const gn_handlers h = {.on_connect = early_connect, .on_error = early_error};
     gn_tls_options tls = {.insecure = true};
     gn_options opts = {.tls = &tls};
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
     char addr[64], err[GN_ERRBUF_SIZE];
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int lfd = gn_test_raw_listener("tls://", addr, sizeof(addr), 4);
     pthread_t tid;
     gn_loop *loop;
     gn_conn *conn;
 
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    cr_assert_eq(listen(lfd, 4), 0);
-    getsockname(lfd, (struct sockaddr *)&sin, &len);
-    snprintf(addr, sizeof(addr), "tls://127.0.0.1:%d", ntohs(sin.sin_port));
     pthread_create(&tid, NULL, garbage_server, &lfd);
     cr_assert_eq(gn_loop_new(&loop), 0);
     cr_assert_eq(gn_connect(loop, addr, &h, &opts, &conn, err, sizeof(err)), 0, "%s", err);
