@@ -184,26 +184,22 @@ static int check_listen_args(gn_loop *loop, const char *address, const gn_handle
     return 0;
 }
 
-int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
-              const gn_options *opts, gn_server **out, char *errbuf, size_t errlen)
+int gn__server_open(gn_loop *loop, const char *address, const gn_options *opts, gn_server **out,
+                    char *errbuf, size_t errlen)
 {
     gn_endpoint ep;
     gn_server *srv;
-    int rc = check_listen_args(loop, address, handlers, out, errbuf, errlen);
+    int rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
 
-    if (rc < 0)
-        return rc;
-    rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;
     srv = calloc(1, sizeof(*srv));
     if (!srv)
         return GN_ENOMEM;
     srv->loop = loop;
-    srv->h = *handlers;
+    srv->spare_fd = -1;
     gn__options_resolve(&srv->opts, opts, true);
     srv->user_data = srv->opts.user_data;
-    srv->free_later.fn = server_free;
     rc = gn__server_tls_setup(srv, &ep, address, errbuf, errlen);
     if (rc == 0)
         rc = gn__server_listen(srv, &ep, errbuf, errlen);
@@ -213,6 +209,22 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
         free(srv);
         return rc;
     }
+    *out = srv;
+    return 0;
+}
+
+int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
+              const gn_options *opts, gn_server **out, char *errbuf, size_t errlen)
+{
+    gn_server *srv;
+    int rc = check_listen_args(loop, address, handlers, out, errbuf, errlen);
+
+    if (rc == 0)
+        rc = gn__server_open(loop, address, opts, &srv, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    srv->h = *handlers;
+    srv->free_later.fn = server_free;
     srv->spare_fd = gn__open_spare_fd();
     srv->next = loop->servers;
     if (loop->servers)

@@ -41,6 +41,11 @@ struct gn_server {
     struct gn__tls_config *tls;  /* set for a tls:// server */
 };
 
+/* A server of either kind listening on address (parsed, options resolved,
+ * TLS set up, listeners open, watched by loop when there is one); freed
+ * again on failure, with errbuf saying why. */
+int gn__server_open(gn_loop *loop, const char *address, const gn_options *opts, gn_server **out,
+                    char *errbuf, size_t errlen);
 /* The TLS configuration of a tls:// server from opts->tls. */
 int gn__server_tls_setup(gn_server *srv, const gn_endpoint *ep, const char *address, char *errbuf,
                          size_t errlen);

@@ -343,7 +343,6 @@ static int threads_new(gn_server *srv, gn_thread_handler handler, const gn_threa
 int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_options *opts,
                      const gn_thread_options *topts, gn_server **out, char *errbuf, size_t errlen)
 {
-    gn_endpoint ep;
     gn_server *srv;
     int rc;
 
@@ -352,20 +351,10 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
     if (!address || !handler || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address, handler and out must not be NULL");
-    rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
+    rc = gn__server_open(NULL, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;
-    srv = calloc(1, sizeof(*srv));
-    if (!srv)
-        return GN_ENOMEM;
-    srv->spare_fd = -1;
-    gn__options_resolve(&srv->opts, opts, true);
-    srv->user_data = srv->opts.user_data;
     rc = threads_new(srv, handler, topts);
-    if (rc == 0)
-        rc = gn__server_tls_setup(srv, &ep, address, errbuf, errlen);
-    if (rc == 0)
-        rc = gn__server_listen(srv, &ep, errbuf, errlen);
     if (rc == 0 && pthread_create(&srv->threads->acceptor, NULL, acceptor_main, srv->threads) != 0)
         rc = gn__errbuf_input(errbuf, errlen, GN_ENOMEM, address, strlen(address), "%s",
                               "cannot start the accepting thread");
