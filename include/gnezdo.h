@@ -602,6 +602,10 @@ typedef struct gn_options {
                                    gn_listen, gn_connect, gn_dial and
                                    gn_serve_threads, not kept */
     void *user_data;                  /* initial user data of each connection */
+    uint32_t fallback_delay_ms;       /* client: RFC 8305's "Connection Attempt
+                                         Delay", the wait before the next address
+                                         is tried while earlier attempts are
+                                         pending (Go's FallbackDelay); 250 */
 } gn_options;
 
 #define GN_NO_TIMEOUT UINT32_MAX
@@ -672,8 +676,9 @@ GN_API void gn_server_set_user_data(gn_server *srv, void *data);
  * gn_connect - connect to address ("example.org:http", "[::1]:7000")
  * asynchronously: resolution on a worker thread, then each resolved
  * address in turn (IPv6 and IPv4 interleaved, a new attempt started
- * every 250 ms while earlier ones are pending, as RFC 8305 "Happy
- * Eyeballs" suggests), all within connect_timeout_ms.  on_connect fires
+ * every fallback_delay_ms, 250 by default, while earlier ones are
+ * pending, as RFC 8305 "Happy Eyeballs" suggests), all within
+ * connect_timeout_ms.  on_connect fires
  * on success; otherwise on_error and on_close carry GN_ECONNREFUSED,
  * GN_ETIMEDOUT, GN_EUNREACH, GN_ENONAME, ...  *out receives the
  * connection at once (it may be closed before it connects).
@@ -857,10 +862,10 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
  */
 
 /*
- * gn_dial - connect to address and wait: resolution (on a helper thread,
- * so it too respects the deadline), then every resolved address, IPv6
- * and IPv4 interleaved, a new attempt every 250 ms while earlier ones
- * are pending (RFC 8305).  timeout_ms covers it all; 0 takes
+ * gn_dial - connect to address and wait: gn_connect's resolution and
+ * Happy Eyeballs (fallback_delay_ms included), run on a private loop
+ * inside this call, then the TLS handshake for tls://.  timeout_ms
+ * covers it all, resolution included; 0 takes
  * opts->connect_timeout_ms (default 10 s).  opts may be NULL.  *out
  * receives the connection, to end with gn_close.  Returns 0, GN_EINVAL,
  * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENONAME,

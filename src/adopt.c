@@ -48,11 +48,28 @@ static const struct gn__transport transport_user = {
 
 static void announce(gn_loop *loop, struct gn__deferred *d)
 {
-    gn_conn *conn = (gn_conn *)((char *)d - offsetof(gn_conn, ready));
+    gn_conn *conn = gn__container_of(d, gn_conn, ready);
 
     (void)loop;
     if (conn->state == GN__OPEN)
-        gn__client_conn_ready(conn); /* on_connect, then what was sent */
+        gn__conn_announce(conn);
+}
+
+static void adopted_gone(gn_conn *conn)
+{
+    (void)conn; /* the core unlinks it from the loop's handles */
+}
+
+/* No handshake ever runs on an adopted connection: ready is announce's. */
+static const struct gn__conn_owner adopted_owner = {
+    .ready = gn__conn_announce,
+    .gone = adopted_gone,
+};
+
+/* gn_loop_free: a connection still open is aborted. */
+static void adopted_close_handle(struct gn__handle *h)
+{
+    gn_abort(gn__container_of(h, gn_conn, handle));
 }
 
 static gn_transport kind_of(int fd)
@@ -80,7 +97,7 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
     gn__options_resolve(&resolved, opts, false);
     rc = gn__socket_set_nonblocking(fd);
     if (rc == 0)
-        rc = gn__conn_new(loop, NULL, -1, handlers, &resolved, &conn);
+        rc = gn__conn_new(loop, NULL, &adopted_owner, -1, handlers, &resolved, &conn);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -90,7 +107,8 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
         conn->user_ops = ops;
         conn->transport = &transport_user;
     }
-    gn__client_link(loop, conn);
+    conn->handle.close = adopted_close_handle;
+    gn__loop_handle_add(loop, &conn->handle, false);
     rc = gn__conn_established(conn, fd);
     if (rc < 0) {
         gn__conn_fail(conn, rc, "adopt: %s", gn_strerror(rc));

@@ -1,6 +1,8 @@
 /*
  * Blocking mode: the same gn_conn driven by calls that wait, for clients
- * (gn_dial) and for the handlers of threaded servers (server_threads.c).
+ * (gn_dial, which connects on a private loop and then takes the
+ * connection off it) and for the handlers of threaded servers
+ * (server_threads.c).
  *
  * The descriptor stays non-blocking and every wait is a poll(2) against
  * one deadline computed when the call starts, so a timeout bounds the
@@ -21,12 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "blocking.h"
 #include "tls.h"
 
-#define MAX_DIAL_ADDRS   32
-#define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 */
-#define LINE_CHUNK       16384
+#define LINE_CHUNK 16384
 
 /* ---- time ----------------------------------------------------------- */
 
@@ -59,7 +59,7 @@ static int check_blocking(const gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
-    if (!conn->blocking)
+    if (conn->mode != &gn__conn_mode_blocking)
         return GN_EMODE;
     if (conn->state == GN__CLOSED)
         return GN_ECLOSED;
@@ -280,7 +280,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
     return 0;
 }
 
-int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
+static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 {
     uint64_t deadline;
     int rc = check_writable(conn);
@@ -310,7 +310,7 @@ int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 
 /* ---- closing -------------------------------------------------------- */
 
-int gn__blocking_shutdown(gn_conn *conn)
+static int blocking_shutdown(gn_conn *conn)
 {
     uint64_t deadline = call_deadline(conn, 1000);
     int rc;
@@ -359,7 +359,7 @@ void gn__blocking_conn_free(gn_conn *conn)
     free(conn);
 }
 
-int gn__blocking_close(gn_conn *conn, bool reset)
+static int blocking_close(gn_conn *conn, bool reset)
 {
     if (reset && conn->io.fd >= 0 && conn->state != GN__CLOSED)
         gn__socket_reset_on_close(conn->io.fd);
@@ -389,7 +389,8 @@ int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_op
         return GN_ENOMEM;
     conn->io.fd = fd;
     conn->server = srv;
-    conn->blocking = true;
+    gn__list_init(&conn->handle.node);
+    conn->mode = &gn__conn_mode_blocking;
     conn->transport = &gn__transport_stream;
     conn->kind = kind;
     conn->opts = *opts;
@@ -405,321 +406,38 @@ int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_op
     return 0;
 }
 
-/* ---- dialling: resolution with a deadline ---------------------------- */
+/* ---- the mode's table ---------------------------------------------- */
 
-/* getaddrinfo cannot be interrupted, so it runs on a detached thread; a
- * caller whose deadline passes walks away and the last of the two to
- * let go frees the request. */
-struct dial_lookup {
-    pthread_mutex_t mu;
-    pthread_cond_t done_cv;
-    int refs;
-    bool done;
-    gn_endpoint target;
-    gn_endpoint addrs[MAX_DIAL_ADDRS];
-    int rc;
-    char error[GN_ERRBUF_SIZE];
+/* gn_write_all is the blocking send; reading is never "paused" in a mode
+ * whose reads happen only when asked; handlers have nothing to handle. */
+static int wrong_mode_send(gn_conn *conn, const void *buf, size_t len)
+{
+    (void)conn;
+    (void)buf;
+    (void)len;
+    return GN_EMODE;
+}
+
+static int wrong_mode_set_reading(gn_conn *conn, bool on)
+{
+    (void)conn;
+    (void)on;
+    return GN_EMODE;
+}
+
+static int wrong_mode_set_handlers(gn_conn *conn, const gn_handlers *h)
+{
+    (void)conn;
+    (void)h;
+    return GN_EMODE;
+}
+
+const struct gn__conn_mode gn__conn_mode_blocking = {
+    .blocking = true,
+    .close = blocking_close,
+    .shutdown = blocking_shutdown,
+    .send = wrong_mode_send,
+    .send_file = blocking_send_file,
+    .set_reading = wrong_mode_set_reading,
+    .set_handlers = wrong_mode_set_handlers,
 };
-
-static void lookup_release(struct dial_lookup *lk)
-{
-    bool last;
-
-    pthread_mutex_lock(&lk->mu);
-    last = --lk->refs == 0;
-    pthread_mutex_unlock(&lk->mu);
-    if (!last)
-        return;
-    pthread_cond_destroy(&lk->done_cv);
-    pthread_mutex_destroy(&lk->mu);
-    free(lk);
-}
-
-static void *lookup_main(void *arg)
-{
-    struct dial_lookup *lk = arg;
-    char error[GN_ERRBUF_SIZE];
-    int rc = gn_resolve(&lk->target, lk->addrs, MAX_DIAL_ADDRS, error, sizeof(error));
-
-    pthread_mutex_lock(&lk->mu);
-    lk->rc = rc;
-    memcpy(lk->error, error, sizeof(error));
-    lk->done = true;
-    pthread_cond_signal(&lk->done_cv);
-    pthread_mutex_unlock(&lk->mu);
-    lookup_release(lk);
-    return NULL;
-}
-
-static struct timespec abs_monotonic(uint64_t deadline_ms)
-{
-    return (struct timespec){.tv_sec = (time_t)(deadline_ms / 1000),
-                             .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-}
-
-static int lookup_wait(struct dial_lookup *lk, uint64_t deadline, gn_endpoint *out, char *errbuf,
-                       size_t errlen)
-{
-    struct timespec until = abs_monotonic(deadline);
-    int rc = 0;
-
-    pthread_mutex_lock(&lk->mu);
-    while (!lk->done && rc != ETIMEDOUT)
-        rc = deadline == GN__NO_DEADLINE ? pthread_cond_wait(&lk->done_cv, &lk->mu)
-                                         : pthread_cond_timedwait(&lk->done_cv, &lk->mu, &until);
-    if (lk->done) {
-        rc = lk->rc;
-        if (rc > 0)
-            memcpy(out, lk->addrs, sizeof(gn_endpoint) * (size_t)rc);
-        else if (errbuf && errlen)
-            snprintf(errbuf, errlen, "%s", lk->error);
-    } else {
-        rc = GN_ETIMEDOUT;
-    }
-    pthread_mutex_unlock(&lk->mu);
-    return rc;
-}
-
-static int resolve_before(const gn_endpoint *target, uint64_t deadline, gn_endpoint *out,
-                          char *errbuf, size_t errlen)
-{
-    struct dial_lookup *lk;
-    pthread_condattr_t attr;
-    pthread_t tid;
-    int rc;
-
-    if (gn_endpoint_is_resolved(target))
-        return gn_resolve(target, out, MAX_DIAL_ADDRS, errbuf, errlen);
-    lk = calloc(1, sizeof(*lk));
-    if (!lk)
-        return GN_ENOMEM;
-    lk->target = *target;
-    lk->refs = 2;
-    pthread_mutex_init(&lk->mu, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&lk->done_cv, &attr);
-    pthread_condattr_destroy(&attr);
-    if (pthread_create(&tid, NULL, lookup_main, lk) != 0) {
-        lk->refs = 1;
-        lookup_release(lk);
-        return gn_resolve(target, out, MAX_DIAL_ADDRS, errbuf, errlen);
-    }
-    pthread_detach(tid);
-    rc = lookup_wait(lk, deadline, out, errbuf, errlen);
-    lookup_release(lk);
-    return rc;
-}
-
-/* ---- dialling: connection attempts ----------------------------------- */
-
-struct dial {
-    const char *address;
-    gn_endpoint addrs[MAX_DIAL_ADDRS];
-    struct pollfd pfd[MAX_DIAL_ADDRS];
-    size_t idx[MAX_DIAL_ADDRS]; /* pfd[i] tries addrs[idx[i]] */
-    size_t naddrs, next, npending;
-    int last_error;
-    char errors[GN_ERRBUF_SIZE];
-};
-
-static void note_failure(struct dial *d, size_t i, int code)
-{
-    char text[GN_ENDPOINT_STRLEN];
-    size_t used = strlen(d->errors);
-
-    d->last_error = code;
-    gn_endpoint_format(&d->addrs[i], text, sizeof(text));
-    snprintf(d->errors + used, sizeof(d->errors) - used, "%s%s: %s", used ? "; " : "", text,
-             gn_strerror(code));
-}
-
-/* Start the next address that can be tried; false when none is left. */
-static bool start_next(struct dial *d)
-{
-    while (d->next < d->naddrs) {
-        size_t i = d->next++;
-        socklen_t len;
-        const struct sockaddr *sa = gn_endpoint_sockaddr(&d->addrs[i], &len);
-        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-        if (fd < 0) {
-            note_failure(d, i, gn_error_from_errno(errno));
-            continue;
-        }
-        if (connect(fd, sa, len) < 0 && errno != EINPROGRESS && errno != EINTR) {
-            note_failure(d, i, gn_error_from_errno(errno));
-            close(fd);
-            continue;
-        }
-        d->pfd[d->npending] = (struct pollfd){.fd = fd, .events = POLLOUT};
-        d->idx[d->npending++] = i;
-        return true;
-    }
-    return false;
-}
-
-static void drop_pending(struct dial *d, size_t p)
-{
-    close(d->pfd[p].fd);
-    d->pfd[p] = d->pfd[d->npending - 1];
-    d->idx[p] = d->idx[d->npending - 1];
-    d->npending--;
-}
-
-/* Look at the attempts poll reported: the first that connected wins (its
- * descriptor is returned), those that failed are dropped. */
-static int collect_ready(struct dial *d)
-{
-    for (size_t p = 0; p < d->npending;) {
-        int rc;
-
-        if (!d->pfd[p].revents) {
-            p++;
-            continue;
-        }
-        rc = gn__socket_error(d->pfd[p].fd);
-        if (rc == 0) {
-            int fd = d->pfd[p].fd;
-            d->pfd[p] = d->pfd[d->npending - 1];
-            d->idx[p] = d->idx[d->npending - 1];
-            d->npending--;
-            return fd;
-        }
-        note_failure(d, d->idx[p], rc);
-        drop_pending(d, p);
-    }
-    return -1;
-}
-
-static int race_attempts(struct dial *d, uint64_t deadline)
-{
-    uint64_t next_start = 0;
-
-    for (;;) {
-        int wait, n, fd;
-
-        if (d->npending == 0 || gn__clock_ms() >= next_start) {
-            if (start_next(d))
-                next_start = gn__clock_ms() + ATTEMPT_DELAY_MS;
-            else if (d->npending == 0)
-                return d->last_error ? d->last_error : GN_ENOTFOUND;
-        }
-        wait = gn__poll_ms(deadline);
-        if (wait == 0)
-            return GN_ETIMEDOUT;
-        if (d->next < d->naddrs) {
-            int until_next = (int)(next_start > gn__clock_ms() ? next_start - gn__clock_ms() : 0);
-            if (wait < 0 || until_next < wait)
-                wait = until_next;
-        }
-        n = poll(d->pfd, d->npending, wait);
-        if (n < 0 && errno != EINTR)
-            return gn_error_from_errno(errno);
-        fd = n > 0 ? collect_ready(d) : -1;
-        if (fd >= 0)
-            return fd;
-    }
-}
-
-static void close_pending(struct dial *d)
-{
-    while (d->npending > 0)
-        drop_pending(d, 0);
-}
-
-static int dial_fail(struct dial *d, int code, char *errbuf, size_t errlen)
-{
-    close_pending(d);
-    if (code == GN_ETIMEDOUT && !d->errors[0])
-        return gn__errbuf_input(errbuf, errlen, code, d->address, strlen(d->address),
-                                "connect timed out");
-    return gn__errbuf_input(errbuf, errlen, code, d->address, strlen(d->address), "%s",
-                            d->errors[0] ? d->errors : gn_strerror(code));
-}
-
-static int dial_tls(gn_conn *conn, struct gn__tls_config *cfg, const char *address,
-                    uint64_t deadline, char *errbuf, size_t errlen)
-{
-    int rc = gn__tls_attach(conn, cfg, true);
-
-    if (rc == 0) {
-        rc = handshake_until(conn, deadline);
-        if (rc < 0)
-            gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
-                             conn->error[0] ? conn->error : gn_strerror(rc));
-    } else {
-        gn__tls_config_free(cfg);
-    }
-    if (rc < 0)
-        gn__blocking_conn_free(conn);
-    return rc;
-}
-
-/* Every resolved address, raced; the winner's descriptor or a code. */
-static int connect_any(const char *address, const gn_endpoint *target, uint64_t deadline,
-                       char *errbuf, size_t errlen)
-{
-    gn_endpoint found[MAX_DIAL_ADDRS];
-    struct dial *d;
-    int n, fd;
-
-    n = resolve_before(target, deadline, found, errbuf, errlen);
-    if (n == GN_ETIMEDOUT)
-        return gn__errbuf_input(errbuf, errlen, n, address, strlen(address),
-                                "name resolution timed out");
-    if (n < 0)
-        return n;
-    d = calloc(1, sizeof(*d));
-    if (!d)
-        return GN_ENOMEM;
-    d->address = address;
-    d->naddrs = gn__interleave_families(found, (size_t)n, d->addrs);
-    fd = race_attempts(d, deadline);
-    if (fd < 0)
-        fd = dial_fail(d, fd, errbuf, errlen);
-    close_pending(d); /* the attempts that lost the race */
-    free(d);
-    return fd;
-}
-
-int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
-            char *errbuf, size_t errlen)
-{
-    struct gn__tls_config *cfg = NULL;
-    gn_endpoint target;
-    gn_options o;
-    uint64_t deadline;
-    int fd, rc;
-
-    if (errbuf && errlen)
-        errbuf[0] = '\0';
-    if (!address || !out)
-        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
-                                "address and out must not be NULL");
-    rc = gn__parse_stream_address(address, 0, &target, errbuf, errlen);
-    if (rc < 0)
-        return rc;
-    gn__options_resolve(&o, opts, false);
-    /* TLS settings first: a bad file is reported without a connection. */
-    if (gn_endpoint_transport(&target) == GN_TRANSPORT_TLS) {
-        rc = gn__tls_config_new(o.tls, false, &target, address, &cfg, errbuf, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    deadline = gn__deadline_after(timeout_ms ? timeout_ms : o.connect_timeout_ms);
-    fd = connect_any(address, &target, deadline, errbuf, errlen);
-    if (fd >= 0) {
-        rc = gn__blocking_conn_new(fd, gn_endpoint_transport(&target), NULL, &o, out);
-        if (rc < 0) {
-            close(fd);
-            fd = gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
-                                  gn_strerror(rc));
-        }
-    }
-    if (fd < 0) {
-        gn__tls_config_free(cfg);
-        return fd;
-    }
-    return cfg ? dial_tls(*out, cfg, address, deadline, errbuf, errlen) : 0;
-}

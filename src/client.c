@@ -14,10 +14,11 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "resolver.h"
 #include "tls.h"
 
-#define MAX_ATTEMPTS     32
-#define ATTEMPT_DELAY_MS 250 /* RFC 8305 section 5 recommends 250 ms */
+#define MAX_ATTEMPTS        32
+#define DEFAULT_FALLBACK_MS 250 /* RFC 8305 section 5 recommends 250 ms */
 
 struct attempt {
     struct gn__io io;
@@ -39,6 +40,13 @@ struct gn__client {
 };
 
 static void start_attempt(struct gn__client *c);
+static void client_free(gn_conn *conn);
+
+/* RFC 8305's "Connection Attempt Delay", or the user's. */
+static uint32_t fallback_delay(const gn_conn *conn)
+{
+    return conn->opts.fallback_delay_ms ? conn->opts.fallback_delay_ms : DEFAULT_FALLBACK_MS;
+}
 
 static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
 {
@@ -77,7 +85,7 @@ static void connected(struct gn__client *c, struct attempt *winner)
     gn__io_watch(conn->loop, &winner->io, 0);
     winner->io.fd = -1;
     c->pending--;
-    gn__client_free(conn); /* closes the losers, cancels timers */
+    client_free(conn); /* closes the losers, cancels timers */
     rc = gn__conn_established(conn, fd);
     if (rc == 0 && tls)
         rc = gn__conn_start_handshake(conn, gn__tls_conn_handshake_ms(conn));
@@ -91,15 +99,7 @@ static void connected(struct gn__client *c, struct attempt *winner)
         return;
     }
     if (!tls)
-        gn__client_conn_ready(conn); /* TLS: when the handshake ends, if ever */
-}
-
-void gn__client_conn_ready(gn_conn *conn)
-{
-    if (conn->h.on_connect)
-        conn->h.on_connect(conn);
-    if (conn->state == GN__OPEN)
-        gn__conn_flush(conn); /* what was sent while connecting */
+        gn__conn_announce(conn); /* TLS: when the handshake ends, if ever */
 }
 
 static void on_attempt_io(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -174,11 +174,12 @@ static void start_attempt(struct gn__client *c)
         c->delay_timer = 0;
     }
     if (c->next < c->naddrs && c->pending > 0)
-        gn_timer_start(c->conn->loop, ATTEMPT_DELAY_MS, 0, attempt_delay_over, c, &c->delay_timer);
+        gn_timer_start(c->conn->loop, fallback_delay(c->conn), 0, attempt_delay_over, c,
+                       &c->delay_timer);
     give_up_if_done(c);
 }
 
-size_t gn__interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out)
+static size_t interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out)
 {
     gn_family first = n ? gn_endpoint_family(&in[0]) : GN_FAMILY_NONE;
     size_t a = 0, b = 0, o = 0;
@@ -207,7 +208,7 @@ static void resolved(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs,
         gn__conn_fail(c->conn, rc, "%s", error);
         return;
     }
-    c->naddrs = gn__interleave_families(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
+    c->naddrs = interleave_families(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
     start_attempt(c);
 }
 
@@ -218,6 +219,11 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
     (void)loop;
     (void)id;
     c->deadline_timer = 0;
+    if (c->req) {
+        gn__conn_fail(c->conn, GN_ETIMEDOUT, "name resolution of %s timed out after %u ms",
+                      c->target_text, (unsigned)c->conn->opts.connect_timeout_ms);
+        return;
+    }
     gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s", c->target_text,
                   (unsigned)c->conn->opts.connect_timeout_ms, c->errors[0] ? ": " : "", c->errors);
 }
@@ -225,10 +231,10 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
 static void client_release(gn_loop *loop, struct gn__deferred *d)
 {
     (void)loop;
-    free((char *)d - offsetof(struct gn__client, free_later));
+    free(gn__container_of(d, struct gn__client, free_later));
 }
 
-void gn__client_free(gn_conn *conn)
+static void client_free(gn_conn *conn)
 {
     struct gn__client *c = conn->client;
 
@@ -247,23 +253,21 @@ void gn__client_free(gn_conn *conn)
     gn__loop_defer(conn->loop, &c->free_later);
 }
 
-void gn__client_link(gn_loop *loop, gn_conn *conn)
+static void client_gone(gn_conn *conn)
 {
-    conn->prev = NULL;
-    conn->next = loop->conns;
-    if (loop->conns)
-        loop->conns->prev = conn;
-    loop->conns = conn;
+    (void)conn; /* the core unlinks it from the loop's handles */
 }
 
-void gn__client_unlink(gn_loop *loop, gn_conn *conn)
+static const struct gn__conn_owner client_owner = {
+    .ready = gn__conn_announce,
+    .closing = client_free,
+    .gone = client_gone,
+};
+
+/* gn_loop_free: a connection still open is aborted. */
+static void client_close_handle(struct gn__handle *h)
 {
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else if (loop->conns == conn)
-        loop->conns = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
+    gn_abort(gn__container_of(h, gn_conn, handle));
 }
 
 static int client_start(gn_conn *conn, const gn_endpoint *ep)
@@ -315,7 +319,7 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);
-    rc = gn__conn_new(loop, NULL, -1, handlers, &resolved_opts, &conn);
+    rc = gn__conn_new(loop, NULL, &client_owner, -1, handlers, &resolved_opts, &conn);
     if (rc < 0)
         return rc;
     conn->kind = gn_endpoint_transport(&ep);
@@ -326,11 +330,11 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         rc = client_start(conn, &ep);
     if (rc < 0) {
         gn__tls_detach(conn);
-        gn__loop_unref(loop);
-        gn__conn_dispose(loop, conn);
+        gn__conn_discard(conn);
         return rc;
     }
-    gn__client_link(loop, conn);
+    conn->handle.close = client_close_handle;
+    gn__loop_handle_add(loop, &conn->handle, false);
     *out = conn;
     return 0;
 }

@@ -42,11 +42,45 @@ enum gn__conn_state {
 
 struct gn__chunk;
 
+/* Who made a connection and hears of its life: a server, a client, an
+ * adopted socket, the threaded server.  The core calls these and names
+ * no owner (as nginx's listening socket calls ls->handler(c)). */
+struct gn__conn_owner {
+    /* The transport's handshake is over: hand the connection to the user
+     * (on_accept, on_connect).  Called once, only while OPEN. */
+    void (*ready)(gn_conn *conn);
+    /* The connection has just closed: descriptor gone, on_close pending.
+     * NULL when the owner needs no word. */
+    void (*closing)(gn_conn *conn);
+    /* on_close has run; the object is freed when this returns. */
+    void (*gone)(gn_conn *conn);
+};
+
+/* What a connection's calls do in its mode, chosen when it is made:
+ * event-driven (conn.c) or blocking (blocking.c).  The public calls
+ * dispatch through it, so the core has no per-mode branches. */
+struct gn__conn_mode {
+    bool blocking;
+    int (*close)(gn_conn *conn, bool reset);
+    int (*shutdown)(gn_conn *conn);
+    int (*send)(gn_conn *conn, const void *buf, size_t len);
+    int (*send_file)(gn_conn *conn, int fd, int64_t offset, uint64_t len);
+    int (*set_reading)(gn_conn *conn, bool on);
+    int (*set_handlers)(gn_conn *conn, const gn_handlers *h);
+};
+
+extern const struct gn__conn_mode gn__conn_mode_async;
+extern const struct gn__conn_mode gn__conn_mode_blocking;
+
 struct gn_conn {
     struct gn__io io;
     gn_loop *loop;
     gn_server *server;
-    struct gn_conn *prev, *next; /* in the server's list or the loop's */
+    /* In the owner's list: a server's connections, or the loop's handles
+     * for a connection of its own (closed by gn_loop_free). */
+    struct gn__handle handle;
+    const struct gn__conn_owner *owner;
+    const struct gn__conn_mode *mode;
     const struct gn__transport *transport;
     gn_transport kind; /* what the address named: tcp, unix, tls */
     gn_handlers h;
@@ -86,7 +120,6 @@ struct gn_conn {
     uint64_t handshake_timer;
 
     /* Blocking mode (blocking.c): no loop, no handlers, no output queue. */
-    bool blocking;
     atomic_bool woken; /* the threaded server is closing: calls fail */
 };
 
@@ -94,82 +127,64 @@ struct gn_conn {
 int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *ep, char *errbuf,
                              size_t errlen);
 
-/* Connection objects: from the loop's pool, back to it after on_close. */
-void gn__conn_dispose(gn_loop *loop, gn_conn *conn);
-void gn__conn_pool_free(gn_loop *loop);
+/* Freed connections kept by each loop (see pool.h). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GN__CONN_POOL_MAX 0 /* under ASan, freed means freed: use-after-free shows */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GN__CONN_POOL_MAX 0
+#endif
+#endif
+#ifndef GN__CONN_POOL_MAX
+#define GN__CONN_POOL_MAX 256
+#endif
 
 /* Defaults filled into a copy of the user's options. */
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
 
-/* Create a connection around a connected, non-blocking fd (server) or
- * with fd -1 (client, still connecting). */
-int gn__conn_new(gn_loop *loop, gn_server *srv, int fd, const gn_handlers *h,
-                 const gn_options *opts, gn_conn **out);
+/* Create an event-driven connection owned by owner around a connected,
+ * non-blocking fd (server) or with fd -1 (client, still connecting).
+ * srv is the server for gn_conn_server, or NULL. */
+int gn__conn_new(gn_loop *loop, gn_server *srv, const struct gn__conn_owner *owner, int fd,
+                 const gn_handlers *h, const gn_options *opts, gn_conn **out);
+/* The connection is the user's now: on_connect, then flush what was sent
+ * before it (a client's or an adopted connection's ready hook). */
+void gn__conn_announce(gn_conn *conn);
+/* Give back a connection that never became the user's (gn__conn_new's
+ * undo, before any event). */
+void gn__conn_discard(gn_conn *conn);
+
+/* The engine (conn_io.c): state machine, data path, handshake. */
 /* The connection is established on fd: set options, read endpoints,
  * start watching. */
 int gn__conn_established(gn_conn *conn, int fd);
+/* Close the descriptor now (with a reset if asked), schedule on_close. */
+void gn__conn_finish(gn_conn *conn, int reason, bool reset);
 /* Fail: record code and message, close at once, schedule on_error and
  * on_close.  Idempotent. */
 void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Recompute what the loop watches on conn's fd. */
 void gn__conn_update_watch(gn_conn *conn);
-
 /* Begin the transport's handshake on an established connection (TLS);
- * on_accept or on_connect wait for its end.  0 or a code. */
+ * the owner's ready hook waits for its end.  0 or a code. */
 int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms);
-/* The handshake is over: the server or client side takes it from here. */
-void gn__server_conn_ready(gn_conn *conn);
-void gn__client_conn_ready(gn_conn *conn);
 /* Whether the transport holds bytes of its own to write (TLS); input
  * it has read from the socket but not handed out. */
 bool gn__conn_transport_pending(const gn_conn *conn);
 bool gn__conn_transport_buffered(const gn_conn *conn);
-
 /* Finish gn_close/gn_shutdown once the queue is empty. */
 void gn__conn_check_done(gn_conn *conn);
-
-/* I/O paths (conn_io.c). */
 void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events);
 int gn__conn_send(gn_conn *conn, const void *buf, size_t len);
 void gn__conn_flush(gn_conn *conn);
-void gn__conn_deliver_buffered(gn_conn *conn);
+/* Take an open connection off its loop, for blocking mode: unwatched, no
+ * timers, no handlers, no owner; its input buffer and TLS state stay.
+ * GN_ECLOSED when it is closing or has output queued. */
+int gn__conn_detach(gn_conn *conn);
 /* Offer buffered input again after the current batch (resume, or a
  * transport holding input the socket will not announce). */
 void gn__conn_schedule_redeliver(gn_conn *conn);
-/* Read what the transport holds already (TLS records in memory). */
-void gn__conn_read_transport_buffered(gn_conn *conn);
-
-/* Abort every connection and close every server of the loop. */
-void gn__conns_abort_all(gn_loop *loop);
-
-/* Server hooks (server.c). */
-void gn__server_conn_gone(gn_server *srv, gn_conn *conn);
-void gn__server_abort(gn_server *srv);
-void gn__server_conn_closing(gn_server *srv);
-gn_server *gn__server_next(gn_server *srv);
-
-/* Client hooks (client.c). */
-void gn__client_free(gn_conn *conn);
-void gn__client_link(gn_loop *loop, gn_conn *conn);
-void gn__client_unlink(gn_loop *loop, gn_conn *conn);
-
-/* RFC 8305 section 4: addresses reordered so the families alternate,
- * the resolver's first choice first (client.c). */
-size_t gn__interleave_families(const gn_endpoint *in, size_t n, gn_endpoint *out);
-
-/* Blocking mode (blocking.c). */
-/* A blocking connection around connected, non-blocking fd (options set,
- * endpoints read); on failure fd is left open for the caller. */
-int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_options *opts,
-                          gn_conn **out);
-void gn__blocking_conn_free(gn_conn *conn);
-int gn__blocking_close(gn_conn *conn, bool reset);
-int gn__blocking_shutdown(gn_conn *conn);
-int gn__blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
-struct gn__tls_config;
-/* A threaded server's TLS handshake, within the configured timeout. */
-int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);

@@ -1,7 +1,16 @@
 /*
- * The data path of a connection: reading into the input buffer and
- * offering it to on_data, writing straight through or from the queue,
- * watermarks and back-pressure.
+ * The engine of an event-driven connection: the close state machine, the
+ * idle timer, the transport's handshake, and the data path (reading into
+ * the input buffer and offering it to on_data, writing straight through
+ * or from the queue, watermarks and back-pressure).
+ *
+ * Life of a connection: CONNECTING (clients) -> OPEN -> CLOSED.  gn_close
+ * and gn_shutdown only set flags while OPEN; the connection reaches CLOSED
+ * through gn__conn_finish, which closes the descriptor at once and
+ * schedules finalize, which runs on_error and on_close after the current
+ * batch of events, tells the owner, and frees the object.  So no handler
+ * ever runs inside the gn_ call that closed it, and no event of the batch
+ * sees freed memory.
  *
  * Reads go first into the loop's shared read buffer; only bytes the
  * handler leaves unconsumed are copied into the connection's own buffer.
@@ -9,11 +18,14 @@
  * needs no per-connection input memory and no allocation per message.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn_queue.h"
+#include "tls.h"
 
 #define READ_BUF_SIZE (64u << 10)
 /* Reads per readiness event before giving other descriptors a turn
@@ -136,7 +148,7 @@ static void deliver_shared(gn_conn *conn, const char *data, size_t len)
     conn->in_len = len - used;
 }
 
-void gn__conn_deliver_buffered(gn_conn *conn)
+static void deliver_buffered(gn_conn *conn)
 {
     size_t used;
 
@@ -162,7 +174,7 @@ static void on_peer_end(gn_conn *conn)
     if (conn->h.on_end)
         conn->h.on_end(conn);
     else
-        gn_close(conn);
+        conn->mode->close(conn, false);
 }
 
 /* Where the next read goes: the shared buffer when nothing is pending,
@@ -223,7 +235,7 @@ static bool read_once(gn_conn *conn)
         deliver_shared(conn, buf, (size_t)n);
     } else {
         conn->in_len += (size_t)n;
-        gn__conn_deliver_buffered(conn);
+        deliver_buffered(conn);
     }
     return (size_t)n == room || gn__conn_transport_buffered(conn);
 }
@@ -239,10 +251,201 @@ static void conn_read(gn_conn *conn)
         gn__conn_schedule_redeliver(conn);
 }
 
-void gn__conn_read_transport_buffered(gn_conn *conn)
+static void read_transport_buffered(gn_conn *conn)
 {
     if (wants_read(conn) && gn__conn_transport_buffered(conn))
         conn_read(conn);
+}
+
+/* ---- idle timeout --------------------------------------------------- */
+
+/* One timer per connection, re-armed only when it fires: I/O just stamps
+ * last_active_ms, so the hot path never touches the timer heap. */
+static void idle_check(gn_loop *loop, uint64_t id, void *arg)
+{
+    gn_conn *conn = arg;
+    uint64_t idle = loop->now_ms - conn->last_active_ms;
+
+    (void)id;
+    conn->idle_timer = 0;
+    if (conn->state == GN__CLOSED)
+        return;
+    if (idle >= conn->opts.idle_timeout_ms) {
+        gn__conn_fail(conn, GN_ETIMEDOUT, "idle for %llu ms (idle_timeout_ms %u)",
+                      (unsigned long long)idle, (unsigned)conn->opts.idle_timeout_ms);
+        return;
+    }
+    gn_timer_start(loop, conn->opts.idle_timeout_ms - idle, 0, idle_check, conn, &conn->idle_timer);
+}
+
+static void idle_arm(gn_conn *conn)
+{
+    if (conn->opts.idle_timeout_ms == GN_NO_TIMEOUT || conn->idle_timer)
+        return;
+    /* Without a timer the connection simply never times out: that is the
+     * only effect of ENOMEM here, so it is not an error. */
+    gn_timer_start(conn->loop, conn->opts.idle_timeout_ms, 0, idle_check, conn, &conn->idle_timer);
+}
+
+int gn__conn_established(gn_conn *conn, int fd)
+{
+    int rc;
+
+    conn->io.fd = fd;
+    conn->state = GN__OPEN;
+    rc = gn__socket_setup(fd, conn->kind, &conn->opts, &conn->local, &conn->remote);
+    if (rc < 0)
+        return rc;
+    conn->last_active_ms = conn->loop->now_ms;
+    idle_arm(conn);
+    gn__conn_update_watch(conn);
+    return 0;
+}
+
+/* ---- closing -------------------------------------------------------- */
+
+static void conn_release(gn_conn *conn)
+{
+    if (conn->handshake_timer) {
+        gn_timer_cancel(conn->loop, conn->handshake_timer);
+        conn->handshake_timer = 0;
+    }
+    gn__tls_detach(conn);
+    gn__queue_clear(conn);
+    free(conn->in_buf);
+    conn->in_buf = NULL;
+    conn->in_len = conn->in_cap = conn->in_start = 0;
+}
+
+static void conn_finalize(gn_loop *loop, struct gn__deferred *d);
+
+void gn__conn_finish(gn_conn *conn, int reason, bool reset)
+{
+    if (conn->state == GN__CLOSED)
+        return;
+    conn->state = GN__CLOSED;
+    conn->close_reason = reason;
+    if (conn->io.fd >= 0) {
+        if (reset)
+            gn__socket_reset_on_close(conn->io.fd);
+        gn__io_watch(conn->loop, &conn->io, 0);
+        close(conn->io.fd);
+        conn->io.fd = -1;
+    }
+    if (conn->idle_timer) {
+        gn_timer_cancel(conn->loop, conn->idle_timer);
+        conn->idle_timer = 0;
+    }
+    if (conn->owner->closing)
+        conn->owner->closing(conn);
+    conn_release(conn);
+    conn->finalize.fn = conn_finalize;
+    gn__loop_defer(conn->loop, &conn->finalize);
+}
+
+static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
+{
+    gn_conn *conn = gn__container_of(d, gn_conn, finalize);
+
+    if (conn->close_reason < 0 && conn->h.on_error)
+        conn->h.on_error(conn, conn->close_reason, conn->error);
+    if (conn->h.on_close)
+        conn->h.on_close(conn, conn->close_reason);
+    conn->owner->gone(conn);
+    gn__list_remove(&conn->handle.node);
+    gn__loop_unref(loop);
+    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+}
+
+void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
+{
+    char text[GN_ERRBUF_SIZE - 64];
+    char peer[GN_ENDPOINT_STRLEN] = "";
+    va_list ap;
+
+    if (conn->state == GN__CLOSED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (conn->state == GN__OPEN)
+        gn_endpoint_format(&conn->remote, peer, sizeof(peer));
+    /* Bounded pieces: the peer and the reason always both fit. */
+    snprintf(conn->error, sizeof(conn->error), "%.140s%s%.110s", peer, peer[0] ? ": " : "", text);
+    gn__log(GN_LOG_DEBUG, "connection %s", conn->error);
+    gn__conn_finish(conn, code, false);
+}
+
+/* Called whenever the queue empties or a close flag changes: finish what
+ * gn_close and gn_shutdown asked for once nothing is left to send. */
+void gn__conn_check_done(gn_conn *conn)
+{
+    int rc;
+
+    if (conn->state != GN__OPEN || conn->out_head || conn->handshaking)
+        return;
+    if (conn->closing) {
+        /* TLS says goodbye (close_notify) before the socket closes. */
+        rc = conn->transport->goodbye_on_close ? conn->transport->shutdown(conn) : 0;
+        if (rc == GN__AGAIN) {
+            gn__conn_update_watch(conn);
+            return;
+        }
+        gn__conn_finish(conn, 0, false);
+        return;
+    }
+    if (conn->shutdown_asked && !conn->fin_sent) {
+        rc = conn->transport->shutdown(conn);
+        if (rc == GN__AGAIN) {
+            gn__conn_update_watch(conn); /* close_notify still going out */
+            return;
+        }
+        conn->fin_sent = true;
+        if (rc < 0 && rc != GN_EUNREACH) {
+            gn__conn_fail(conn, rc, "shutdown: %s", gn_strerror(rc));
+            return;
+        }
+    }
+    if (conn->fin_sent && conn->peer_ended)
+        gn__conn_finish(conn, 0, false); /* both directions are done */
+}
+
+int gn__conn_detach(gn_conn *conn)
+{
+    if (conn->state != GN__OPEN || conn->closing || conn->shutdown_asked || conn->out_head ||
+        conn->handshaking)
+        return GN_ECLOSED;
+    gn__io_watch(conn->loop, &conn->io, 0);
+    if (conn->idle_timer)
+        gn_timer_cancel(conn->loop, conn->idle_timer);
+    conn->idle_timer = 0;
+    gn__list_remove(&conn->handle.node);
+    gn__loop_unref(conn->loop);
+    conn->loop = NULL;
+    conn->owner = NULL;
+    conn->h = (gn_handlers){0};
+    conn->paused_by_user = false;
+    return 0;
+}
+
+static void redeliver(gn_loop *loop, struct gn__deferred *d)
+{
+    gn_conn *conn = gn__container_of(d, gn_conn, redeliver);
+
+    (void)loop;
+    conn->redeliver_queued = false;
+    deliver_buffered(conn);
+    read_transport_buffered(conn);
+}
+
+/* Only while OPEN: finalize, queued later by a close, then runs after. */
+void gn__conn_schedule_redeliver(gn_conn *conn)
+{
+    if (conn->redeliver_queued || conn->state != GN__OPEN)
+        return;
+    conn->redeliver_queued = true;
+    conn->redeliver.fn = redeliver;
+    gn__loop_defer(conn->loop, &conn->redeliver);
 }
 
 /* ---- output --------------------------------------------------------- */
@@ -422,10 +625,7 @@ static void handshake_step(gn_conn *conn)
         gn__conn_check_done(conn);
         return;
     }
-    if (conn->server)
-        gn__server_conn_ready(conn);
-    else
-        gn__client_conn_ready(conn);
+    conn->owner->ready(conn);
     if (conn->state != GN__OPEN)
         return;
     gn__conn_flush(conn);

@@ -7,8 +7,17 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <time.h>
 
 #include "loop.h"
+
+uint64_t gn__clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 uint64_t gn__deadline_after(uint32_t timeout_ms)
 {

@@ -205,6 +205,8 @@ int gn__dgram_create(gn_loop *loop, const char *address, unsigned flags,
         return GN_ENOMEM;
     sock->io.fd = -1;
     sock->loop = loop;
+    gn__list_init(&sock->queue);
+    gn__list_init(&sock->handle.node);
     sock->transport = gn_endpoint_transport(&ep);
     options_resolve(&sock->opts, opts);
     sock->user_data = sock->opts.user_data;
@@ -244,13 +246,10 @@ void gn__dgram_close_fd(gn_dgram *sock)
 
 static void drop_queue(gn_dgram *sock)
 {
-    struct gn__dgram_msg *m, *next;
+    struct gn__list *node;
 
-    for (m = sock->head; m; m = next) {
-        next = m->next;
-        free(m);
-    }
-    sock->head = sock->tail = NULL;
+    while ((node = gn__list_pop_front(&sock->queue)))
+        free(gn__container_of(node, struct gn__dgram_msg, node));
     sock->queued = 0;
 }
 
@@ -324,18 +323,18 @@ int gn__dgram_sendto(int fd, const void *data, size_t len, const struct sockaddr
     }
 }
 
-static void update_watch(gn_dgram *sock)
+static void dgram_update_watch(gn_dgram *sock)
 {
-    bool want_write = sock->head && !sock->retry_by_timer;
+    bool want_write = !gn__list_empty(&sock->queue) && !sock->retry_by_timer;
 
     if (sock->io.fd >= 0)
         gn__io_watch(sock->loop, &sock->io, GN__READ | (want_write ? GN__WRITE : 0u));
 }
 
-static void report(gn_dgram *sock, int code, const char *fmt, ...)
+static void dgram_report(gn_dgram *sock, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void report(gn_dgram *sock, int code, const char *fmt, ...)
+static void dgram_report(gn_dgram *sock, int code, const char *fmt, ...)
 {
     char message[GN_ERRBUF_SIZE];
     va_list ap;
@@ -366,14 +365,15 @@ static void retry_later(gn_loop *loop, uint64_t id, void *arg);
 
 /* Send queued datagrams in order until the socket is full.  Returns
  * false when a handler closed the socket. */
-static bool flush(gn_dgram *sock, bool quiet)
+static bool dgram_flush(gn_dgram *sock, bool quiet)
 {
     char dest[GN_ENDPOINT_STRLEN];
     bool refused_once = false;
     struct gn__dgram_msg *m;
     int rc;
 
-    while ((m = sock->head) && sock->io.fd >= 0) {
+    while (!gn__list_empty(&sock->queue) && sock->io.fd >= 0) {
+        m = gn__container_of(sock->queue.next, struct gn__dgram_msg, node);
         rc = gn__dgram_sendto(sock->io.fd, m->data, m->len, &m->to, m->tolen);
         if (rc == GN__DGRAM_AGAIN)
             break;
@@ -383,20 +383,18 @@ static bool flush(gn_dgram *sock, bool quiet)
             refused_once = true;
             if (!quiet) {
                 format_dest(sock, m, dest, sizeof(dest));
-                report(sock, rc, "%s: connection refused (nothing listens there)", dest);
+                dgram_report(sock, rc, "%s: connection refused (nothing listens there)", dest);
             }
             if (sock->closed && !quiet)
                 return false;
             continue;
         }
-        sock->head = m->next;
-        if (!sock->head)
-            sock->tail = NULL;
+        gn__list_remove(&m->node);
         sock->queued -= m->len;
         if (rc < 0 && !quiet) {
             format_dest(sock, m, dest, sizeof(dest));
-            report(sock, rc, "%s: a queued datagram of %zu bytes was dropped: %s", dest, m->len,
-                   gn_strerror(rc));
+            dgram_report(sock, rc, "%s: a queued datagram of %zu bytes was dropped: %s", dest,
+                         m->len, gn_strerror(rc));
         }
         free(m);
         if (sock->closed && !quiet)
@@ -409,10 +407,10 @@ static void after_flush(gn_dgram *sock)
 {
     if (sock->closed)
         return;
-    update_watch(sock);
-    if (sock->head && sock->retry_by_timer && !sock->retry_timer)
+    dgram_update_watch(sock);
+    if (!gn__list_empty(&sock->queue) && sock->retry_by_timer && !sock->retry_timer)
         gn_timer_start(sock->loop, RETRY_MS, 0, retry_later, sock, &sock->retry_timer);
-    if (!sock->head && sock->h.on_drain)
+    if (gn__list_empty(&sock->queue) && sock->h.on_drain)
         sock->h.on_drain(sock);
 }
 
@@ -423,12 +421,12 @@ static void retry_later(gn_loop *loop, uint64_t id, void *arg)
     (void)loop;
     (void)id;
     sock->retry_timer = 0;
-    if (flush(sock, false))
+    if (dgram_flush(sock, false))
         after_flush(sock);
 }
 
-static int enqueue(gn_dgram *sock, const void *data, size_t len, const struct sockaddr_storage *ss,
-                   socklen_t sslen)
+static int dgram_enqueue(gn_dgram *sock, const void *data, size_t len,
+                         const struct sockaddr_storage *ss, socklen_t sslen)
 {
     struct gn__dgram_msg *m;
 
@@ -438,18 +436,13 @@ static int enqueue(gn_dgram *sock, const void *data, size_t len, const struct so
     m = malloc(sizeof(*m) + len);
     if (!m)
         return GN_ENOMEM;
-    m->next = NULL;
     m->tolen = sslen;
     if (sslen)
         memcpy(&m->to, ss, sslen);
     m->len = len;
     if (len)
         memcpy(m->data, data, len);
-    if (sock->tail)
-        sock->tail->next = m;
-    else
-        sock->head = m;
-    sock->tail = m;
+    gn__list_push_back(&sock->queue, &m->node);
     sock->queued += len;
     return 0;
 }
@@ -468,15 +461,15 @@ static int send_async(gn_dgram *sock, const void *data, size_t len, const gn_end
     rc = gn__dgram_dest(sock, data, len, to, &ss, &sslen);
     if (rc < 0)
         return rc;
-    was_empty = !sock->head;
+    was_empty = gn__list_empty(&sock->queue);
     if (was_empty) {
         rc = gn__dgram_sendto(sock->io.fd, data, len, &ss, sslen);
         if (rc != GN__DGRAM_AGAIN)
             return rc;
     }
-    rc = enqueue(sock, data, len, &ss, sslen);
+    rc = dgram_enqueue(sock, data, len, &ss, sslen);
     if (rc == 0 && was_empty) {
-        update_watch(sock);
+        dgram_update_watch(sock);
         if (sock->retry_by_timer && !sock->retry_timer)
             gn_timer_start(sock->loop, RETRY_MS, 0, retry_later, sock, &sock->retry_timer);
     }
@@ -536,12 +529,13 @@ static void report_recv_error(gn_dgram *sock, int code)
     if (sock->connected)
         gn_endpoint_format(&sock->remote, peer, sizeof(peer));
     if (code == GN_ECONNREFUSED)
-        report(sock, code, "%s: connection refused (nothing listens there)", peer);
+        dgram_report(sock, code, "%s: connection refused (nothing listens there)", peer);
     else
-        report(sock, code, "%s%sreceive failed: %s", peer, peer[0] ? ": " : "", gn_strerror(code));
+        dgram_report(sock, code, "%s%sreceive failed: %s", peer, peer[0] ? ": " : "",
+                     gn_strerror(code));
 }
 
-static void read_some(gn_dgram *sock)
+static void dgram_read_some(gn_dgram *sock)
 {
     char sender[GN_ENDPOINT_STRLEN];
     gn_endpoint from;
@@ -558,9 +552,9 @@ static void read_some(gn_dgram *sock)
         if (cut) {
             if (gn_endpoint_format(&from, sender, sizeof(sender)) <= 0)
                 snprintf(sender, sizeof(sender), "an unnamed sender");
-            report(sock, GN_EMSGSIZE,
-                   "%s: a datagram of %zd bytes is larger than max_datagram (%zu); dropped", sender,
-                   n, sock->opts.max_datagram);
+            dgram_report(sock, GN_EMSGSIZE,
+                         "%s: a datagram of %zd bytes is larger than max_datagram (%zu); dropped",
+                         sender, n, sock->opts.max_datagram);
             continue;
         }
         if (sock->h.on_datagram)
@@ -568,31 +562,27 @@ static void read_some(gn_dgram *sock)
     }
 }
 
-static void on_io(gn_loop *loop, struct gn__io *io, unsigned events)
+static void dgram_on_io(gn_loop *loop, struct gn__io *io, unsigned events)
 {
     gn_dgram *sock = (gn_dgram *)io;
 
     (void)loop;
     if (events & (GN__READ | GN__ERROR))
-        read_some(sock);
-    if (!sock->closed && (events & GN__WRITE) && flush(sock, false))
+        dgram_read_some(sock);
+    if (!sock->closed && (events & GN__WRITE) && dgram_flush(sock, false))
         after_flush(sock);
 }
 
 /* ---- opening and closing on a loop ---------------------------------- */
 
-static void finalize(gn_loop *loop, struct gn__deferred *d)
+static void dgram_close_handle(struct gn__handle *h);
+
+static void dgram_finalize(gn_loop *loop, struct gn__deferred *d)
 {
-    gn_dgram *sock = (gn_dgram *)((char *)d - offsetof(gn_dgram, finalize));
+    gn_dgram *sock = gn__container_of(d, gn_dgram, finalize);
 
     if (sock->h.on_close)
         sock->h.on_close(sock, 0);
-    if (sock->prev)
-        sock->prev->next = sock->next;
-    else
-        loop->dgrams = sock->next;
-    if (sock->next)
-        sock->next->prev = sock->prev;
     gn__loop_unref(loop);
     gn__dgram_release(sock);
 }
@@ -612,18 +602,16 @@ int gn_dgram_open(gn_loop *loop, const char *address, unsigned flags,
         return rc;
     if (handlers)
         sock->h = *handlers;
-    sock->io.cb = on_io;
-    sock->finalize.fn = finalize;
+    sock->io.cb = dgram_on_io;
+    sock->finalize.fn = dgram_finalize;
     sock->rbuf = malloc(sock->opts.max_datagram);
     rc = sock->rbuf ? gn__io_watch(loop, &sock->io, GN__READ) : GN_ENOMEM;
     if (rc < 0) {
         gn__dgram_release(sock);
         return rc;
     }
-    sock->next = loop->dgrams;
-    if (loop->dgrams)
-        loop->dgrams->prev = sock;
-    loop->dgrams = sock;
+    sock->handle.close = dgram_close_handle;
+    gn__loop_handle_add(loop, &sock->handle, false);
     gn__loop_ref(loop);
     *out = sock;
     return 0;
@@ -640,7 +628,8 @@ int gn_dgram_close(gn_dgram *sock)
     if (sock->closed)
         return 0;
     sock->closed = true;
-    flush(sock, true); /* one last try, no handlers: the rest is dropped */
+    gn__loop_handle_remove(&sock->handle);
+    dgram_flush(sock, true); /* one last try, no handlers: the rest is dropped */
     drop_queue(sock);
     if (sock->retry_timer)
         gn_timer_cancel(sock->loop, sock->retry_timer);
@@ -650,10 +639,9 @@ int gn_dgram_close(gn_dgram *sock)
     return 0;
 }
 
-void gn__dgrams_close_all(gn_loop *loop)
+static void dgram_close_handle(struct gn__handle *h)
 {
-    for (gn_dgram *sock = loop->dgrams; sock; sock = sock->next)
-        gn_dgram_close(sock);
+    gn_dgram_close(gn__container_of(h, gn_dgram, handle));
 }
 
 /* ---- accessors ------------------------------------------------------ */

@@ -13,7 +13,7 @@
 
 /* A datagram waiting in the send queue, with its own destination. */
 struct gn__dgram_msg {
-    struct gn__dgram_msg *next;
+    struct gn__list node;
     struct sockaddr_storage to;
     socklen_t tolen; /* 0: the connected peer */
     size_t len;
@@ -21,9 +21,9 @@ struct gn__dgram_msg {
 };
 
 struct gn_dgram {
-    struct gn__io io; /* first: the loop's callback casts back */
-    gn_loop *loop;    /* NULL for a blocking socket */
-    struct gn_dgram *prev, *next;
+    struct gn__io io;         /* first: the loop's callback casts back */
+    gn_loop *loop;            /* NULL for a blocking socket */
+    struct gn__handle handle; /* on a loop: closed by gn_loop_free */
     gn_dgram_handlers h;
     gn_dgram_options opts;
     void *user_data;
@@ -36,8 +36,8 @@ struct gn_dgram {
     bool unlink_path; /* bound a Unix path: remove it on close */
     bool retry_by_timer;
 
-    char *rbuf; /* max_datagram bytes, asynchronous sockets only */
-    struct gn__dgram_msg *head, *tail;
+    char *rbuf;            /* max_datagram bytes, asynchronous sockets only */
+    struct gn__list queue; /* of struct gn__dgram_msg */
     size_t queued;
     uint64_t retry_timer;
     struct gn__deferred finalize;

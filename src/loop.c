@@ -11,16 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "loop.h"
-
-uint64_t gn__clock_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void wakeup_drain(gn_loop *loop, struct gn__io *io, unsigned events)
 {
@@ -52,15 +43,18 @@ static const struct gn__backend *choose_backend(void)
     return &gn__backend_epoll;
 }
 
-static int loop_init(gn_loop *loop)
+static int loop_init(gn_loop *loop, const struct gn__backend *backend)
 {
     int rc;
 
-    loop->backend = choose_backend();
+    loop->backend = backend;
     loop->backend_fd = -1;
     loop->now_ms = gn__clock_ms();
     atomic_init(&loop->stop, false);
     atomic_init(&loop->tasks_pending, 0);
+    gn__list_init(&loop->tasks);
+    gn__list_init(&loop->deferred);
+    gn__list_init(&loop->handles);
     rc = gn__timers_init(&loop->timers);
     if (rc < 0)
         return rc;
@@ -94,7 +88,7 @@ out_free_timers:
     return rc < 0 ? rc : GN_ESYS;
 }
 
-int gn_loop_new(gn_loop **out)
+static int loop_new(gn_loop **out, const struct gn__backend *backend)
 {
     gn_loop *loop;
     int rc;
@@ -104,13 +98,24 @@ int gn_loop_new(gn_loop **out)
     loop = calloc(1, sizeof(*loop));
     if (!loop)
         return GN_ENOMEM;
-    rc = loop_init(loop);
+    rc = loop_init(loop, backend);
     if (rc < 0) {
         free(loop);
         return rc;
     }
     *out = loop;
     return 0;
+}
+
+int gn_loop_new(gn_loop **out)
+{
+    return loop_new(out, choose_backend());
+}
+
+/* poll(2) needs no descriptor of its own, and a dial watches a handful. */
+int gn__loop_new_private(gn_loop **out)
+{
+    return loop_new(out, &gn__backend_poll);
 }
 
 int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -131,59 +136,48 @@ void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events)
         io->cb(loop, io, events);
 }
 
-void gn__loop_ref(gn_loop *loop)
+void gn__loop_handle_add(gn_loop *loop, struct gn__handle *h, bool service)
 {
-    loop->refs++;
-}
-
-void gn__loop_unref(gn_loop *loop)
-{
-    loop->refs--;
+    if (service)
+        gn__list_push_back(&loop->handles, &h->node);
+    else
+        gn__list_push_front(&loop->handles, &h->node);
 }
 
 void gn__loop_defer(gn_loop *loop, struct gn__deferred *d)
 {
-    d->next = NULL;
-    if (loop->deferred_tail)
-        loop->deferred_tail->next = d;
-    else
-        loop->deferred_head = d;
-    loop->deferred_tail = d;
+    gn__list_push_back(&loop->deferred, &d->node);
 }
 
 /* Deferred work may defer more (a close that frees a server); run until
  * the list is empty. */
 static void run_deferred(gn_loop *loop)
 {
-    struct gn__deferred *d;
+    struct gn__list *node;
 
-    while ((d = loop->deferred_head)) {
-        loop->deferred_head = d->next;
-        if (!loop->deferred_head)
-            loop->deferred_tail = NULL;
+    while ((node = gn__list_pop_front(&loop->deferred))) {
+        struct gn__deferred *d = gn__container_of(node, struct gn__deferred, node);
         d->fn(loop, d);
     }
 }
 
-static struct gn__task *take_tasks(gn_loop *loop)
+static void take_tasks(gn_loop *loop, struct gn__list *out)
 {
-    struct gn__task *list;
-
+    gn__list_init(out);
     pthread_mutex_lock(&loop->tasks_lock);
-    list = loop->tasks_head;
-    loop->tasks_head = loop->tasks_tail = NULL;
+    gn__list_splice(out, &loop->tasks);
     pthread_mutex_unlock(&loop->tasks_lock);
-    return list;
 }
 
 /* Tasks posted while these run wait for the next iteration, so a task
  * that posts itself cannot starve I/O. */
 static void run_tasks(gn_loop *loop)
 {
-    struct gn__task *task = take_tasks(loop), *next;
+    struct gn__list batch, *node;
 
-    for (; task; task = next) {
-        next = task->next;
+    take_tasks(loop, &batch);
+    while ((node = gn__list_pop_front(&batch))) {
+        struct gn__task *task = gn__container_of(node, struct gn__task, node);
         task->fn(loop, task->arg);
         free(task);
         atomic_fetch_sub(&loop->tasks_pending, 1);
@@ -199,14 +193,10 @@ int gn_loop_post(gn_loop *loop, gn_task_fn fn, void *arg)
     task = malloc(sizeof(*task));
     if (!task)
         return GN_ENOMEM;
-    *task = (struct gn__task){NULL, fn, arg};
+    *task = (struct gn__task){.fn = fn, .arg = arg};
     atomic_fetch_add(&loop->tasks_pending, 1);
     pthread_mutex_lock(&loop->tasks_lock);
-    if (loop->tasks_tail)
-        loop->tasks_tail->next = task;
-    else
-        loop->tasks_head = task;
-    loop->tasks_tail = task;
+    gn__list_push_back(&loop->tasks, &task->node);
     pthread_mutex_unlock(&loop->tasks_lock);
     wakeup_signal(loop);
     return 0;
@@ -214,7 +204,8 @@ int gn_loop_post(gn_loop *loop, gn_task_fn fn, void *arg)
 
 static bool loop_alive(gn_loop *loop)
 {
-    return loop->refs > 0 || atomic_load(&loop->tasks_pending) > 0 || loop->deferred_head;
+    return loop->refs > 0 || atomic_load(&loop->tasks_pending) > 0 ||
+           !gn__list_empty(&loop->deferred);
 }
 
 static int loop_iterate(gn_loop *loop)
@@ -222,7 +213,7 @@ static int loop_iterate(gn_loop *loop)
     int timeout, rc;
 
     timeout = gn__timers_timeout(loop);
-    if (atomic_load(&loop->tasks_pending) > 0 || loop->deferred_head)
+    if (atomic_load(&loop->tasks_pending) > 0 || !gn__list_empty(&loop->deferred))
         timeout = 0;
     rc = loop->backend->wait(loop, timeout);
     if (rc < 0)
@@ -275,11 +266,25 @@ const char *gn_loop_backend(const gn_loop *loop)
 
 static void free_tasks(gn_loop *loop)
 {
-    struct gn__task *task = take_tasks(loop), *next;
+    struct gn__list batch, *node;
 
-    for (; task; task = next) {
-        next = task->next;
-        free(task);
+    take_tasks(loop, &batch);
+    while ((node = gn__list_pop_front(&batch)))
+        free(gn__container_of(node, struct gn__task, node));
+}
+
+/* Close every handle, users' first: each close may defer its freeing, and
+ * deferred work (an on_close) may open or close more. */
+static void close_handles(gn_loop *loop)
+{
+    struct gn__list *node;
+
+    while (!gn__list_empty(&loop->handles) || !gn__list_empty(&loop->deferred)) {
+        while ((node = gn__list_pop_front(&loop->handles))) {
+            struct gn__handle *h = gn__container_of(node, struct gn__handle, node);
+            h->close(h);
+        }
+        run_deferred(loop);
     }
 }
 
@@ -287,12 +292,8 @@ void gn_loop_free(gn_loop *loop)
 {
     if (!loop || loop->running)
         return;
-    /* Close what is still open so every on_close runs, then free. */
-    gn__conns_abort_all(loop);
-    gn__dgrams_close_all(loop);
-    run_deferred(loop);
-    gn__resolver_free(loop); /* joins workers, frees every request */
-    gn__conn_pool_free(loop);
+    close_handles(loop);
+    gn__pool_free(&loop->conn_pool);
     gn__timers_free(loop);
     free_tasks(loop);
     gn__io_watch(loop, &loop->wakeup, 0);

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 
 #include "internal.h"
+#include "list.h"
+#include "pool.h"
 
 /* Readiness events a backend reports and watches. */
 #define GN__READ  1u
@@ -53,7 +55,7 @@ struct gn__timer_heap {
 };
 
 struct gn__task {
-    struct gn__task *next;
+    struct gn__list node;
     gn_task_fn fn;
     void *arg;
 };
@@ -61,8 +63,18 @@ struct gn__task {
 /* Something to do after the current batch of events: free a closed
  * connection, run a deferred on_close.  Intrusive, owned by its object. */
 struct gn__deferred {
-    struct gn__deferred *next;
+    struct gn__list node;
     void (*fn)(gn_loop *loop, struct gn__deferred *d);
+};
+
+/* Something gn_loop_free must close: a server, a client connection, a
+ * datagram socket, the resolver.  The loop knows handles, not their
+ * kinds (libuv's handle queue): close ends the handle as abruptly as it
+ * must, and may leave freeing to deferred work, which the loop runs
+ * before it frees itself. */
+struct gn__handle {
+    struct gn__list node;
+    void (*close)(struct gn__handle *h);
 };
 
 struct gn_loop {
@@ -77,20 +89,20 @@ struct gn_loop {
     struct gn__timer_heap timers;
 
     pthread_mutex_t tasks_lock;
-    struct gn__task *tasks_head, *tasks_tail;
+    struct gn__list tasks;
     atomic_size_t tasks_pending;
     struct gn__io wakeup; /* eventfd: posts and stops wake the loop */
 
-    struct gn__deferred *deferred_head, *deferred_tail;
+    struct gn__list deferred;
 
     char *read_buf;                /* shared by every connection's reads */
     struct gn__resolver *resolver; /* created on first use */
-    struct gn_server *servers;     /* every open server, for gn_loop_free */
-    struct gn_conn *conns;         /* every live client connection, idem */
-    struct gn_dgram *dgrams;       /* every open datagram socket, idem */
-    struct gn_conn *conn_pool;     /* freed connections kept for reuse */
-    size_t conn_pool_len;
+    struct gn__list handles;       /* closed by gn_loop_free: users' first */
+    struct gn__pool conn_pool;     /* freed connections kept for reuse */
 };
+
+/* A loop for one call's own use inside the library (gn_dial). */
+int gn__loop_new_private(gn_loop **out);
 
 /* Register, change or drop (events 0) what the loop watches on io. */
 int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events);
@@ -98,8 +110,25 @@ int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events);
 void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events);
 
 /* Keep gn_loop_run running while something is pending. */
-void gn__loop_ref(gn_loop *loop);
-void gn__loop_unref(gn_loop *loop);
+static inline void gn__loop_ref(gn_loop *loop)
+{
+    loop->refs++;
+}
+
+static inline void gn__loop_unref(gn_loop *loop)
+{
+    loop->refs--;
+}
+
+/* Register h to be closed by gn_loop_free; service handles (the
+ * resolver) are closed after every user-facing one, whose close may
+ * still reach them (a client cancelling its lookup). */
+void gn__loop_handle_add(gn_loop *loop, struct gn__handle *h, bool service);
+/* Unregister h (it closed by itself).  Safe on an unregistered handle. */
+static inline void gn__loop_handle_remove(struct gn__handle *h)
+{
+    gn__list_remove(&h->node);
+}
 
 /* Run d->fn after the current batch of events (d must stay valid). */
 void gn__loop_defer(gn_loop *loop, struct gn__deferred *d);
@@ -122,21 +151,8 @@ void gn__timers_free(gn_loop *loop);
 int gn__timers_timeout(gn_loop *loop);
 void gn__timers_run(gn_loop *loop);
 
-/* Asynchronous resolution (resolver.c).  done runs on the loop's thread
- * with the results; a cancelled request never calls done. */
-struct gn__resolve_req;
-typedef void (*gn__resolve_fn)(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs, size_t n,
-                               const char *error);
-int gn__resolve_start(gn_loop *loop, const gn_endpoint *ep, gn__resolve_fn done, void *arg,
-                      struct gn__resolve_req **out);
-void gn__resolve_cancel(struct gn__resolve_req *req);
-void gn__resolver_free(gn_loop *loop);
-
 /* Logging (log.c). */
 bool gn__log_enabled(gn_log_level level);
 void gn__log(gn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Close every datagram socket of the loop, for gn_loop_free (dgram.c). */
-void gn__dgrams_close_all(gn_loop *loop);
 
 #endif

@@ -3,21 +3,27 @@
  * posted back to the loop.  getaddrinfo cannot be interrupted, so a
  * cancelled request is only marked; its worker finishes and the result
  * is dropped.  A cancelled request no longer keeps the loop running.
+ *
+ * Workers are detached and the resolver is freed by the last of the loop
+ * and its workers to let go: gn_loop_free never waits for a slow DNS
+ * server, which is what lets gn_dial keep its deadline on a private loop.
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop.h"
+#include "resolver.h"
 
 #define RESOLVER_THREADS  4
 #define RESOLVE_MAX_ADDRS 32
 
+enum req_state { REQ_QUEUED, REQ_RUNNING, REQ_POSTED };
+
 struct gn__resolve_req {
-    struct gn__resolve_req *next;     /* in the queue */
-    struct gn__resolve_req *all_next; /* every request of the resolver */
-    struct gn__resolve_req **all_prev;
-    gn_loop *loop;
+    struct gn__list queued; /* in the resolver's queue while REQ_QUEUED */
+    struct gn__list all;    /* every request of the resolver */
+    struct gn__resolver *r;
+    enum req_state state; /* under r->lock */
     gn_endpoint ep;
     gn__resolve_fn done;
     void *arg;
@@ -28,22 +34,27 @@ struct gn__resolve_req {
 };
 
 struct gn__resolver {
+    struct gn__handle handle;
+    gn_loop *loop;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct gn__resolve_req *queue_head, *queue_tail;
-    struct gn__resolve_req *all;
-    pthread_t threads[RESOLVER_THREADS];
+    struct gn__list queue, all;
     int nthreads, idle;
+    int refs; /* the loop's and each worker's */
     bool shutdown;
 };
 
-static void req_unlink(struct gn__resolver *r, struct gn__resolve_req *req)
+/* Drop one reference, under r->lock; frees r after the last. */
+static void resolver_release_locked(struct gn__resolver *r)
 {
-    pthread_mutex_lock(&r->lock);
-    *req->all_prev = req->all_next;
-    if (req->all_next)
-        req->all_next->all_prev = req->all_prev;
+    bool last = --r->refs == 0;
+
     pthread_mutex_unlock(&r->lock);
+    if (!last)
+        return;
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
 }
 
 /* On the loop's thread, after the worker is done with req. */
@@ -52,7 +63,9 @@ static void deliver(gn_loop *loop, void *arg)
     struct gn__resolve_req *req = arg;
     int n;
 
-    req_unlink(loop->resolver, req);
+    pthread_mutex_lock(&req->r->lock);
+    gn__list_remove(&req->all);
+    pthread_mutex_unlock(&req->r->lock);
     if (!req->cancelled) {
         gn__loop_unref(loop);
         n = req->rc < 0 ? 0 : req->rc > RESOLVE_MAX_ADDRS ? RESOLVE_MAX_ADDRS : req->rc;
@@ -61,24 +74,36 @@ static void deliver(gn_loop *loop, void *arg)
     free(req);
 }
 
+/* The next request, or NULL when the resolver shuts down; under r->lock. */
 static struct gn__resolve_req *next_request(struct gn__resolver *r)
 {
-    struct gn__resolve_req *req;
+    struct gn__list *node;
 
-    pthread_mutex_lock(&r->lock);
-    while (!r->queue_head && !r->shutdown) {
+    while (gn__list_empty(&r->queue) && !r->shutdown) {
         r->idle++;
         pthread_cond_wait(&r->cond, &r->lock);
         r->idle--;
     }
-    req = r->shutdown ? NULL : r->queue_head;
-    if (req) {
-        r->queue_head = req->next;
-        if (!r->queue_head)
-            r->queue_tail = NULL;
+    if (r->shutdown)
+        return NULL;
+    node = gn__list_pop_front(&r->queue);
+    return gn__container_of(node, struct gn__resolve_req, queued);
+}
+
+/* Hand the result to the loop, or drop it if the loop has gone; under
+ * r->lock, which the loop's shutdown takes too, so the loop cannot be
+ * freed between the check and the post. */
+static void finish_request(struct gn__resolver *r, struct gn__resolve_req *req)
+{
+    if (r->shutdown) {
+        gn__list_remove(&req->all);
+        free(req);
+        return;
     }
-    pthread_mutex_unlock(&r->lock);
-    return req;
+    req->state = REQ_POSTED;
+    /* If even this allocation fails the request stays in "all" until the
+     * loop is freed; the caller's connect timeout reports the failure. */
+    gn_loop_post(r->loop, deliver, req);
 }
 
 static void *worker_main(void *arg)
@@ -86,15 +111,41 @@ static void *worker_main(void *arg)
     struct gn__resolver *r = arg;
     struct gn__resolve_req *req;
 
+    pthread_mutex_lock(&r->lock);
     while ((req = next_request(r))) {
+        req->state = REQ_RUNNING;
+        pthread_mutex_unlock(&r->lock);
         req->rc =
             gn_resolve(&req->ep, req->addrs, RESOLVE_MAX_ADDRS, req->error, sizeof(req->error));
-        /* If even this allocation fails the request stays in "all" and
-         * gn__resolver_free reclaims it; the caller's connect timeout
-         * reports the failure. */
-        gn_loop_post(req->loop, deliver, req);
+        pthread_mutex_lock(&r->lock);
+        finish_request(r, req);
     }
+    resolver_release_locked(r);
     return NULL;
+}
+
+/* gn_loop_free: requests not held by a worker are freed now, the rest
+ * by their workers when getaddrinfo returns. */
+static void resolver_close(struct gn__handle *h)
+{
+    struct gn__resolver *r = gn__container_of(h, struct gn__resolver, handle);
+    struct gn__list *node, *next;
+
+    pthread_mutex_lock(&r->lock);
+    r->shutdown = true;
+    pthread_cond_broadcast(&r->cond);
+    gn__list_foreach_safe(node, next, &r->all)
+    {
+        struct gn__resolve_req *req = gn__container_of(node, struct gn__resolve_req, all);
+        if (req->state == REQ_RUNNING)
+            continue;
+        gn__list_remove(&req->all);
+        if (!req->cancelled)
+            gn__loop_unref(r->loop);
+        free(req);
+    }
+    r->loop->resolver = NULL;
+    resolver_release_locked(r);
 }
 
 static int resolver_create(gn_loop *loop)
@@ -112,24 +163,37 @@ static int resolver_create(gn_loop *loop)
         free(r);
         return GN_ENOMEM;
     }
+    r->loop = loop;
+    r->refs = 1;
+    gn__list_init(&r->queue);
+    gn__list_init(&r->all);
+    r->handle.close = resolver_close;
+    gn__loop_handle_add(loop, &r->handle, true);
     loop->resolver = r;
     return 0;
 }
 
 /* Workers block every signal: the application's handlers run on its own
- * threads, not in the middle of a DNS query. */
+ * threads, not in the middle of a DNS query.  Under r->lock. */
 static int spawn_worker(struct gn__resolver *r)
 {
     sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
     int rc;
 
+    if (pthread_attr_init(&attr) != 0)
+        return GN_ENOMEM;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&r->threads[r->nthreads], NULL, worker_main, r);
+    rc = pthread_create(&tid, &attr, worker_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (rc != 0)
         return GN_ENOMEM;
     r->nthreads++;
+    r->refs++;
     return 0;
 }
 
@@ -144,16 +208,9 @@ static int enqueue(struct gn__resolver *r, struct gn__resolve_req *req)
         pthread_mutex_unlock(&r->lock);
         return rc; /* no thread at all to run it */
     }
-    if (r->queue_tail)
-        r->queue_tail->next = req;
-    else
-        r->queue_head = req;
-    r->queue_tail = req;
-    req->all_next = r->all;
-    if (r->all)
-        r->all->all_prev = &req->all_next;
-    req->all_prev = &r->all;
-    r->all = req;
+    req->state = REQ_QUEUED;
+    gn__list_push_back(&r->queue, &req->queued);
+    gn__list_push_back(&r->all, &req->all);
     pthread_cond_signal(&r->cond);
     pthread_mutex_unlock(&r->lock);
     return 0;
@@ -170,7 +227,7 @@ int gn__resolve_start(gn_loop *loop, const gn_endpoint *ep, gn__resolve_fn done,
     req = calloc(1, sizeof(*req));
     if (!req)
         return GN_ENOMEM;
-    req->loop = loop;
+    req->r = loop->resolver;
     req->ep = *ep;
     req->done = done;
     req->arg = arg;
@@ -189,32 +246,5 @@ void gn__resolve_cancel(struct gn__resolve_req *req)
     if (!req || req->cancelled)
         return;
     req->cancelled = true;
-    gn__loop_unref(req->loop);
-}
-
-void gn__resolver_free(gn_loop *loop)
-{
-    struct gn__resolver *r = loop->resolver;
-    struct gn__resolve_req *req, *next;
-
-    if (!r)
-        return;
-    pthread_mutex_lock(&r->lock);
-    r->shutdown = true;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    for (int i = 0; i < r->nthreads; i++)
-        pthread_join(r->threads[i], NULL);
-    /* Queued, running or posted-but-undelivered: the posted tasks are
-     * discarded unrun by gn_loop_free, so free every request here. */
-    for (req = r->all; req; req = next) {
-        next = req->all_next;
-        if (!req->cancelled)
-            gn__loop_unref(loop);
-        free(req);
-    }
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-    loop->resolver = NULL;
+    gn__loop_unref(req->r->loop);
 }

@@ -1,6 +1,8 @@
 /*
- * A server's insides, shared by the event-driven server (server.c) and
- * the threaded one (server_threads.c).  Never installed.
+ * A server's insides: what every server has (server_base.c), and the
+ * table through which the public calls reach its kind, the event-driven
+ * server (server.c) or the threaded one (server_threads.c).  Never
+ * installed.
  */
 #ifndef GN_SERVER_H
 #define GN_SERVER_H
@@ -21,15 +23,24 @@ struct listener {
     bool owns_file;
 };
 
+/* What differs between the kinds of server. */
+struct gn__server_kind {
+    gn__io_fn on_listener; /* a listener is readable; NULL: no loop watches */
+    void (*close)(gn_server *srv, uint32_t grace_ms);
+    size_t (*conn_count)(const gn_server *srv);
+    int (*foreach)(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg);
+};
+
 struct gn_server {
-    gn_loop *loop;
-    gn_server *prev, *next; /* the loop's servers */
+    gn_loop *loop; /* NULL for a threaded server */
+    const struct gn__server_kind *kind;
+    struct gn__handle handle; /* the loop's: gn_loop_free closes the server */
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
     gn_handlers h;
     gn_options opts;
-    gn_conn *head, *tail; /* every connection not yet finalized */
-    size_t live;          /* of those, the ones not closed */
+    struct gn__list conns; /* every connection not yet finalized */
+    size_t live;           /* of those, the ones not closed */
     bool closing;
     bool accept_paused;
     bool free_queued;
@@ -41,21 +52,18 @@ struct gn_server {
     struct gn__tls_config *tls;  /* set for a tls:// server */
 };
 
-/* A server of either kind listening on address (parsed, options resolved,
- * TLS set up, listeners open, watched by loop when there is one); freed
- * again on failure, with errbuf saying why. */
-int gn__server_open(gn_loop *loop, const char *address, const gn_options *opts, gn_server **out,
-                    char *errbuf, size_t errlen);
-/* The TLS configuration of a tls:// server from opts->tls. */
-int gn__server_tls_setup(gn_server *srv, const gn_endpoint *ep, const char *address, char *errbuf,
-                         size_t errlen);
+/* A server of kind listening on address (parsed, options resolved, TLS
+ * set up, listeners open and watched when kind has on_listener, spare
+ * descriptor taken); freed again on failure, with errbuf saying why. */
+int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const char *address,
+                    const gn_options *opts, gn_server **out, char *errbuf, size_t errlen);
+/* Close the listeners and the spare descriptor, free the TLS settings
+ * and srv. */
+void gn__server_free(gn_server *srv);
 
-/* Listen on every address ep names, adding to srv->listeners (watched
- * by srv->loop when there is one). */
-int gn__server_listen(gn_server *srv, const gn_endpoint *ep, char *errbuf, size_t errlen);
 void gn__server_close_listeners(gn_server *srv);
-/* The list of live connections: link counts the connection live;
- * unlink takes it out of the list (the caller adjusts live). */
+/* The list of live connections (through conn->handle.node): link counts
+ * the connection live; unlink takes it out (the caller adjusts live). */
 void gn__server_link(gn_server *srv, gn_conn *conn);
 void gn__server_unlink(gn_server *srv, gn_conn *conn);
 /* Unix stream listeners (unix.c): bind to ep, replacing a stale socket
@@ -67,12 +75,6 @@ void gn__unix_unlink(struct listener *l);
 /* The descriptor kept in reserve for shedding clients out of EMFILE;
  * refuse_one spends it on one waiting client (accept, close) and takes
  * it again.  false when there is no spare. */
-int gn__open_spare_fd(void);
 bool gn__server_refuse_one(gn_server *srv, int listen_fd);
-
-/* The threaded server (server_threads.c). */
-void gn__threads_close(gn_server *srv, uint32_t grace_ms);
-size_t gn__threads_conn_count(const gn_server *srv);
-int gn__threads_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg);
 
 #endif

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blocking.h"
 #include "server.h"
 #include "tls.h"
 
@@ -286,6 +287,8 @@ static void *acceptor_main(void *arg)
 
 /* ---- starting and stopping -------------------------------------------- */
 
+static const struct gn__server_kind threads_kind;
+
 static void threads_free(struct gn__threads *t)
 {
     if (t->wake_fd >= 0)
@@ -299,13 +302,9 @@ static void threads_free(struct gn__threads *t)
 
 static void server_free(gn_server *srv)
 {
-    gn__server_close_listeners(srv);
-    if (srv->spare_fd >= 0)
-        close(srv->spare_fd);
     if (srv->threads)
         threads_free(srv->threads);
-    gn__tls_config_free(srv->tls);
-    free(srv);
+    gn__server_free(srv);
 }
 
 static int threads_new(gn_server *srv, gn_thread_handler handler, const gn_thread_options *topts)
@@ -351,7 +350,7 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
     if (!address || !handler || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address, handler and out must not be NULL");
-    rc = gn__server_open(NULL, address, opts, &srv, errbuf, errlen);
+    rc = gn__server_open(NULL, &threads_kind, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;
     rc = threads_new(srv, handler, topts);
@@ -363,7 +362,6 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
         return rc;
     }
     srv->threads->acceptor_running = true;
-    srv->spare_fd = gn__open_spare_fd();
     *out = srv;
     return 0;
 }
@@ -407,30 +405,25 @@ static bool no_thread_left(const struct gn__threads *t)
     return t->threads == 0;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Under the lock: refuse the queued clients, wake every blocked call. */
 static void end_connections(struct gn__threads *t)
 {
+    struct gn__list *node;
+
     while (t->qlen > 0) {
         gn_conn *conn = t->queue[t->qhead];
         t->qhead = (t->qhead + 1) % t->qcap;
         t->qlen--;
         refuse(t, conn, "server closing");
     }
-    for (gn_conn *conn = t->srv->head; conn; conn = conn->next) {
+    for (node = t->srv->conns.next; node != &t->srv->conns; node = node->next) {
+        gn_conn *conn = gn__container_of(node, gn_conn, handle.node);
         atomic_store(&conn->woken, true);
         shutdown(conn->io.fd, SHUT_RDWR);
     }
 }
 
-void gn__threads_close(gn_server *srv, uint32_t grace_ms)
+static void threads_close(gn_server *srv, uint32_t grace_ms)
 {
     struct gn__threads *t = srv->threads;
 
@@ -445,7 +438,7 @@ void gn__threads_close(gn_server *srv, uint32_t grace_ms)
     pthread_mutex_lock(&t->mu);
     /* Queued clients are still served during the grace period. */
     if (grace_ms > 0)
-        wait_done(t, no_handler_runs, monotonic_ms() + grace_ms);
+        wait_done(t, no_handler_runs, gn__clock_ms() + grace_ms);
     end_connections(t);
     wait_done(t, no_thread_left, UINT64_MAX);
     reap_exited(t);
@@ -453,7 +446,7 @@ void gn__threads_close(gn_server *srv, uint32_t grace_ms)
     server_free(srv);
 }
 
-size_t gn__threads_conn_count(const gn_server *srv)
+static size_t threads_conn_count(const gn_server *srv)
 {
     struct gn__threads *t = srv->threads;
     size_t live;
@@ -464,23 +457,30 @@ size_t gn__threads_conn_count(const gn_server *srv)
     return live;
 }
 
-int gn__threads_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg)
+static int threads_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg)
 {
     struct gn__threads *t = srv->threads;
+    struct gn__list *node;
     int visited = 0;
 
     pthread_mutex_lock(&t->mu);
-    for (gn_conn *conn = srv->head; conn; conn = conn->next, visited++)
-        fn(conn, arg);
+    for (node = srv->conns.next; node != &srv->conns; node = node->next, visited++)
+        fn(gn__container_of(node, gn_conn, handle.node), arg);
     pthread_mutex_unlock(&t->mu);
     return visited;
 }
+
+static const struct gn__server_kind threads_kind = {
+    .close = threads_close,
+    .conn_count = threads_conn_count,
+    .foreach = threads_foreach,
+};
 
 int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out)
 {
     struct gn__threads *t;
 
-    if (!srv || !out || !srv->threads)
+    if (!srv || !out || srv->kind != &threads_kind)
         return GN_EINVAL;
     t = srv->threads;
     pthread_mutex_lock(&t->mu);
