@@ -2,8 +2,9 @@
  * Shared by the echo benchmark's hand-written programs: parse "HOST:PORT"
  * ("127.0.0.1:7000", "[::1]:7000", ":7000", optionally after "tcp://" or
  * "tls://") with numeric look-up only, or "unix:/path" / "unix:@name",
- * into a socket address.  Header-only; static inline so unused copies
- * cost nothing and trip no warning.
+ * into a socket address; open a listener on one; raise the open-file
+ * limit.  Header-only; static inline so unused copies cost nothing and
+ * trip no warning.
  */
 #ifndef GN_BENCH_ADDR_H
 #define GN_BENCH_ADDR_H
@@ -12,8 +13,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 static inline int bench_parse_addr(const char *text, int passive, struct sockaddr_storage *out,
                                    socklen_t *outlen)
@@ -101,6 +104,61 @@ static inline void bench_format_addr(const struct sockaddr_storage *ss, socklen_
         snprintf(buf, buflen, "[%s]:%s", host, port);
     else
         snprintf(buf, buflen, "%s:%s", host, port);
+}
+
+/*
+ * Soft RLIMIT_NOFILE up to the hard limit: 10,000 idle connections need
+ * more than the usual soft 1024.  Returns the new soft limit.
+ */
+static inline long bench_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 : (long)rl.rlim_cur;
+}
+
+/*
+ * A listening stream socket on TEXT (SO_REUSEADDR, backlog 511, the
+ * kernel's own cap applying), non-blocking when nonblock; a stale Unix
+ * socket file there is replaced (bench/run owns the path).  name gets
+ * the bound address ("listening on" form, so port 0 works).  -1 with a
+ * message on stderr when it fails.
+ */
+static inline int bench_listen(const char *text, int nonblock, char *name, size_t namelen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int fd, one = 1;
+
+    if (bench_parse_addr(text, 1, &ss, &sslen) < 0)
+        return -1;
+    if (ss.ss_family == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != '\0')
+        unlink(((struct sockaddr_un *)&ss)->sun_path);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 511) < 0) {
+        perror(text);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    sslen = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sslen);
+    bench_format_addr(&ss, sslen, name, namelen);
+    return fd;
+}
+
+/* The Unix socket file bench_listen made for TEXT, to remove on exit; NULL if none. */
+static inline const char *bench_unix_path(const char *text)
+{
+    return strncmp(text, "unix:", 5) == 0 && text[5] != '@' ? text + 5 : NULL;
 }
 
 #endif

@@ -243,6 +243,7 @@ int main(int argc, char **argv)
     }
     if (bench_parse_addr(argv[1], 1, &ss, &sslen) < 0)
         return 1;
+    bench_raise_nofile(); /* for the 10,000 idle connections of bench/run */
     if (argc == 6) {
         g_ctx = SSL_CTX_new(TLS_server_method());
         if (!g_ctx || SSL_CTX_use_certificate_chain_file(g_ctx, argv[3]) != 1 ||

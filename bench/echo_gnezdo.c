@@ -7,8 +7,12 @@
  * ADDR is any gnezdo stream address: 127.0.0.1:0, unix:/path,
  * tls://127.0.0.1:0 (which needs --cert and --key, handed to gnezdo as
  * gn_options.tls).
- * Prints "listening on ADDR" (the bound address, so port 0 works) and
- * runs until SIGTERM or SIGINT, then exits 0.  Built twice: echo_gnezdo,
+ * Prints "listening on ADDR" (the bound address, so port 0 works) on
+ * stdout and "backend NAME" (gn_loop_backend: what GN_BACKEND asked for
+ * may not exist yet) on stderr, and runs until SIGTERM or SIGINT, then
+ * exits 0.  The soft open-file limit is raised to the hard one and the
+ * server takes up to 100,000 connections (gnezdo's default cap is
+ * 10,000), for the idle-memory scenario.  Built twice: echo_gnezdo,
  * and echo_gnezdo_counted, linked with -Wl,--wrap=malloc,... so every
  * malloc/calloc/realloc/free made by gnezdo's code (linked statically)
  * goes through the counters below.  In the counted build SIGUSR1 prints
@@ -24,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "bench_addr.h"
 
 static gn_loop *g_loop;
 
@@ -124,7 +130,7 @@ static void on_stop(int sig)
 int main(int argc, char **argv)
 {
     gn_handlers h = {.on_data = echo};
-    gn_options opts = {.pause_reading_when_full = true};
+    gn_options opts = {.pause_reading_when_full = true, .max_conns = 100000};
     gn_tls_options tls = {0};
     bool count_allocs = false;
     gn_server *srv;
@@ -157,11 +163,13 @@ int main(int argc, char **argv)
 #else
     (void)count_allocs;
 #endif
+    bench_raise_nofile();
     rc = gn_loop_new(&g_loop);
     if (rc < 0) {
         fprintf(stderr, "gn_loop_new: %s\n", gn_strerror(rc));
         return 1;
     }
+    fprintf(stderr, "backend %s\n", gn_loop_backend(g_loop));
     rc = gn_listen(g_loop, argv[1], &h, &opts, &srv, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "%s\n", err);
