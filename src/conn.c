@@ -88,7 +88,7 @@ int gn__conn_new(gn_loop *loop, gn_server *srv, const struct gn__conn_owner *own
     conn->opts = *opts;
     conn->user_data = opts->user_data;
     conn->state = fd < 0 ? GN__CONNECTING : GN__OPEN;
-    conn->last_active_ms = loop->now_ms;
+    gn__list_init(&conn->idle.node);
     gn__loop_ref(loop);
     *out = conn;
     return 0;

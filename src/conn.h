@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include "idle.h"
 #include "loop.h"
 
 /* A stream transport: how bytes move on a connected descriptor.  TCP and
@@ -104,8 +105,7 @@ struct gn_conn {
     size_t out_queued;
 
     gn_conn_stats stats;
-    uint64_t last_active_ms;
-    uint64_t idle_timer;
+    struct gn__idle_entry idle; /* in the loop's queue for idle_timeout_ms */
 
     int close_reason;
     char error[GN_ERRBUF_SIZE];

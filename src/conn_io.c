@@ -230,7 +230,7 @@ static bool read_once(gn_conn *conn)
     }
     conn->stats.bytes_in += (uint64_t)n;
     conn->stats.reads++;
-    conn->last_active_ms = conn->loop->now_ms;
+    gn__idle_touch(conn->loop, &conn->idle);
     if (buf == conn->loop->read_buf) {
         deliver_shared(conn, buf, (size_t)n);
     } else {
@@ -259,32 +259,12 @@ static void read_transport_buffered(gn_conn *conn)
 
 /* ---- idle timeout --------------------------------------------------- */
 
-/* One timer per connection, re-armed only when it fires: I/O just stamps
- * last_active_ms, so the hot path never touches the timer heap. */
-static void idle_check(gn_loop *loop, uint64_t id, void *arg)
+static void idle_expired(struct gn__idle_entry *entry, uint64_t idle_ms)
 {
-    gn_conn *conn = arg;
-    uint64_t idle = loop->now_ms - conn->last_active_ms;
+    gn_conn *conn = gn__container_of(entry, gn_conn, idle);
 
-    (void)id;
-    conn->idle_timer = 0;
-    if (conn->state == GN__CLOSED)
-        return;
-    if (idle >= conn->opts.idle_timeout_ms) {
-        gn__conn_fail(conn, GN_ETIMEDOUT, "idle for %llu ms (idle_timeout_ms %u)",
-                      (unsigned long long)idle, (unsigned)conn->opts.idle_timeout_ms);
-        return;
-    }
-    gn_timer_start(loop, conn->opts.idle_timeout_ms - idle, 0, idle_check, conn, &conn->idle_timer);
-}
-
-static void idle_arm(gn_conn *conn)
-{
-    if (conn->opts.idle_timeout_ms == GN_NO_TIMEOUT || conn->idle_timer)
-        return;
-    /* Without a timer the connection simply never times out: that is the
-     * only effect of ENOMEM here, so it is not an error. */
-    gn_timer_start(conn->loop, conn->opts.idle_timeout_ms, 0, idle_check, conn, &conn->idle_timer);
+    gn__conn_fail(conn, GN_ETIMEDOUT, "idle for %llu ms (idle_timeout_ms %u)",
+                  (unsigned long long)idle_ms, (unsigned)conn->opts.idle_timeout_ms);
 }
 
 int gn__conn_established(gn_conn *conn, int fd)
@@ -296,8 +276,10 @@ int gn__conn_established(gn_conn *conn, int fd)
     rc = gn__socket_setup(fd, conn->kind, &conn->opts, &conn->local, &conn->remote);
     if (rc < 0)
         return rc;
-    conn->last_active_ms = conn->loop->now_ms;
-    idle_arm(conn);
+    /* Without a place in the queue (ENOMEM) the connection simply never
+     * times out: not worth failing it for. */
+    if (conn->opts.idle_timeout_ms != GN_NO_TIMEOUT)
+        gn__idle_add(conn->loop, &conn->idle, conn->opts.idle_timeout_ms, idle_expired);
     gn__conn_update_watch(conn);
     return 0;
 }
@@ -332,10 +314,7 @@ void gn__conn_finish(gn_conn *conn, int reason, bool reset)
         close(conn->io.fd);
         conn->io.fd = -1;
     }
-    if (conn->idle_timer) {
-        gn_timer_cancel(conn->loop, conn->idle_timer);
-        conn->idle_timer = 0;
-    }
+    gn__idle_remove(conn->loop, &conn->idle);
     if (conn->owner->closing)
         conn->owner->closing(conn);
     conn_release(conn);
@@ -416,9 +395,7 @@ int gn__conn_detach(gn_conn *conn)
         conn->handshaking)
         return GN_ECLOSED;
     gn__io_watch(conn->loop, &conn->io, 0);
-    if (conn->idle_timer)
-        gn_timer_cancel(conn->loop, conn->idle_timer);
-    conn->idle_timer = 0;
+    gn__idle_remove(conn->loop, &conn->idle);
     gn__list_remove(&conn->handle.node);
     gn__loop_unref(conn->loop);
     conn->loop = NULL;
@@ -527,7 +504,7 @@ void gn__conn_flush(gn_conn *conn)
         gn__conn_fail(conn, rc, "write: %s", transport_reason(conn, rc));
         return;
     }
-    conn->last_active_ms = conn->loop->now_ms;
+    gn__idle_touch(conn->loop, &conn->idle);
     gn__conn_update_watch(conn);
     check_watermarks(conn);
     gn__conn_check_done(conn);
@@ -550,7 +527,7 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
         } else {
             conn->stats.bytes_out += (uint64_t)n;
             conn->stats.writes++;
-            conn->last_active_ms = conn->loop->now_ms;
+            gn__idle_touch(conn->loop, &conn->idle);
         }
         if ((size_t)n == len) {
             if (gn__conn_transport_pending(conn))
@@ -600,7 +577,7 @@ static void handshake_step(gn_conn *conn)
     char reason[GN_ERRBUF_SIZE];
     int rc = conn->transport->handshake(conn);
 
-    conn->last_active_ms = conn->loop->now_ms;
+    gn__idle_touch(conn->loop, &conn->idle);
     if (rc == GN__AGAIN) {
         gn__conn_update_watch(conn);
         return;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idle.h"
 #include "loop.h"
 
 static void wakeup_drain(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -294,6 +295,7 @@ void gn_loop_free(gn_loop *loop)
         return;
     close_handles(loop);
     gn__pool_free(&loop->conn_pool);
+    gn__idle_free(loop);
     gn__timers_free(loop);
     free_tasks(loop);
     gn__io_watch(loop, &loop->wakeup, 0);

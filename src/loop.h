@@ -87,6 +87,8 @@ struct gn_loop {
     atomic_bool stop;
 
     struct gn__timer_heap timers;
+    struct gn__idle_queue **idle_queues; /* idle.c's, by index */
+    size_t idle_queues_len, idle_queues_cap;
 
     pthread_mutex_t tasks_lock;
     struct gn__list tasks;
