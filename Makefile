@@ -8,7 +8,7 @@
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make install         install into PREFIX (default /usr/local)
-#   make bench           echo benchmark: gnezdo vs a hand-written epoll floor
+#   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
@@ -62,8 +62,11 @@ fuzz:
 install: build
 	cmake --install $(BUILD)
 
-# Not part of check and not run in CI: numbers depend on the machine.
-bench: build
+# Not part of check and not run in CI: numbers depend on the machine.  The
+# peers (liburing, libuv, libev) are installed before CMake looks for them.
+bench:
+	@scripts/install-deps --bench
+	@$(MAKE) --no-print-directory build
 	bench/run $(BUILD)
 
 clean:
