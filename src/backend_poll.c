@@ -48,9 +48,13 @@ static void poll_destroy(gn_loop *loop)
 static int grow(struct poll_state *ps)
 {
     size_t cap = ps->cap ? ps->cap * 2 : 64;
-    struct pollfd *fds = realloc(ps->fds, cap * sizeof(*fds));
+    struct pollfd *fds;
     struct gn__io **ios;
     struct ready *ready;
+
+    if (cap > (1u << 24)) /* io->slot has 24 bits */
+        return GN_ENOMEM;
+    fds = realloc(ps->fds, cap * sizeof(*fds));
 
     if (!fds)
         return GN_ENOMEM;

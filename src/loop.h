@@ -24,10 +24,10 @@ typedef void (*gn__io_fn)(gn_loop *loop, struct gn__io *io, unsigned events);
  * the loop's own eventfd); the owner must outlive the batch of events
  * it is in, which is why connections are freed only after the batch. */
 struct gn__io {
-    int fd;
-    unsigned events; /* what the backend watches now */
     gn__io_fn cb;
-    size_t slot; /* the poll backend's index of this io */
+    int fd;
+    unsigned events : 8; /* what the backend watches now */
+    unsigned slot : 24;  /* the poll backend's index of this io */
 };
 
 /* A backend: one file, one const table.  A readiness backend only
