@@ -16,6 +16,10 @@
 #define GN__READ  1u
 #define GN__WRITE 2u
 #define GN__ERROR 4u /* error or hang-up: the callback finds out which */
+/* Completions a completion backend (io_uring) reports instead, see
+ * struct gn__backend: the result is in loop->done. */
+#define GN__RECV   8u  /* bytes received into a loop-owned buffer */
+#define GN__ACCEPT 16u /* a client accepted on a listening socket */
 
 struct gn__io;
 typedef void (*gn__io_fn)(gn_loop *loop, struct gn__io *io, unsigned events);
@@ -40,6 +44,33 @@ struct gn__backend {
     /* Wait up to timeout_ms (-1: no limit) and call gn__io_dispatch for
      * each ready descriptor.  Returns how many, 0 on EINTR, or -code. */
     int (*wait)(gn_loop *loop, int timeout_ms);
+
+    /* Completion entries, NULL in a readiness backend; the connection
+     * core and the server use them when present (plain sockets only: TLS
+     * and user transports read through readiness and their own calls).
+     *
+     * recv_start: receive on io->fd, again and again, into buffers the
+     * loop owns, until recv_stop, the end of the stream or an error.  Each
+     * completion calls io->cb(loop, io, GN__RECV) with loop->done.res the
+     * byte count (0: end of stream, negative: a GN_E code; either ends
+     * the receiving) and loop->done.data the bytes, valid only during the
+     * call.  recv_stop: no GN__RECV for io after it returns, even for
+     * receives already completed; safe when none runs; the descriptor
+     * may be closed right after it.
+     * accept_start/accept_stop: the same for accepting on a listening
+     * io: GN__ACCEPT with loop->done.res the new non-blocking, close-on-
+     * exec descriptor or a negative GN_E code (EMFILE and the like end
+     * the accepting: start again later). */
+    int (*recv_start)(gn_loop *loop, struct gn__io *io);
+    void (*recv_stop)(gn_loop *loop, struct gn__io *io);
+    int (*accept_start)(gn_loop *loop, struct gn__io *io);
+    void (*accept_stop)(gn_loop *loop, struct gn__io *io);
+};
+
+/* The result of the completion being dispatched (see struct gn__backend). */
+struct gn__done {
+    int res;
+    const char *data;
 };
 
 extern const struct gn__backend gn__backend_epoll;
@@ -86,6 +117,7 @@ struct gn_loop {
     bool running;
     atomic_bool stop;
 
+    struct gn__done done; /* of the completion being dispatched */
     struct gn__timer_heap timers;
     struct gn__idle_queue **idle_queues; /* idle.c's, by index */
     size_t idle_queues_len, idle_queues_cap;
