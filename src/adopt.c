@@ -16,12 +16,12 @@
 
 static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
 {
-    return conn->user_ops->read(conn, conn->io.fd, buf, len);
+    return conn->ext->user_ops->read(conn, conn->io.fd, buf, len);
 }
 
 static ssize_t user_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
 {
-    return conn->user_ops->writev(conn, conn->io.fd, iov, iovcnt);
+    return conn->ext->user_ops->writev(conn, conn->io.fd, iov, iovcnt);
 }
 
 static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
@@ -31,8 +31,8 @@ static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
 
 static int user_shutdown(gn_conn *conn)
 {
-    if (conn->user_ops->shutdown)
-        return conn->user_ops->shutdown(conn, conn->io.fd);
+    if (conn->ext->user_ops->shutdown)
+        return conn->ext->user_ops->shutdown(conn, conn->io.fd);
     if (shutdown(conn->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
         return gn_error_from_errno(errno);
     return 0;
@@ -48,7 +48,7 @@ static const struct gn__transport transport_user = {
 
 static void announce(gn_loop *loop, struct gn__deferred *d)
 {
-    gn_conn *conn = gn__container_of(d, gn_conn, ready);
+    gn_conn *conn = gn__container_of(d, struct gn__conn_ext, ready)->conn;
 
     (void)loop;
     if (conn->state == GN__OPEN)
@@ -64,12 +64,13 @@ static void adopted_gone(gn_conn *conn)
 static const struct gn__conn_owner adopted_owner = {
     .ready = gn__conn_announce,
     .gone = adopted_gone,
+    .mode = &gn__conn_mode_async,
 };
 
 /* gn_loop_free: a connection still open is aborted. */
 static void adopted_close_handle(struct gn__handle *h)
 {
-    gn_abort(gn__container_of(h, gn_conn, handle));
+    gn_abort(gn__container_of(h, struct gn__conn_ext, handle)->conn);
 }
 
 static gn_transport kind_of(int fd)
@@ -97,26 +98,27 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
     gn__options_resolve(&resolved, opts, false);
     rc = gn__socket_set_nonblocking(fd);
     if (rc == 0)
-        rc = gn__conn_new(loop, NULL, &adopted_owner, -1, handlers, &resolved, &conn);
+        rc = gn__conn_new_own(loop, &adopted_owner, NULL, -1, handlers, &resolved, &conn);
     if (rc < 0) {
         close(fd);
         return rc;
     }
     conn->kind = kind_of(fd);
     if (ops) {
-        conn->user_ops = ops;
+        conn->ext->user_ops = ops;
         conn->transport = &transport_user;
     }
-    conn->handle.close = adopted_close_handle;
-    gn__loop_handle_add(loop, &conn->handle, false);
+    gn__conn_register(conn, adopted_close_handle); /* has its ext: cannot fail */
+    conn->io.fd = fd;
+    gn__conn_read_peer(conn); /* unknown for a socket that never connected */
     rc = gn__conn_established(conn, fd);
     if (rc < 0) {
         gn__conn_fail(conn, rc, "adopt: %s", gn_strerror(rc));
         *out = conn; /* on_error and on_close follow from the loop */
         return 0;
     }
-    conn->ready.fn = announce;
-    gn__loop_defer(loop, &conn->ready);
+    conn->ext->ready.fn = announce;
+    gn__loop_defer(loop, &conn->ext->ready);
     *out = conn;
     return 0;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "inbuf.h"
 #include "tls.h"
 
 #define LINE_CHUNK 16384
@@ -34,7 +35,7 @@
  * connection (a server's read deadline). */
 static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms)
 {
-    uint32_t idle = conn->opts.idle_timeout_ms;
+    uint32_t idle = conn->prof->opts.idle_timeout_ms;
 
     return gn__deadline_after(idle < timeout_ms ? idle : timeout_ms);
 }
@@ -59,7 +60,7 @@ static int check_blocking(const gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
-    if (conn->mode != &gn__conn_mode_blocking)
+    if (conn->owner->mode != &gn__conn_mode_blocking)
         return GN_EMODE;
     if (conn->state == GN__CLOSED)
         return GN_ECLOSED;
@@ -75,8 +76,8 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
     for (;;) {
         ssize_t n = conn->transport->read(conn, buf, len);
         if (n > 0) {
-            conn->stats.bytes_in += (uint64_t)n;
-            conn->stats.reads++;
+            conn->bytes_in += (uint64_t)n;
+            conn->reads++;
             return n;
         }
         if (n == 0) {
@@ -95,15 +96,12 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
  * belongs to the next read. */
 static size_t take_buffered(gn_conn *conn, void *buf, size_t len)
 {
-    size_t n = conn->in_len < len ? conn->in_len : len;
+    size_t have = gn__inbuf_len(conn), n = have < len ? have : len;
 
     if (n == 0)
-        return 0; /* in_buf may not exist yet */
-    memcpy(buf, conn->in_buf + conn->in_start, n);
-    conn->in_start += n;
-    conn->in_len -= n;
-    if (conn->in_len == 0)
-        conn->in_start = 0;
+        return 0; /* the buffer may not exist yet */
+    memcpy(buf, conn->in->data + conn->in->start, n);
+    gn__inbuf_consume(conn, n);
     return n;
 }
 
@@ -117,7 +115,7 @@ ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return GN_EINVAL;
     if (len == 0)
         return 0;
-    if (conn->in_len > 0)
+    if (gn__inbuf_len(conn) > 0)
         return (ssize_t)take_buffered(conn, buf, len);
     if (conn->peer_ended)
         return 0;
@@ -151,38 +149,24 @@ int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
  * them to the front first; the buffer grows only as far as limit + 1. */
 static int make_room(gn_conn *conn, size_t limit)
 {
-    size_t room, want;
-    char *grown;
+    size_t have = gn__inbuf_len(conn), want = have + LINE_CHUNK;
+    int rc;
 
-    if (conn->in_start > 0 && conn->in_len > 0)
-        memmove(conn->in_buf, conn->in_buf + conn->in_start, conn->in_len);
-    conn->in_start = 0;
-    room = conn->in_cap - conn->in_len;
-    if (room >= 4096 || (room > 0 && conn->in_cap >= limit + 1))
-        return 0;
-    want = conn->in_len + LINE_CHUNK;
     if (want > limit + 1)
         want = limit + 1;
-    if (want <= conn->in_cap)
-        return 0;
-    grown = realloc(conn->in_buf, want);
-    if (!grown)
-        return GN_ENOMEM;
-    conn->in_buf = grown;
-    conn->in_cap = want;
+    rc = gn__inbuf_reserve(conn, want, limit + 1); /* moves the bytes to the front */
+    if (rc < 0)
+        return rc == GN_EMSGSIZE ? 0 : rc; /* full at the limit: caller says */
     return 0;
 }
 
 /* Copy the first n buffered bytes out as a line, consuming skip bytes. */
 static void deliver_line(gn_conn *conn, char *buf, size_t n, size_t skip, size_t *len)
 {
-    memcpy(buf, conn->in_buf + conn->in_start, n);
+    memcpy(buf, conn->in->data + conn->in->start, n);
     buf[n] = '\0';
     *len = n;
-    conn->in_start += skip;
-    conn->in_len -= skip;
-    if (conn->in_len == 0)
-        conn->in_start = 0;
+    gn__inbuf_consume(conn, skip);
 }
 
 int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms)
@@ -197,11 +181,12 @@ int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t ti
         return GN_EINVAL;
     *len = 0;
     buf[0] = '\0';
-    max = size - 1 < conn->opts.max_input ? size - 1 : conn->opts.max_input;
+    max = size - 1 < conn->prof->opts.max_input ? size - 1 : conn->prof->opts.max_input;
     deadline = call_deadline(conn, timeout_ms);
     for (;;) {
-        const char *start = conn->in_buf + conn->in_start;
-        size_t look = conn->in_len < max + 1 ? conn->in_len : max + 1;
+        size_t have = gn__inbuf_len(conn);
+        const char *start = have ? conn->in->data + conn->in->start : NULL;
+        size_t look = have < max + 1 ? have : max + 1;
         const char *nl = look > scanned ? memchr(start + scanned, '\n', look - scanned) : NULL;
         ssize_t n;
 
@@ -211,21 +196,22 @@ int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t ti
             return 1;
         }
         scanned = look;
-        if (conn->in_len > max)
+        if (have > max)
             return GN_EMSGSIZE;
         if (conn->peer_ended) {
-            if (conn->in_len == 0)
+            if (have == 0)
                 return GN_EEOF;
-            deliver_line(conn, buf, conn->in_len, conn->in_len, len);
+            deliver_line(conn, buf, have, have, len);
             return 0;
         }
         rc = make_room(conn, max);
         if (rc < 0)
             return rc;
-        n = read_some(conn, conn->in_buf + conn->in_len, conn->in_cap - conn->in_len, deadline);
+        n = read_some(conn, conn->in->data + conn->in->len, conn->in->cap - conn->in->len,
+                      deadline);
         if (n < 0)
             return (int)n;
-        conn->in_len += (size_t)n;
+        conn->in->len += (size_t)n;
     }
 }
 
@@ -235,7 +221,7 @@ int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms)
 
     if (rc < 0)
         return rc;
-    if (conn->in_len > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
+    if (gn__inbuf_len(conn) > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
         return 0;
     return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms));
 }
@@ -267,8 +253,8 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         ssize_t n = conn->transport->writev(conn, &iov, 1);
         if (n >= 0) {
             done += (size_t)n;
-            conn->stats.bytes_out += (uint64_t)n;
-            conn->stats.writes++;
+            conn->bytes_out += (uint64_t)n;
+            conn->writes++;
             continue;
         }
         if (n != GN__AGAIN)
@@ -293,8 +279,8 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
         ssize_t n = conn->transport->sendfile(conn, fd, &offset, chunk);
         if (n > 0) {
             len -= (uint64_t)n;
-            conn->stats.bytes_out += (uint64_t)n;
-            conn->stats.writes++;
+            conn->bytes_out += (uint64_t)n;
+            conn->writes++;
             continue;
         }
         if (n == 0)
@@ -335,7 +321,7 @@ static int handshake_until(gn_conn *conn, uint64_t deadline)
             return rc;
         rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
         if (rc == GN_ETIMEDOUT)
-            snprintf(conn->error, sizeof(conn->error), "TLS handshake timed out");
+            gn__conn_set_error(conn, "TLS handshake timed out");
         if (rc < 0)
             return rc;
     }
@@ -355,7 +341,8 @@ void gn__blocking_conn_free(gn_conn *conn)
     gn__tls_detach(conn);
     if (conn->io.fd >= 0)
         close(conn->io.fd);
-    free(conn->in_buf);
+    gn__inbuf_release(conn);
+    gn__conn_ext_free(conn);
     free(conn);
 }
 
@@ -365,7 +352,7 @@ static int blocking_close(gn_conn *conn, bool reset)
         gn__socket_reset_on_close(conn->io.fd);
     else if (conn->state != GN__CLOSED)
         gn__tls_goodbye(conn); /* close_notify, if there is room for it */
-    if (!conn->server) {
+    if (!conn->owner->is_server) {
         gn__blocking_conn_free(conn);
         return 0;
     }
@@ -379,7 +366,7 @@ static int blocking_close(gn_conn *conn, bool reset)
     return 0;
 }
 
-int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_options *opts,
+int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn__conn_profile *prof,
                           gn_conn **out)
 {
     gn_conn *conn = calloc(1, sizeof(*conn));
@@ -388,16 +375,18 @@ int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_op
     if (!conn)
         return GN_ENOMEM;
     conn->io.fd = fd;
-    conn->server = srv;
-    gn__list_init(&conn->handle.node);
-    conn->mode = &gn__conn_mode_blocking;
+    conn->owner = srv ? &gn__blocking_owner_server : &gn__blocking_owner_client;
+    conn->owner_data = srv;
+    gn__list_init(&conn->link);
+    gn__list_init(&conn->idle.node);
     conn->transport = &gn__transport_stream;
     conn->kind = kind;
-    conn->opts = *opts;
-    conn->user_data = opts->user_data;
+    conn->prof = prof;
+    conn->user_data = prof->opts.user_data;
     conn->state = GN__OPEN;
+    conn->announced = true;
     atomic_init(&conn->woken, false);
-    rc = gn__socket_setup(fd, kind, opts, &conn->local, &conn->remote);
+    rc = gn__socket_options(fd, kind, &prof->opts);
     if (rc < 0) {
         free(conn);
         return rc;
@@ -440,4 +429,13 @@ const struct gn__conn_mode gn__conn_mode_blocking = {
     .send_file = blocking_send_file,
     .set_reading = wrong_mode_set_reading,
     .set_handlers = wrong_mode_set_handlers,
+};
+
+const struct gn__conn_owner gn__blocking_owner_server = {
+    .mode = &gn__conn_mode_blocking,
+    .is_server = true,
+};
+
+const struct gn__conn_owner gn__blocking_owner_client = {
+    .mode = &gn__conn_mode_blocking,
 };

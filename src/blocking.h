@@ -8,10 +8,14 @@
 #include "conn.h"
 
 /* Blocking mode (blocking.c). */
-/* A blocking connection around connected, non-blocking fd (options set,
- * endpoints read); on failure fd is left open for the caller. */
-int gn__blocking_conn_new(int fd, gn_transport kind, gn_server *srv, const gn_options *opts,
+/* A blocking connection around connected, non-blocking fd (options set),
+ * of the threaded server srv (NULL: a client's), with prof's options
+ * (which must outlive it); on failure fd is left open for the caller. */
+int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn__conn_profile *prof,
                           gn_conn **out);
+/* The owners of blocking connections: a threaded server's, gn_dial's. */
+extern const struct gn__conn_owner gn__blocking_owner_server;
+extern const struct gn__conn_owner gn__blocking_owner_client;
 void gn__blocking_conn_free(gn_conn *conn);
 struct gn__tls_config;
 /* A threaded server's TLS handshake, within the configured timeout. */

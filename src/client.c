@@ -45,7 +45,8 @@ static void client_free(gn_conn *conn);
 /* RFC 8305's "Connection Attempt Delay", or the user's. */
 static uint32_t fallback_delay(const gn_conn *conn)
 {
-    return conn->opts.fallback_delay_ms ? conn->opts.fallback_delay_ms : DEFAULT_FALLBACK_MS;
+    return conn->prof->opts.fallback_delay_ms ? conn->prof->opts.fallback_delay_ms
+                                              : DEFAULT_FALLBACK_MS;
 }
 
 static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
@@ -79,9 +80,12 @@ static void give_up_if_done(struct gn__client *c)
 static void connected(struct gn__client *c, struct attempt *winner)
 {
     gn_conn *conn = c->conn;
-    bool tls = conn->tls != NULL; /* a failed handshake step frees it */
+    bool tls = gn__conn_tls(conn) != NULL; /* a failed handshake step frees it */
+    socklen_t len;
+    const struct sockaddr *peer = gn_endpoint_sockaddr(&c->addrs[winner - c->attempts], &len);
     int fd = winner->io.fd, rc;
 
+    gn__conn_set_peer(conn, peer, len);
     gn__io_watch(conn->loop, &winner->io, 0);
     winner->io.fd = -1;
     c->pending--;
@@ -221,11 +225,12 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
     c->deadline_timer = 0;
     if (c->req) {
         gn__conn_fail(c->conn, GN_ETIMEDOUT, "name resolution of %s timed out after %u ms",
-                      c->target_text, (unsigned)c->conn->opts.connect_timeout_ms);
+                      c->target_text, (unsigned)c->conn->prof->opts.connect_timeout_ms);
         return;
     }
     gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s", c->target_text,
-                  (unsigned)c->conn->opts.connect_timeout_ms, c->errors[0] ? ": " : "", c->errors);
+                  (unsigned)c->conn->prof->opts.connect_timeout_ms, c->errors[0] ? ": " : "",
+                  c->errors);
 }
 
 static void client_release(gn_loop *loop, struct gn__deferred *d)
@@ -236,7 +241,7 @@ static void client_release(gn_loop *loop, struct gn__deferred *d)
 
 static void client_free(gn_conn *conn)
 {
-    struct gn__client *c = conn->client;
+    struct gn__client *c = conn->owner_data;
 
     if (!c)
         return;
@@ -247,7 +252,7 @@ static void client_free(gn_conn *conn)
         gn_timer_cancel(conn->loop, c->deadline_timer);
     if (c->delay_timer)
         gn_timer_cancel(conn->loop, c->delay_timer);
-    conn->client = NULL;
+    conn->owner_data = NULL;
     /* Attempts may still sit in this batch of events: free after it. */
     c->free_later.fn = client_release;
     gn__loop_defer(conn->loop, &c->free_later);
@@ -262,12 +267,13 @@ static const struct gn__conn_owner client_owner = {
     .ready = gn__conn_announce,
     .closing = client_free,
     .gone = client_gone,
+    .mode = &gn__conn_mode_async,
 };
 
 /* gn_loop_free: a connection still open is aborted. */
 static void client_close_handle(struct gn__handle *h)
 {
-    gn_abort(gn__container_of(h, gn_conn, handle));
+    gn_abort(gn__container_of(h, struct gn__conn_ext, handle)->conn);
 }
 
 static int client_start(gn_conn *conn, const gn_endpoint *ep)
@@ -290,14 +296,14 @@ static int client_start(gn_conn *conn, const gn_endpoint *ep)
         rc = gn__resolve_start(conn->loop, ep, resolved, c, &c->req);
     }
     if (rc == 0)
-        rc = gn_timer_start(conn->loop, conn->opts.connect_timeout_ms, 0, deadline_passed, c,
+        rc = gn_timer_start(conn->loop, conn->prof->opts.connect_timeout_ms, 0, deadline_passed, c,
                             &c->deadline_timer);
     if (rc < 0) {
         gn__resolve_cancel(c->req);
         free(c);
         return rc;
     }
-    conn->client = c;
+    conn->owner_data = c;
     if (c->naddrs)
         start_attempt(c); /* failures are reported from the loop, never here */
     return 0;
@@ -319,7 +325,7 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);
-    rc = gn__conn_new(loop, NULL, &client_owner, -1, handlers, &resolved_opts, &conn);
+    rc = gn__conn_new_own(loop, &client_owner, NULL, -1, handlers, &resolved_opts, &conn);
     if (rc < 0)
         return rc;
     conn->kind = gn_endpoint_transport(&ep);
@@ -327,14 +333,14 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
              ? gn__tls_client_attach(conn, resolved_opts.tls, &ep, address, errbuf, errlen)
              : 0;
     if (rc == 0)
+        rc = gn__conn_register(conn, client_close_handle);
+    if (rc == 0)
         rc = client_start(conn, &ep);
     if (rc < 0) {
         gn__tls_detach(conn);
         gn__conn_discard(conn);
         return rc;
     }
-    conn->handle.close = client_close_handle;
-    gn__loop_handle_add(loop, &conn->handle, false);
     *out = conn;
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * Connections as the user sees them: options and their defaults, making
  * a connection for an owner, the event-driven mode's table, and the
- * public calls, which reach either mode through conn->mode.  The state
+ * public calls, which reach either mode through conn->owner->mode.  The state
  * machine and the data path beneath them live in conn_io.c.
  */
 #include <errno.h>
@@ -68,27 +68,53 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
     return 0;
 }
 
-int gn__conn_new(gn_loop *loop, gn_server *srv, const struct gn__conn_owner *owner, int fd,
-                 const gn_handlers *h, const gn_options *opts, gn_conn **out)
+static gn_conn *conn_alloc(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data,
+                           int fd)
 {
     gn_conn *conn = gn__pool_get(&loop->conn_pool, sizeof(*conn));
 
     if (!conn)
-        return GN_ENOMEM;
+        return NULL;
     conn->io.fd = fd;
     conn->io.cb = gn__conn_on_io;
     conn->loop = loop;
-    conn->server = srv;
-    gn__list_init(&conn->handle.node);
     conn->owner = owner;
-    conn->mode = &gn__conn_mode_async;
+    conn->owner_data = owner_data;
+    gn__list_init(&conn->link);
+    gn__list_init(&conn->idle.node);
     conn->transport = &gn__transport_stream;
     conn->kind = GN_TRANSPORT_TCP;
-    conn->h = *h;
-    conn->opts = *opts;
-    conn->user_data = opts->user_data;
     conn->state = fd < 0 ? GN__CONNECTING : GN__OPEN;
-    gn__list_init(&conn->idle.node);
+    conn->announced = !owner->is_server; /* a server's, at on_accept */
+    return conn;
+}
+
+int gn__conn_new(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
+                 const struct gn__conn_profile *prof, gn_conn **out)
+{
+    gn_conn *conn = conn_alloc(loop, owner, owner_data, fd);
+
+    if (!conn)
+        return GN_ENOMEM;
+    conn->prof = prof;
+    conn->user_data = prof->opts.user_data;
+    gn__loop_ref(loop);
+    *out = conn;
+    return 0;
+}
+
+int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
+                     const gn_handlers *h, const gn_options *opts, gn_conn **out)
+{
+    gn_conn *conn = conn_alloc(loop, owner, owner_data, fd);
+
+    if (!conn || !gn__conn_ext(conn)) {
+        gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+        return GN_ENOMEM;
+    }
+    conn->ext->own = (struct gn__conn_profile){.h = *h, .opts = *opts};
+    conn->prof = &conn->ext->own;
+    conn->user_data = opts->user_data;
     gn__loop_ref(loop);
     *out = conn;
     return 0;
@@ -96,15 +122,31 @@ int gn__conn_new(gn_loop *loop, gn_server *srv, const struct gn__conn_owner *own
 
 void gn__conn_discard(gn_conn *conn)
 {
-    gn__list_remove(&conn->handle.node);
-    gn__loop_unref(conn->loop);
-    gn__pool_put(&conn->loop->conn_pool, conn, GN__CONN_POOL_MAX);
+    gn_loop *loop = conn->loop;
+
+    gn__list_remove(&conn->link);
+    if (conn->ext)
+        gn__loop_handle_remove(&conn->ext->handle);
+    gn__conn_ext_free(conn);
+    gn__loop_unref(loop);
+    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+}
+
+int gn__conn_register(gn_conn *conn, void (*close)(struct gn__handle *h))
+{
+    struct gn__conn_ext *ext = gn__conn_ext(conn);
+
+    if (!ext)
+        return GN_ENOMEM;
+    ext->handle.close = close;
+    gn__loop_handle_add(conn->loop, &ext->handle, false);
+    return 0;
 }
 
 void gn__conn_announce(gn_conn *conn)
 {
-    if (conn->h.on_connect)
-        conn->h.on_connect(conn);
+    if (conn->prof->h.on_connect)
+        conn->prof->h.on_connect(conn);
     if (conn->state == GN__OPEN)
         gn__conn_flush(conn); /* what was sent while connecting */
 }
@@ -147,7 +189,7 @@ static int send_check(gn_conn *conn, uint64_t len)
         return GN_ECLOSED;
     /* All or nothing: a send that would pass the cap queues nothing, so
      * the peer never sees half a message. */
-    if (len > conn->opts.max_output - conn->out_queued) {
+    if (len > conn->prof->opts.max_output - conn->out_queued) {
         conn->above_high = true; /* on_drain tells when to try again */
         return GN_ENOBUFS;
     }
@@ -191,14 +233,25 @@ static int async_set_reading(gn_conn *conn, bool on)
     gn__conn_update_watch(conn);
     /* Input that arrived before the pause is offered again soon, not
      * inside this call, and without waiting for more bytes to arrive. */
-    if (conn->in_len > 0)
+    if (conn->in)
         gn__conn_schedule_redeliver(conn);
     return 0;
 }
 
+/* A connection shares its server's handlers until it wants its own. */
 static int async_set_handlers(gn_conn *conn, const gn_handlers *h)
 {
-    conn->h = *h;
+    struct gn__conn_ext *ext;
+
+    if (conn->ext && conn->prof == &conn->ext->own) {
+        conn->ext->own.h = *h;
+        return 0;
+    }
+    ext = gn__conn_ext(conn);
+    if (!ext)
+        return GN_ENOMEM;
+    ext->own = (struct gn__conn_profile){.h = *h, .opts = conn->prof->opts};
+    conn->prof = &ext->own;
     return 0;
 }
 
@@ -216,48 +269,48 @@ const struct gn__conn_mode gn__conn_mode_async = {
 
 int gn_close(gn_conn *conn)
 {
-    return conn ? conn->mode->close(conn, false) : GN_EINVAL;
+    return conn ? conn->owner->mode->close(conn, false) : GN_EINVAL;
 }
 
 int gn_shutdown(gn_conn *conn)
 {
-    return conn ? conn->mode->shutdown(conn) : GN_EINVAL;
+    return conn ? conn->owner->mode->shutdown(conn) : GN_EINVAL;
 }
 
 int gn_abort(gn_conn *conn)
 {
-    return conn ? conn->mode->close(conn, true) : GN_EINVAL;
+    return conn ? conn->owner->mode->close(conn, true) : GN_EINVAL;
 }
 
 int gn_send(gn_conn *conn, const void *buf, size_t len)
 {
     if (!conn || (!buf && len > 0))
         return GN_EINVAL;
-    return conn->mode->send(conn, buf, len);
+    return conn->owner->mode->send(conn, buf, len);
 }
 
 int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 {
     if (!conn || fd < 0 || offset < 0)
         return GN_EINVAL;
-    return conn->mode->send_file(conn, fd, offset, len);
+    return conn->owner->mode->send_file(conn, fd, offset, len);
 }
 
 int gn_pause_reading(gn_conn *conn)
 {
-    return conn ? conn->mode->set_reading(conn, false) : GN_EINVAL;
+    return conn ? conn->owner->mode->set_reading(conn, false) : GN_EINVAL;
 }
 
 int gn_resume_reading(gn_conn *conn)
 {
-    return conn ? conn->mode->set_reading(conn, true) : GN_EINVAL;
+    return conn ? conn->owner->mode->set_reading(conn, true) : GN_EINVAL;
 }
 
 int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 {
     if (!conn || !handlers)
         return GN_EINVAL;
-    return conn->mode->set_handlers(conn, handlers);
+    return conn->owner->mode->set_handlers(conn, handlers);
 }
 
 /* ---- accessors ------------------------------------------------------ */
@@ -273,19 +326,9 @@ void gn_conn_set_user_data(gn_conn *conn, void *data)
         conn->user_data = data;
 }
 
-const gn_endpoint *gn_conn_local(const gn_conn *conn)
-{
-    return conn && gn_endpoint_is_resolved(&conn->local) ? &conn->local : NULL;
-}
-
-const gn_endpoint *gn_conn_remote(const gn_conn *conn)
-{
-    return conn && gn_endpoint_is_resolved(&conn->remote) ? &conn->remote : NULL;
-}
-
 gn_server *gn_conn_server(const gn_conn *conn)
 {
-    return conn ? conn->server : NULL;
+    return conn && conn->owner->is_server ? conn->owner_data : NULL;
 }
 
 gn_loop *gn_conn_loop(const gn_conn *conn)
@@ -295,7 +338,7 @@ gn_loop *gn_conn_loop(const gn_conn *conn)
 
 bool gn_conn_is_blocking(const gn_conn *conn)
 {
-    return conn && conn->mode->blocking;
+    return conn && conn->owner->mode->blocking;
 }
 
 bool gn_conn_is_open(const gn_conn *conn)
@@ -307,8 +350,11 @@ int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out)
 {
     if (!conn || !out)
         return GN_EINVAL;
-    *out = conn->stats;
-    out->queued = conn->out_queued;
-    out->buffered = conn->in_len;
+    *out = (gn_conn_stats){.bytes_in = conn->bytes_in,
+                           .bytes_out = conn->bytes_out,
+                           .reads = conn->reads,
+                           .writes = conn->writes,
+                           .queued = conn->out_queued,
+                           .buffered = conn->in ? conn->in->len : 0};
     return 0;
 }

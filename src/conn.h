@@ -43,20 +43,6 @@ enum gn__conn_state {
 
 struct gn__chunk;
 
-/* Who made a connection and hears of its life: a server, a client, an
- * adopted socket, the threaded server.  The core calls these and names
- * no owner (as nginx's listening socket calls ls->handler(c)). */
-struct gn__conn_owner {
-    /* The transport's handshake is over: hand the connection to the user
-     * (on_accept, on_connect).  Called once, only while OPEN. */
-    void (*ready)(gn_conn *conn);
-    /* The connection has just closed: descriptor gone, on_close pending.
-     * NULL when the owner needs no word. */
-    void (*closing)(gn_conn *conn);
-    /* on_close has run; the object is freed when this returns. */
-    void (*gone)(gn_conn *conn);
-};
-
 /* What a connection's calls do in its mode, chosen when it is made:
  * event-driven (conn.c) or blocking (blocking.c).  The public calls
  * dispatch through it, so the core has no per-mode branches. */
@@ -73,55 +59,113 @@ struct gn__conn_mode {
 extern const struct gn__conn_mode gn__conn_mode_async;
 extern const struct gn__conn_mode gn__conn_mode_blocking;
 
-struct gn_conn {
-    struct gn__io io;
-    gn_loop *loop;
-    gn_server *server;
-    /* In the owner's list: a server's connections, or the loop's handles
-     * for a connection of its own (closed by gn_loop_free). */
-    struct gn__handle handle;
-    const struct gn__conn_owner *owner;
+/* Who made a connection and hears of its life: a server, a client, an
+ * adopted socket, the threaded server.  The core calls these and names
+ * no owner (as nginx's listening socket calls ls->handler(c)). */
+struct gn__conn_owner {
+    /* The transport's handshake is over: hand the connection to the user
+     * (on_accept, on_connect).  Called once, only while OPEN. */
+    void (*ready)(gn_conn *conn);
+    /* The connection has just closed: descriptor gone, on_close pending.
+     * NULL when the owner needs no word. */
+    void (*closing)(gn_conn *conn);
+    /* on_close has run; the object is freed when this returns. */
+    void (*gone)(gn_conn *conn);
+    /* The calls of the connections it makes (event-driven or blocking). */
     const struct gn__conn_mode *mode;
-    const struct gn__transport *transport;
-    gn_transport kind; /* what the address named: tcp, unix, tls */
+    /* conn->owner_data is the gn_server that gn_conn_server reports. */
+    bool is_server;
+};
+
+/* Handlers and options, shared by a server's connections and kept in the
+ * extension of a connection that has its own (clients, gn_conn_set_handlers). */
+struct gn__conn_profile {
     gn_handlers h;
     gn_options opts;
-    void *user_data;
-    gn_endpoint local, remote;
-    enum gn__conn_state state;
-    bool closing;        /* gn_close: flush, then close */
-    bool shutdown_asked; /* gn_shutdown: FIN after flush */
-    bool fin_sent;
-    bool peer_ended; /* read EOF */
-    bool paused_by_user;
-    bool paused_by_output; /* output above high watermark */
-    bool above_high;       /* on_drain owed */
-    bool redeliver_queued;
+};
 
-    char *in_buf; /* unconsumed input lives at in_buf[in_start..] */
-    size_t in_start, in_len, in_cap;
-
-    struct gn__chunk *out_head, *out_tail, *spare;
-    size_t out_queued;
-
-    gn_conn_stats stats;
-    struct gn__idle_entry idle; /* in the loop's queue for idle_timeout_ms */
-
-    int close_reason;
-    char error[GN_ERRBUF_SIZE];
-    struct gn__deferred finalize;
-    struct gn__deferred redeliver;
-
-    struct gn__client *client;        /* connect state, client.c */
+/* What a connection needs only sometimes, allocated on first use and
+ * freed with it, so that an idle connection stays small. */
+struct gn__conn_ext {
+    gn_conn *conn;               /* whose it is */
+    char error[GN_ERRBUF_SIZE];  /* why it failed; "" until then */
+    struct gn__conn_profile own; /* when conn->prof is its own */
+    gn_endpoint local, remote;   /* as handed out by gn_conn_local/remote */
+    bool have_local, have_remote;
+    struct gn__handle handle;         /* the loop's, when no server owns it */
     struct gn__tls *tls;              /* TLS state, tls.c */
     const gn_transport_ops *user_ops; /* a transport of the user's (adopt.c) */
     struct gn__deferred ready;        /* on_connect of an adopted connection */
-    bool handshaking;                 /* transport handshake under way: no app data yet */
     uint64_t handshake_timer;
-
-    /* Blocking mode (blocking.c): no loop, no handlers, no output queue. */
-    atomic_bool woken; /* the threaded server is closing: calls fail */
 };
+
+/* Input the handler left unconsumed, at data[start..start+len). */
+struct gn__inbuf {
+    size_t start, len, cap;
+    char data[];
+};
+
+/* The output queue: chunks of copied bytes and file ranges, in order. */
+struct gn__outq {
+    struct gn__list chunks;
+    struct gn__chunk *spare; /* one spent chunk kept for the next send */
+};
+
+struct gn_conn {
+    struct gn__io io;
+    gn_loop *loop;
+    void *owner_data; /* the owner's: its gn_server, or a client's state */
+    const struct gn__conn_owner *owner;
+    struct gn__list link; /* in its server's list of connections */
+    const struct gn__transport *transport;
+    const struct gn__conn_profile *prof; /* its server's, or ext->own */
+    void *user_data;
+    struct gn__conn_ext *ext; /* NULL until needed */
+    struct gn__inbuf *in;     /* NULL while no input waits */
+    struct gn__outq *out;     /* NULL while nothing is queued */
+    size_t out_queued;
+    uint64_t bytes_in, bytes_out, reads, writes;
+    struct gn__idle_entry idle;  /* in the loop's queue for idle_timeout_ms */
+    struct gn__deferred later;   /* finalize once CLOSED, else redeliver */
+    unsigned state : 2;          /* enum gn__conn_state */
+    unsigned kind : 3;           /* gn_transport: what the address named */
+    unsigned announced : 1;      /* the user knows it: handlers may run */
+    unsigned closing : 1;        /* gn_close: flush, then close */
+    unsigned shutdown_asked : 1; /* gn_shutdown: FIN after flush */
+    unsigned fin_sent : 1;
+    unsigned peer_ended : 1; /* read EOF */
+    unsigned paused_by_user : 1;
+    unsigned paused_by_output : 1; /* output above high watermark */
+    unsigned above_high : 1;       /* on_drain owed */
+    unsigned redeliver_queued : 1;
+    unsigned handshaking : 1; /* transport handshake under way: no app data yet */
+    unsigned receiving : 1;   /* a completion backend receives for it */
+    int16_t close_reason;
+    /* Blocking mode (blocking.c): the threaded server is closing. */
+    atomic_bool woken;
+    /* The peer's address as accept or connect gave it, when it fits
+     * (IPv4, IPv6, unnamed or short Unix addresses); else in ext. */
+    uint8_t peer_len;
+    unsigned char peer[28];
+};
+
+/* The extension (conn_ext.c): created on first use (NULL: out of memory),
+ * freed with the connection. */
+struct gn__conn_ext *gn__conn_ext(gn_conn *conn);
+void gn__conn_ext_free(gn_conn *conn);
+static inline struct gn__tls *gn__conn_tls(const gn_conn *conn)
+{
+    return conn->ext ? conn->ext->tls : NULL;
+}
+/* Why the connection failed, "" if nobody said; set it (lost, quietly,
+ * when out of memory: the code still tells). */
+const char *gn__conn_error(const gn_conn *conn);
+void gn__conn_set_error(gn_conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The peer's address, as accept or connect gave it; or asked of the
+ * socket.  Formatted, "?" when unknown. */
+void gn__conn_set_peer(gn_conn *conn, const struct sockaddr *sa, socklen_t len);
+int gn__conn_read_peer(gn_conn *conn);
+void gn__conn_format_peer(const gn_conn *conn, char *buf, size_t len);
 
 /* Parse an address for gn_listen/gn_connect: a transport they serve. */
 int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *ep, char *errbuf,
@@ -142,11 +186,17 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
 /* Defaults filled into a copy of the user's options. */
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
 
-/* Create an event-driven connection owned by owner around a connected,
- * non-blocking fd (server) or with fd -1 (client, still connecting).
- * srv is the server for gn_conn_server, or NULL. */
-int gn__conn_new(gn_loop *loop, gn_server *srv, const struct gn__conn_owner *owner, int fd,
-                 const gn_handlers *h, const gn_options *opts, gn_conn **out);
+/* Create an event-driven connection owned by owner (owner_data is the
+ * owner's) around a connected, non-blocking fd (server) or with fd -1
+ * (client, still connecting).  new shares prof (a server's, which must
+ * outlive it); new_own keeps a copy of h and opts of its own. */
+int gn__conn_new(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
+                 const struct gn__conn_profile *prof, gn_conn **out);
+int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
+                     const gn_handlers *h, const gn_options *opts, gn_conn **out);
+/* A connection no server owns is one of the loop's handles: close is
+ * called by gn_loop_free.  0 or GN_ENOMEM. */
+int gn__conn_register(gn_conn *conn, void (*close)(struct gn__handle *h));
 /* The connection is the user's now: on_connect, then flush what was sent
  * before it (a client's or an adopted connection's ready hook). */
 void gn__conn_announce(gn_conn *conn);
@@ -189,9 +239,8 @@ void gn__conn_schedule_redeliver(gn_conn *conn);
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);
 /* The options of a newly connected socket of kind (TCP's for TCP and
- * TLS, none for Unix sockets), then its endpoints. */
-int gn__socket_setup(int fd, gn_transport kind, const gn_options *opts, gn_endpoint *local,
-                     gn_endpoint *remote);
+ * TLS, none for Unix sockets). */
+int gn__socket_options(int fd, gn_transport kind, const gn_options *opts);
 int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote);
 /* The pending error of a socket (SO_ERROR) as a GN_E code, 0 if none. */
 int gn__socket_error(int fd);

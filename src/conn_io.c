@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conn_queue.h"
+#include "inbuf.h"
 #include "tls.h"
 
 #define READ_BUF_SIZE (64u << 10)
@@ -35,10 +36,12 @@
 #define SENDFILE_STEP (1u << 20)
 
 /* A transport that knows why it failed (TLS: OpenSSL's reason) leaves it
- * in conn->error; else the code says it. */
+ * in the connection's error; else the code says it. */
 static const char *transport_reason(const gn_conn *conn, int code)
 {
-    return conn->error[0] ? conn->error : gn_strerror(code);
+    const char *error = gn__conn_error(conn);
+
+    return error[0] ? error : gn_strerror(code);
 }
 
 static char *shared_read_buf(gn_loop *loop)
@@ -74,7 +77,7 @@ void gn__conn_update_watch(gn_conn *conn)
     if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN))
         events |= GN__READ;
     if (conn->state == GN__OPEN &&
-        ((conn->out_head && !conn->handshaking) || gn__conn_transport_pending(conn)))
+        ((conn->out && !conn->handshaking) || gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
     rc = gn__io_watch(conn->loop, &conn->io, events);
     if (rc < 0) {
@@ -88,47 +91,31 @@ void gn__conn_update_watch(gn_conn *conn)
 
 /* ---- input ---------------------------------------------------------- */
 
-static int input_reserve(gn_conn *conn, size_t need)
-{
-    size_t cap = conn->in_cap ? conn->in_cap : 4096;
-    char *buf;
-
-    if (conn->in_start > 0 && conn->in_len > 0)
-        memmove(conn->in_buf, conn->in_buf + conn->in_start, conn->in_len);
-    conn->in_start = 0;
-    if (need <= conn->in_cap)
-        return 0;
-    if (need > conn->opts.max_input)
-        return GN_EMSGSIZE;
-    while (cap < need)
-        cap *= 2;
-    if (cap > conn->opts.max_input)
-        cap = conn->opts.max_input;
-    buf = realloc(conn->in_buf, cap);
-    if (!buf)
-        return GN_ENOMEM;
-    conn->in_buf = buf;
-    conn->in_cap = cap;
-    return 0;
-}
-
 static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
 {
     size_t used;
 
-    if (!conn->h.on_data)
+    if (!conn->prof->h.on_data)
         return len; /* nobody listens: discard, as /dev/null would */
-    used = conn->h.on_data(conn, data, len);
+    used = conn->prof->h.on_data(conn, data, len);
     return used > len ? len : used;
 }
 
 static void input_over_cap(gn_conn *conn)
 {
     gn__conn_fail(conn, GN_EMSGSIZE, "more than max_input (%zu bytes) of input left unconsumed",
-                  conn->opts.max_input);
+                  conn->prof->opts.max_input);
 }
 
-/* Offer the bytes read into the shared buffer; keep what is left. */
+static void input_failed(gn_conn *conn, int rc)
+{
+    if (rc == GN_EMSGSIZE)
+        input_over_cap(conn);
+    else
+        gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
+}
+
+/* Offer bytes read into a loop-owned buffer; keep what is left. */
 static void deliver_shared(gn_conn *conn, const char *data, size_t len)
 {
     size_t used = call_on_data(conn, data, len);
@@ -136,31 +123,25 @@ static void deliver_shared(gn_conn *conn, const char *data, size_t len)
 
     if (used == len || conn->state == GN__CLOSED)
         return;
-    rc = input_reserve(conn, len - used);
+    rc = gn__inbuf_reserve(conn, len - used, conn->prof->opts.max_input);
     if (rc < 0) {
-        if (rc == GN_EMSGSIZE)
-            input_over_cap(conn);
-        else
-            gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
+        input_failed(conn, rc);
         return;
     }
-    memcpy(conn->in_buf, data + used, len - used);
-    conn->in_len = len - used;
+    memcpy(conn->in->data, data + used, len - used);
+    conn->in->len = len - used;
 }
 
 static void deliver_buffered(gn_conn *conn)
 {
     size_t used;
 
-    if (conn->state != GN__OPEN || conn->in_len == 0 || conn->paused_by_user)
+    if (conn->state != GN__OPEN || !conn->in || conn->paused_by_user)
         return;
-    used = call_on_data(conn, conn->in_buf + conn->in_start, conn->in_len);
-    if (conn->state == GN__CLOSED)
+    used = call_on_data(conn, conn->in->data + conn->in->start, conn->in->len);
+    if (conn->state == GN__CLOSED || !conn->in)
         return;
-    conn->in_start += used;
-    conn->in_len -= used;
-    if (conn->in_len == 0)
-        conn->in_start = 0;
+    gn__inbuf_consume(conn, used);
 }
 
 static void on_peer_end(gn_conn *conn)
@@ -171,41 +152,60 @@ static void on_peer_end(gn_conn *conn)
         gn__conn_check_done(conn);
         return;
     }
-    if (conn->h.on_end)
-        conn->h.on_end(conn);
+    if (conn->prof->h.on_end && conn->announced)
+        conn->prof->h.on_end(conn);
     else
-        conn->mode->close(conn, false);
+        conn->owner->mode->close(conn, false);
 }
 
 /* Where the next read goes: the shared buffer when nothing is pending,
- * else after the pending bytes, so frames accumulate in one place. */
+ * else after the pending bytes, so frames accumulate in one place; never
+ * more than max_input in all. */
 static char *read_target(gn_conn *conn, size_t *room)
 {
-    size_t want;
+    size_t max = conn->prof->opts.max_input, want;
+    struct gn__inbuf *in = conn->in;
     char *buf;
     int rc;
 
-    if (conn->in_len == 0) {
+    if (!in) {
         buf = shared_read_buf(conn->loop);
         if (!buf)
             gn__conn_fail(conn, GN_ENOMEM, "read buffer: out of memory");
         *room = READ_BUF_SIZE;
         return buf;
     }
-    if (conn->in_start + conn->in_len == conn->in_cap) {
-        if (conn->in_len >= conn->opts.max_input) {
-            input_over_cap(conn);
-            return NULL;
-        }
-        want = conn->in_len < 4096 ? 8192 : conn->in_len * 2;
-        rc = input_reserve(conn, want < conn->opts.max_input ? want : conn->opts.max_input);
-        if (rc < 0) {
-            gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
-            return NULL;
-        }
+    if (in->len >= max) {
+        input_over_cap(conn);
+        return NULL;
     }
-    *room = conn->in_cap - conn->in_start - conn->in_len;
-    return conn->in_buf + conn->in_start + conn->in_len;
+    if (in->start + in->len == in->cap) {
+        want = in->len < 4096 ? 8192 : in->len * 2;
+        rc = gn__inbuf_reserve(conn, want < max ? want : max, max);
+        if (rc < 0) {
+            input_failed(conn, rc);
+            return NULL;
+        }
+        in = conn->in;
+    }
+    *room = in->cap - in->start - in->len;
+    if (*room > max - in->len)
+        *room = max - in->len;
+    return in->data + in->start + in->len;
+}
+
+/* Bytes just read: counted, and offered to the handler. */
+static void got_input(gn_conn *conn, const char *buf, size_t n)
+{
+    conn->bytes_in += (uint64_t)n;
+    conn->reads++;
+    gn__idle_touch(conn->loop, &conn->idle);
+    if (!conn->in || buf != conn->in->data + conn->in->start + conn->in->len) {
+        deliver_shared(conn, buf, n);
+        return;
+    }
+    conn->in->len += n;
+    deliver_buffered(conn);
 }
 
 /* One read; returns false when reading should stop for now. */
@@ -228,15 +228,7 @@ static bool read_once(gn_conn *conn)
         on_peer_end(conn);
         return false;
     }
-    conn->stats.bytes_in += (uint64_t)n;
-    conn->stats.reads++;
-    gn__idle_touch(conn->loop, &conn->idle);
-    if (buf == conn->loop->read_buf) {
-        deliver_shared(conn, buf, (size_t)n);
-    } else {
-        conn->in_len += (size_t)n;
-        deliver_buffered(conn);
-    }
+    got_input(conn, buf, (size_t)n);
     return (size_t)n == room || gn__conn_transport_buffered(conn);
 }
 
@@ -264,22 +256,23 @@ static void idle_expired(struct gn__idle_entry *entry, uint64_t idle_ms)
     gn_conn *conn = gn__container_of(entry, gn_conn, idle);
 
     gn__conn_fail(conn, GN_ETIMEDOUT, "idle for %llu ms (idle_timeout_ms %u)",
-                  (unsigned long long)idle_ms, (unsigned)conn->opts.idle_timeout_ms);
+                  (unsigned long long)idle_ms, (unsigned)conn->prof->opts.idle_timeout_ms);
 }
 
 int gn__conn_established(gn_conn *conn, int fd)
 {
+    uint32_t idle_ms = conn->prof->opts.idle_timeout_ms;
     int rc;
 
     conn->io.fd = fd;
     conn->state = GN__OPEN;
-    rc = gn__socket_setup(fd, conn->kind, &conn->opts, &conn->local, &conn->remote);
+    rc = gn__socket_options(fd, (gn_transport)conn->kind, &conn->prof->opts);
     if (rc < 0)
         return rc;
     /* Without a place in the queue (ENOMEM) the connection simply never
      * times out: not worth failing it for. */
-    if (conn->opts.idle_timeout_ms != GN_NO_TIMEOUT)
-        gn__idle_add(conn->loop, &conn->idle, conn->opts.idle_timeout_ms, idle_expired);
+    if (idle_ms != GN_NO_TIMEOUT)
+        gn__idle_add(conn->loop, &conn->idle, idle_ms, idle_expired);
     gn__conn_update_watch(conn);
     return 0;
 }
@@ -288,25 +281,39 @@ int gn__conn_established(gn_conn *conn, int fd)
 
 static void conn_release(gn_conn *conn)
 {
-    if (conn->handshake_timer) {
-        gn_timer_cancel(conn->loop, conn->handshake_timer);
-        conn->handshake_timer = 0;
+    if (conn->ext && conn->ext->handshake_timer) {
+        gn_timer_cancel(conn->loop, conn->ext->handshake_timer);
+        conn->ext->handshake_timer = 0;
     }
     gn__tls_detach(conn);
     gn__queue_clear(conn);
-    free(conn->in_buf);
-    conn->in_buf = NULL;
-    conn->in_len = conn->in_cap = conn->in_start = 0;
+    gn__inbuf_release(conn);
 }
 
-static void conn_finalize(gn_loop *loop, struct gn__deferred *d);
+static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
+{
+    gn_conn *conn = gn__container_of(d, gn_conn, later);
+    const gn_handlers *h = &conn->prof->h;
+
+    if (conn->announced && conn->close_reason < 0 && h->on_error)
+        h->on_error(conn, conn->close_reason, gn__conn_error(conn));
+    if (conn->announced && h->on_close)
+        h->on_close(conn, conn->close_reason);
+    conn->owner->gone(conn);
+    gn__list_remove(&conn->link);
+    if (conn->ext)
+        gn__loop_handle_remove(&conn->ext->handle);
+    gn__conn_ext_free(conn);
+    gn__loop_unref(loop);
+    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+}
 
 void gn__conn_finish(gn_conn *conn, int reason, bool reset)
 {
     if (conn->state == GN__CLOSED)
         return;
     conn->state = GN__CLOSED;
-    conn->close_reason = reason;
+    conn->close_reason = (int16_t)reason;
     if (conn->io.fd >= 0) {
         if (reset)
             gn__socket_reset_on_close(conn->io.fd);
@@ -318,22 +325,12 @@ void gn__conn_finish(gn_conn *conn, int reason, bool reset)
     if (conn->owner->closing)
         conn->owner->closing(conn);
     conn_release(conn);
-    conn->finalize.fn = conn_finalize;
-    gn__loop_defer(conn->loop, &conn->finalize);
-}
-
-static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
-{
-    gn_conn *conn = gn__container_of(d, gn_conn, finalize);
-
-    if (conn->close_reason < 0 && conn->h.on_error)
-        conn->h.on_error(conn, conn->close_reason, conn->error);
-    if (conn->h.on_close)
-        conn->h.on_close(conn, conn->close_reason);
-    conn->owner->gone(conn);
-    gn__list_remove(&conn->handle.node);
-    gn__loop_unref(loop);
-    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+    /* One deferral serves both: a redeliver already queued becomes the
+     * finalize, in its place in the queue (still after this batch). */
+    conn->later.fn = conn_finalize;
+    if (!conn->redeliver_queued)
+        gn__loop_defer(conn->loop, &conn->later);
+    conn->redeliver_queued = false;
 }
 
 void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
@@ -348,10 +345,10 @@ void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     if (conn->state == GN__OPEN)
-        gn_endpoint_format(&conn->remote, peer, sizeof(peer));
+        gn__conn_format_peer(conn, peer, sizeof(peer));
     /* Bounded pieces: the peer and the reason always both fit. */
-    snprintf(conn->error, sizeof(conn->error), "%.140s%s%.110s", peer, peer[0] ? ": " : "", text);
-    gn__log(GN_LOG_DEBUG, "connection %s", conn->error);
+    gn__conn_set_error(conn, "%.140s%s%.110s", peer, peer[0] ? ": " : "", text);
+    gn__log(GN_LOG_DEBUG, "connection %s", gn__conn_error(conn));
     gn__conn_finish(conn, code, false);
 }
 
@@ -361,7 +358,7 @@ void gn__conn_check_done(gn_conn *conn)
 {
     int rc;
 
-    if (conn->state != GN__OPEN || conn->out_head || conn->handshaking)
+    if (conn->state != GN__OPEN || conn->out || conn->handshaking)
         return;
     if (conn->closing) {
         /* TLS says goodbye (close_notify) before the socket closes. */
@@ -391,23 +388,24 @@ void gn__conn_check_done(gn_conn *conn)
 
 int gn__conn_detach(gn_conn *conn)
 {
-    if (conn->state != GN__OPEN || conn->closing || conn->shutdown_asked || conn->out_head ||
-        conn->handshaking)
+    if (conn->state != GN__OPEN || conn->closing || conn->shutdown_asked || conn->out ||
+        conn->handshaking || conn->redeliver_queued)
         return GN_ECLOSED;
     gn__io_watch(conn->loop, &conn->io, 0);
     gn__idle_remove(conn->loop, &conn->idle);
-    gn__list_remove(&conn->handle.node);
+    if (conn->ext)
+        gn__loop_handle_remove(&conn->ext->handle);
     gn__loop_unref(conn->loop);
     conn->loop = NULL;
-    conn->owner = NULL;
-    conn->h = (gn_handlers){0};
+    if (conn->ext)
+        conn->ext->own.h = (gn_handlers){0};
     conn->paused_by_user = false;
     return 0;
 }
 
 static void redeliver(gn_loop *loop, struct gn__deferred *d)
 {
-    gn_conn *conn = gn__container_of(d, gn_conn, redeliver);
+    gn_conn *conn = gn__container_of(d, gn_conn, later);
 
     (void)loop;
     conn->redeliver_queued = false;
@@ -415,36 +413,36 @@ static void redeliver(gn_loop *loop, struct gn__deferred *d)
     read_transport_buffered(conn);
 }
 
-/* Only while OPEN: finalize, queued later by a close, then runs after. */
+/* Only while OPEN: a close meanwhile turns it into the finalize. */
 void gn__conn_schedule_redeliver(gn_conn *conn)
 {
     if (conn->redeliver_queued || conn->state != GN__OPEN)
         return;
     conn->redeliver_queued = true;
-    conn->redeliver.fn = redeliver;
-    gn__loop_defer(conn->loop, &conn->redeliver);
+    conn->later.fn = redeliver;
+    gn__loop_defer(conn->loop, &conn->later);
 }
 
 /* ---- output --------------------------------------------------------- */
 
 static void check_watermarks(gn_conn *conn)
 {
-    if (conn->out_queued > conn->opts.high_watermark) {
+    if (conn->out_queued > conn->prof->opts.high_watermark) {
         conn->above_high = true;
-        if (conn->opts.pause_reading_when_full && !conn->paused_by_output) {
+        if (conn->prof->opts.pause_reading_when_full && !conn->paused_by_output) {
             conn->paused_by_output = true;
             gn__conn_update_watch(conn);
         }
         return;
     }
-    if (conn->out_queued <= conn->opts.low_watermark && conn->paused_by_output) {
+    if (conn->out_queued <= conn->prof->opts.low_watermark && conn->paused_by_output) {
         conn->paused_by_output = false;
         gn__conn_update_watch(conn);
     }
-    if (conn->out_queued <= conn->opts.low_watermark && conn->above_high) {
+    if (conn->out_queued <= conn->prof->opts.low_watermark && conn->above_high) {
         conn->above_high = false;
-        if (conn->h.on_drain && conn->state == GN__OPEN)
-            conn->h.on_drain(conn);
+        if (conn->prof->h.on_drain && conn->state == GN__OPEN)
+            conn->prof->h.on_drain(conn);
     }
 }
 
@@ -460,14 +458,10 @@ static int write_file_chunk(gn_conn *conn, struct gn__chunk *c)
         return GN_ESYS;
     }
     c->len -= (size_t)n;
-    conn->stats.bytes_out += (uint64_t)n;
-    conn->stats.writes++;
-    if (c->len == 0) {
-        conn->out_head = c->next;
-        if (!conn->out_head)
-            conn->out_tail = NULL;
-        free(c);
-    }
+    conn->bytes_out += (uint64_t)n;
+    conn->writes++;
+    if (c->len == 0)
+        gn__queue_drop_head(conn);
     return 0;
 }
 
@@ -479,8 +473,8 @@ static int write_data_chunks(gn_conn *conn)
 
     if (n < 0)
         return (int)n;
-    conn->stats.bytes_out += (uint64_t)n;
-    conn->stats.writes++;
+    conn->bytes_out += (uint64_t)n;
+    conn->writes++;
     gn__queue_consume(conn, (size_t)n);
     return 0;
 }
@@ -488,13 +482,15 @@ static int write_data_chunks(gn_conn *conn)
 /* Write from the queue until it is empty or the socket is full. */
 void gn__conn_flush(gn_conn *conn)
 {
+    struct gn__chunk *head;
     int rc = 0;
 
     if (conn->transport->flush && conn->state == GN__OPEN)
         rc = conn->transport->flush(conn); /* the transport's own bytes first */
-    while (conn->out_head && rc == 0 && conn->state == GN__OPEN && !conn->handshaking) {
-        if (conn->out_head->file_fd >= 0)
-            rc = write_file_chunk(conn, conn->out_head);
+    while ((head = gn__queue_head(conn)) && rc == 0 && conn->state == GN__OPEN &&
+           !conn->handshaking) {
+        if (head->file_fd >= 0)
+            rc = write_file_chunk(conn, head);
         else
             rc = write_data_chunks(conn);
     }
@@ -517,7 +513,7 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
     int rc;
 
     /* The fast path: nothing queued, so write now and copy nothing. */
-    if (conn->state == GN__OPEN && !conn->out_head && !conn->handshaking) {
+    if (conn->state == GN__OPEN && !conn->out && !conn->handshaking) {
         n = conn->transport->writev(conn, &iov, 1);
         if (n == GN__AGAIN) {
             n = 0;
@@ -525,8 +521,8 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
             gn__conn_fail(conn, (int)n, "write: %s", transport_reason(conn, (int)n));
             return (int)n;
         } else {
-            conn->stats.bytes_out += (uint64_t)n;
-            conn->stats.writes++;
+            conn->bytes_out += (uint64_t)n;
+            conn->writes++;
             gn__idle_touch(conn->loop, &conn->idle);
         }
         if ((size_t)n == len) {
@@ -566,8 +562,8 @@ static void handshake_expired(gn_loop *loop, uint64_t id, void *arg)
 
     (void)loop;
     (void)id;
-    conn->handshake_timer = 0;
-    if (conn->server)
+    conn->ext->handshake_timer = 0;
+    if (conn->owner->is_server)
         gn__log(GN_LOG_WARN, "TLS handshake timed out: dropped a client");
     gn__conn_fail(conn, GN_ETIMEDOUT, "TLS handshake timed out");
 }
@@ -583,19 +579,19 @@ static void handshake_step(gn_conn *conn)
         return;
     }
     if (rc < 0) {
-        snprintf(reason, sizeof(reason), "%s", conn->error[0] ? conn->error : gn_strerror(rc));
-        if (conn->server) {
-            char peer[GN_ENDPOINT_STRLEN] = "?";
-            gn_endpoint_format(&conn->remote, peer, sizeof(peer));
+        snprintf(reason, sizeof(reason), "%s", transport_reason(conn, rc));
+        if (conn->owner->is_server) {
+            char peer[GN_ENDPOINT_STRLEN];
+            gn__conn_format_peer(conn, peer, sizeof(peer));
             gn__log(GN_LOG_WARN, "%s: %s: dropped", peer, reason);
         }
         gn__conn_fail(conn, rc, "%s", reason);
         return;
     }
     conn->handshaking = false;
-    if (conn->handshake_timer) {
-        gn_timer_cancel(conn->loop, conn->handshake_timer);
-        conn->handshake_timer = 0;
+    if (conn->ext->handshake_timer) {
+        gn_timer_cancel(conn->loop, conn->ext->handshake_timer);
+        conn->ext->handshake_timer = 0;
     }
     if (conn->closing) {
         /* closed while shaking hands (a closing server): never offered */
@@ -614,8 +610,10 @@ static void handshake_step(gn_conn *conn)
 
 int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms)
 {
-    int rc =
-        gn_timer_start(conn->loop, timeout_ms, 0, handshake_expired, conn, &conn->handshake_timer);
+    struct gn__conn_ext *ext = gn__conn_ext(conn);
+    int rc = ext ? gn_timer_start(conn->loop, timeout_ms, 0, handshake_expired, conn,
+                                  &ext->handshake_timer)
+                 : GN_ENOMEM;
 
     if (rc < 0)
         return rc;
@@ -626,7 +624,7 @@ int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms)
 
 void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events)
 {
-    gn_conn *conn = (gn_conn *)((char *)io - offsetof(gn_conn, io));
+    gn_conn *conn = gn__container_of(io, gn_conn, io);
 
     (void)loop;
     if (conn->handshaking) {

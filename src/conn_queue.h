@@ -8,12 +8,12 @@
 #include "conn.h"
 
 struct gn__chunk {
-    struct gn__chunk *next;
-    int file_fd;      /* -1 for a data chunk */
-    int64_t file_off; /* next byte of the file to send */
-    size_t len;       /* data: bytes held; file: bytes left */
-    size_t off;       /* data: bytes already sent */
-    size_t cap;       /* data: room in data[] */
+    struct gn__list node; /* in conn->out->chunks */
+    int file_fd;          /* -1 for a data chunk */
+    int64_t file_off;     /* next byte of the file to send */
+    size_t len;           /* data: bytes held; file: bytes left */
+    size_t off;           /* data: bytes already sent */
+    size_t cap;           /* data: room in data[] */
     char data[];
 };
 
@@ -26,6 +26,10 @@ int gn__queue_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 int gn__queue_iov(gn_conn *conn, struct iovec *iov, int max);
 /* n bytes of the head's data chunks were written. */
 void gn__queue_consume(gn_conn *conn, size_t n);
+/* The chunk at the head of the queue, or NULL when nothing is queued. */
+struct gn__chunk *gn__queue_head(const gn_conn *conn);
+/* The head chunk (a file range) is done: drop it. */
+void gn__queue_drop_head(gn_conn *conn);
 /* Drop everything (abort, close). */
 void gn__queue_clear(gn_conn *conn);
 

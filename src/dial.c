@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conn.h"
+#include "blocking.h"
 
 struct dial {
     gn_conn *conn;
@@ -124,7 +124,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     if (rc == 0) {
         rc = gn__conn_detach(d.conn);
         if (rc == 0) {
-            d.conn->mode = &gn__conn_mode_blocking;
+            d.conn->owner = &gn__blocking_owner_client;
             d.conn->user_data = opts ? opts->user_data : NULL;
             *out = d.conn;
         } else {

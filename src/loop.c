@@ -34,22 +34,74 @@ static void wakeup_signal(gn_loop *loop)
         ;
 }
 
-/* epoll, unless GN_BACKEND names another (tests run suites over each). */
-static const struct gn__backend *choose_backend(void)
-{
-    const char *name = getenv("GN_BACKEND");
+/* Backends in order of preference; a loop takes the first that starts
+ * here, beginning at the one asked for.  io_uring is refused in many
+ * ways (an old kernel, the kernel.io_uring_disabled sysctl, a container's
+ * seccomp filter, a missing feature), and epoll is missing outside Linux. */
+static const struct gn__backend *const backends[] = {
+#ifdef GN_HAVE_URING
+    &gn__backend_uring,
+#endif
+    &gn__backend_epoll,
+    &gn__backend_poll,
+};
+#define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
 
-    if (name && strcmp(name, "poll") == 0)
-        return &gn__backend_poll;
-    return &gn__backend_epoll;
+/* The index in backends of the one named, or of the next one where it
+ * was not built ("uring" without liburing); -1 for an unknown name. */
+static int backend_index(const char *name)
+{
+    static const char *const names[] = {"uring", "epoll", "poll"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) != 0)
+            continue;
+        for (size_t b = 0; b < NBACKENDS; b++)
+            if (strcmp(backends[b]->name, names[i]) == 0)
+                return (int)b;
+        return 0; /* not built: the best that was */
+    }
+    return -1;
 }
 
-static int loop_init(gn_loop *loop, const struct gn__backend *backend)
+/* The best, unless GN_BACKEND names another (tests run suites over each). */
+static int default_backend(void)
+{
+    const char *name = getenv("GN_BACKEND");
+    int i = name ? backend_index(name) : -1;
+
+    return i < 0 ? 0 : i;
+}
+
+/* Whether a failed init means "not here" rather than a real failure.
+ * io_uring fails in too many ways to sort (ENOSYS, EPERM, EACCES, ENOMEM
+ * from RLIMIT_MEMLOCK before Linux 5.12, EINVAL): any failure is taken
+ * as its absence.  epoll's absence is ENOSYS. */
+static bool backend_absent(const struct gn__backend *backend, int rc)
+{
+    return strcmp(backend->name, "uring") == 0 || rc == GN_ESYS || rc == GN_EFAMILY;
+}
+
+/* Start the backend at index first, or the next one that starts. */
+static int backend_init(gn_loop *loop, size_t first)
+{
+    int rc = GN_ESYS;
+
+    for (size_t i = first; i < NBACKENDS; i++) {
+        loop->backend = backends[i];
+        loop->backend_fd = -1;
+        loop->backend_events = NULL;
+        rc = loop->backend->init(loop);
+        if (rc == 0 || !backend_absent(loop->backend, rc))
+            break;
+    }
+    return rc;
+}
+
+static int loop_init(gn_loop *loop, size_t backend)
 {
     int rc;
 
-    loop->backend = backend;
-    loop->backend_fd = -1;
     loop->now_ms = gn__clock_ms();
     atomic_init(&loop->stop, false);
     atomic_init(&loop->tasks_pending, 0);
@@ -67,11 +119,7 @@ static int loop_init(gn_loop *loop, const struct gn__backend *backend)
         goto out_destroy_lock;
     }
     loop->wakeup.cb = wakeup_drain;
-    rc = loop->backend->init(loop);
-    if (rc == GN_ESYS || rc == GN_EFAMILY) { /* no epoll here (ENOSYS) */
-        loop->backend = &gn__backend_poll;
-        rc = loop->backend->init(loop);
-    }
+    rc = backend_init(loop, backend);
     if (rc < 0)
         goto out_close_wakeup;
     rc = gn__io_watch(loop, &loop->wakeup, GN__READ);
@@ -89,7 +137,7 @@ out_free_timers:
     return rc < 0 ? rc : GN_ESYS;
 }
 
-static int loop_new(gn_loop **out, const struct gn__backend *backend)
+static int loop_new(gn_loop **out, size_t backend)
 {
     gn_loop *loop;
     int rc;
@@ -110,13 +158,22 @@ static int loop_new(gn_loop **out, const struct gn__backend *backend)
 
 int gn_loop_new(gn_loop **out)
 {
-    return loop_new(out, choose_backend());
+    return loop_new(out, (size_t)default_backend());
+}
+
+int gn_loop_new_backend(gn_loop **out, const char *backend)
+{
+    int i = backend ? backend_index(backend) : default_backend();
+
+    if (i < 0)
+        return GN_EINVAL;
+    return loop_new(out, (size_t)i);
 }
 
 /* poll(2) needs no descriptor of its own, and a dial watches a handful. */
 int gn__loop_new_private(gn_loop **out)
 {
-    return loop_new(out, &gn__backend_poll);
+    return loop_new(out, NBACKENDS - 1);
 }
 
 int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -295,6 +352,9 @@ void gn_loop_free(gn_loop *loop)
         return;
     close_handles(loop);
     gn__pool_free(&loop->conn_pool);
+    gn__pool_free(&loop->in_pool);
+    gn__pool_free(&loop->outq_pool);
+    gn__pool_free(&loop->chunk_pool);
     gn__idle_free(loop);
     gn__timers_free(loop);
     free_tasks(loop);

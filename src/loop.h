@@ -75,6 +75,7 @@ struct gn__done {
 
 extern const struct gn__backend gn__backend_epoll;
 extern const struct gn__backend gn__backend_poll;
+extern const struct gn__backend gn__backend_uring; /* built with GN_HAVE_URING */
 
 struct gn__timer_heap {
     struct gn__timer *slots; /* by slot index; ids carry slot + generation */
@@ -133,6 +134,9 @@ struct gn_loop {
     struct gn__resolver *resolver; /* created on first use */
     struct gn__list handles;       /* closed by gn_loop_free: users' first */
     struct gn__pool conn_pool;     /* freed connections kept for reuse */
+    struct gn__pool in_pool;       /* standard input buffers (conn_io.c) */
+    struct gn__pool outq_pool;     /* output queues (conn_queue.c) */
+    struct gn__pool chunk_pool;    /* standard output chunks (conn_queue.c) */
 };
 
 /* A loop for one call's own use inside the library (gn_dial). */

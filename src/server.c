@@ -60,7 +60,7 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
         rc = gn__server_open(loop, &async_kind, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;
-    srv->h = *handlers;
+    srv->prof.h = *handlers;
     srv->free_later.fn = server_free;
     srv->handle.close = server_close_handle;
     gn__loop_handle_add(loop, &srv->handle, false);
@@ -106,48 +106,55 @@ static void maybe_free(gn_server *srv);
 
 static void server_conn_ready(gn_conn *conn)
 {
-    conn->h = conn->server->h;
-    if (conn->h.on_accept)
-        conn->h.on_accept(conn);
+    conn->announced = true; /* the user meets it now, and hears its end */
+    if (conn->prof->h.on_accept)
+        conn->prof->h.on_accept(conn);
 }
 
 static void server_conn_closing(gn_conn *conn)
 {
-    conn->server->live--;
+    gn_server *srv = conn->owner_data;
+
+    srv->live--;
 }
 
 static void server_conn_gone(gn_conn *conn)
 {
-    gn__server_unlink(conn->server, conn);
-    maybe_free(conn->server);
+    gn_server *srv = conn->owner_data;
+
+    gn__server_unlink(srv, conn);
+    maybe_free(srv);
 }
 
 static const struct gn__conn_owner server_owner = {
     .ready = server_conn_ready,
     .closing = server_conn_closing,
     .gone = server_conn_gone,
+    .mode = &gn__conn_mode_async,
+    .is_server = true,
 };
 
-static void adopt_client(gn_server *srv, const struct listener *l, int fd)
+static void adopt_client(gn_server *srv, const struct listener *l, int fd,
+                         const struct sockaddr *peer, socklen_t peer_len)
 {
     gn_conn *conn;
     int rc;
 
-    if (srv->live >= srv->opts.max_conns) {
-        gn__log(GN_LOG_WARN, "max_conns (%zu) reached: refused a client", srv->opts.max_conns);
+    if (srv->live >= srv->prof.opts.max_conns) {
+        gn__log(GN_LOG_WARN, "max_conns (%zu) reached: refused a client", srv->prof.opts.max_conns);
         close(fd);
         return;
     }
-    rc = gn__conn_new(srv->loop, srv, &server_owner, fd, &srv->h, &srv->opts, &conn);
+    rc = gn__conn_new(srv->loop, &server_owner, srv, fd, &srv->prof, &conn);
     if (rc < 0) {
         close(fd);
         return;
     }
     conn->kind = gn_endpoint_transport(&l->ep);
+    gn__conn_set_peer(conn, peer, peer_len);
     gn__server_link(srv, conn);
     if (srv->tls) {
         /* The user meets the connection after the handshake, if ever. */
-        conn->h = (gn_handlers){0};
         rc = gn__tls_attach(conn, srv->tls, false);
         if (rc == 0)
             rc = gn__conn_established(conn, fd);
@@ -159,9 +166,8 @@ static void adopt_client(gn_server *srv, const struct listener *l, int fd)
             server_conn_ready(conn);
     }
     if (rc < 0) {
-        /* e.g. the client reset before getpeername: nothing to report to
-         * on_accept, so the connection ends unseen. */
-        conn->h = (gn_handlers){0};
+        /* e.g. no memory for TLS: nothing to report to on_accept, so the
+         * connection ends unseen (it was never announced). */
         gn__conn_fail(conn, rc, "setup: %s", gn_strerror(rc));
     }
 }
@@ -174,9 +180,11 @@ static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events)
     (void)loop;
     (void)events;
     for (int i = 0; i < ACCEPT_BUDGET && !srv->closing && !srv->accept_paused; i++) {
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            adopt_client(srv, l, fd);
+            adopt_client(srv, l, fd, (struct sockaddr *)&ss, len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -198,8 +206,7 @@ static void abort_remaining(gn_loop *loop, uint64_t id, void *arg)
     (void)id;
     srv->grace_timer = 0;
     /* Connections leave the list only after the batch: next stays valid. */
-    gn__list_foreach_safe(node, next, &srv->conns)
-        gn_abort(gn__container_of(node, gn_conn, handle.node));
+    gn__list_foreach_safe(node, next, &srv->conns) gn_abort(gn__container_of(node, gn_conn, link));
 }
 
 static void maybe_free(gn_server *srv)
@@ -224,8 +231,7 @@ static void async_close(gn_server *srv, uint32_t grace_ms)
         return;
     srv->closing = true;
     gn__server_close_listeners(srv);
-    gn__list_foreach_safe(node, next, &srv->conns)
-        gn_close(gn__container_of(node, gn_conn, handle.node));
+    gn__list_foreach_safe(node, next, &srv->conns) gn_close(gn__container_of(node, gn_conn, link));
     if (!gn__list_empty(&srv->conns) && grace_ms > 0)
         gn_timer_start(srv->loop, grace_ms, 0, abort_remaining, srv, &srv->grace_timer);
     else if (!gn__list_empty(&srv->conns))
@@ -247,8 +253,8 @@ static int async_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), v
      * whatever fn closes. */
     gn__list_foreach_safe(node, next, &srv->conns)
     {
-        gn_conn *conn = gn__container_of(node, gn_conn, handle.node);
-        if (conn->state == GN__CLOSED || conn->handshaking)
+        gn_conn *conn = gn__container_of(node, gn_conn, link);
+        if (conn->state == GN__CLOSED || !conn->announced)
             continue; /* not yet, or no longer, the user's */
         fn(conn, arg);
         visited++;

@@ -37,10 +37,9 @@ struct gn_server {
     struct gn__handle handle; /* the loop's: gn_loop_free closes the server */
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
-    gn_handlers h;
-    gn_options opts;
-    struct gn__list conns; /* every connection not yet finalized */
-    size_t live;           /* of those, the ones not closed */
+    struct gn__conn_profile prof; /* its connections' handlers and options */
+    struct gn__list conns;        /* every connection not yet finalized */
+    size_t live;                  /* of those, the ones not closed */
     bool closing;
     bool accept_paused;
     bool free_queued;
@@ -62,7 +61,7 @@ int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const cha
 void gn__server_free(gn_server *srv);
 
 void gn__server_close_listeners(gn_server *srv);
-/* The list of live connections (through conn->handle.node): link counts
+/* The list of live connections (through conn->link): link counts
  * the connection live; unlink takes it out (the caller adjusts live). */
 void gn__server_link(gn_server *srv, gn_conn *conn);
 void gn__server_unlink(gn_server *srv, gn_conn *conn);

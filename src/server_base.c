@@ -85,7 +85,7 @@ static int add_listener(gn_server *srv, gn_endpoint ep, char *errbuf, size_t err
         gn__endpoint_set_port(&ep, gn_endpoint_port(&srv->listeners[0].ep));
     gn_endpoint_format(&ep, text, sizeof(text));
     *l = (struct listener){.srv = srv, .ep = ep};
-    rc = listen_fd(&ep, &srv->opts, l, &fd, why, sizeof(why));
+    rc = listen_fd(&ep, &srv->prof.opts, l, &fd, why, sizeof(why));
     if (rc < 0)
         return gn__errbuf_input(errbuf, errlen, rc, text, strlen(text), "cannot listen: %s",
                                 why[0] ? why : gn_strerror(rc));
@@ -158,7 +158,7 @@ static int server_tls_setup(gn_server *srv, const gn_endpoint *ep, const char *a
 {
     if (gn_endpoint_transport(ep) != GN_TRANSPORT_TLS)
         return 0;
-    return gn__tls_config_new(srv->opts.tls, true, NULL, address, &srv->tls, errbuf, errlen);
+    return gn__tls_config_new(srv->prof.opts.tls, true, NULL, address, &srv->tls, errbuf, errlen);
 }
 
 int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const char *address,
@@ -178,8 +178,8 @@ int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const cha
     srv->spare_fd = -1;
     gn__list_init(&srv->conns);
     gn__list_init(&srv->handle.node);
-    gn__options_resolve(&srv->opts, opts, true);
-    srv->user_data = srv->opts.user_data;
+    gn__options_resolve(&srv->prof.opts, opts, true);
+    srv->user_data = srv->prof.opts.user_data;
     rc = server_tls_setup(srv, &ep, address, errbuf, errlen);
     if (rc == 0)
         rc = server_listen(srv, &ep, errbuf, errlen);
@@ -221,14 +221,14 @@ void gn__server_free(gn_server *srv)
 
 void gn__server_link(gn_server *srv, gn_conn *conn)
 {
-    gn__list_push_back(&srv->conns, &conn->handle.node);
+    gn__list_push_back(&srv->conns, &conn->link);
     srv->live++;
 }
 
 void gn__server_unlink(gn_server *srv, gn_conn *conn)
 {
     (void)srv;
-    gn__list_remove(&conn->handle.node);
+    gn__list_remove(&conn->link);
 }
 
 /* ---- accessors ------------------------------------------------------ */

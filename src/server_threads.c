@@ -117,8 +117,9 @@ static bool tls_ready(struct gn__threads *t, gn_conn *conn)
     rc = gn__blocking_tls_accept(conn, t->srv->tls);
     if (rc == 0)
         return true;
-    gn_endpoint_format(&conn->remote, peer, sizeof(peer));
-    gn__log(GN_LOG_WARN, "%s: %s: dropped", peer, conn->error[0] ? conn->error : gn_strerror(rc));
+    gn__conn_format_peer(conn, peer, sizeof(peer));
+    gn__log(GN_LOG_WARN, "%s: %s: dropped", peer,
+            gn__conn_error(conn)[0] ? gn__conn_error(conn) : gn_strerror(rc));
     return false;
 }
 
@@ -172,7 +173,7 @@ static void refuse(struct gn__threads *t, gn_conn *conn, const char *why)
 {
     char text[GN_ENDPOINT_STRLEN] = "?";
 
-    gn_endpoint_format(&conn->remote, text, sizeof(text));
+    gn__conn_format_peer(conn, text, sizeof(text));
     gn__log(GN_LOG_WARN, "refused %s: %s", text, why);
     t->refused++;
     drop_conn(t, conn);
@@ -194,8 +195,8 @@ static void admit(struct gn__threads *t, gn_conn *conn)
 
     gn__server_link(t->srv, conn);
     reap_exited(t);
-    if (t->srv->live > t->srv->opts.max_conns) {
-        snprintf(why, sizeof(why), "max_conns (%zu) reached", t->srv->opts.max_conns);
+    if (t->srv->live > t->srv->prof.opts.max_conns) {
+        snprintf(why, sizeof(why), "max_conns (%zu) reached", t->srv->prof.opts.max_conns);
         refuse(t, conn, why);
     } else if (t->qlen < t->idle) {
         enqueue(t, conn);
@@ -214,15 +215,17 @@ static void admit(struct gn__threads *t, gn_conn *conn)
     }
 }
 
-static void accept_client(struct gn__threads *t, gn_transport kind, int fd)
+static void accept_client(struct gn__threads *t, gn_transport kind, int fd,
+                          const struct sockaddr *peer, socklen_t peer_len)
 {
     gn_conn *conn;
-    int rc = gn__blocking_conn_new(fd, kind, t->srv, &t->srv->opts, &conn);
+    int rc = gn__blocking_conn_new(fd, kind, t->srv, &t->srv->prof, &conn);
 
     if (rc < 0) {
-        close(fd); /* e.g. reset before getpeername: nobody to serve */
+        close(fd); /* e.g. reset before the options: nobody to serve */
         return;
     }
+    gn__conn_set_peer(conn, peer, peer_len);
     pthread_mutex_lock(&t->mu);
     admit(t, conn);
     pthread_mutex_unlock(&t->mu);
@@ -244,9 +247,11 @@ static int accept_ready(struct gn__threads *t, const struct listener *l)
     int listen_fd = l->io.fd;
 
     for (;;) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_client(t, gn_endpoint_transport(&l->ep), fd);
+            accept_client(t, gn_endpoint_transport(&l->ep), fd, (struct sockaddr *)&ss, len);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -417,7 +422,7 @@ static void end_connections(struct gn__threads *t)
         refuse(t, conn, "server closing");
     }
     for (node = t->srv->conns.next; node != &t->srv->conns; node = node->next) {
-        gn_conn *conn = gn__container_of(node, gn_conn, handle.node);
+        gn_conn *conn = gn__container_of(node, gn_conn, link);
         atomic_store(&conn->woken, true);
         shutdown(conn->io.fd, SHUT_RDWR);
     }
@@ -465,7 +470,7 @@ static int threads_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg),
 
     pthread_mutex_lock(&t->mu);
     for (node = srv->conns.next; node != &srv->conns; node = node->next, visited++)
-        fn(gn__container_of(node, gn_conn, handle.node), arg);
+        fn(gn__container_of(node, gn_conn, link), arg);
     pthread_mutex_unlock(&t->mu);
     return visited;
 }

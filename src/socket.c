@@ -123,16 +123,11 @@ int gn__socket_tcp_options(int fd, const gn_options *opts)
     return rc;
 }
 
-int gn__socket_setup(int fd, gn_transport kind, const gn_options *opts, gn_endpoint *local,
-                     gn_endpoint *remote)
+int gn__socket_options(int fd, gn_transport kind, const gn_options *opts)
 {
-    int rc = 0;
-
     if (kind == GN_TRANSPORT_TCP || kind == GN_TRANSPORT_TLS)
-        rc = gn__socket_tcp_options(fd, opts);
-    if (rc == 0)
-        rc = gn__socket_endpoints(fd, kind, local, remote);
-    return rc;
+        return gn__socket_tcp_options(fd, opts);
+    return 0;
 }
 
 int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_endpoint *remote)

@@ -54,15 +54,15 @@ struct gn__tls {
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* The reason of the last failure into conn->error; returns the code. */
+/* The reason of the last failure into the connection's error; returns the code. */
 static int tls_failed(gn_conn *conn, const char *what)
 {
-    long verify = SSL_get_verify_result(conn->tls->ssl);
+    long verify = SSL_get_verify_result(conn->ext->tls->ssl);
     unsigned long e = ERR_peek_error();
     char reason[160] = "";
     int code = GN_ETLS;
 
-    if (verify != X509_V_OK && !conn->tls->cfg->insecure) {
+    if (verify != X509_V_OK && !conn->ext->tls->cfg->insecure) {
         snprintf(reason, sizeof(reason), "certificate verify failed: %s",
                  X509_verify_cert_error_string(verify));
         code = GN_ECERT;
@@ -73,7 +73,7 @@ static int tls_failed(gn_conn *conn, const char *what)
         snprintf(reason, sizeof(reason), "%s", "the peer closed the connection");
     }
     ERR_clear_error();
-    snprintf(conn->error, sizeof(conn->error), "%s: %s", what, reason);
+    gn__conn_set_error(conn, "%s: %s", what, reason);
     return code;
 }
 
@@ -81,7 +81,7 @@ static int tls_failed(gn_conn *conn, const char *what)
 
 static bool tls_pending(const gn_conn *conn)
 {
-    const struct gn__tls *t = conn->tls;
+    const struct gn__tls *t = conn->ext->tls;
 
     return t && (t->olen > t->ooff || BIO_ctrl_pending(t->out) > 0);
 }
@@ -90,7 +90,7 @@ static bool tls_pending(const gn_conn *conn)
  * cannot give back what a short send did not take. */
 static int tls_flush(gn_conn *conn)
 {
-    struct gn__tls *t = conn->tls;
+    struct gn__tls *t = conn->ext->tls;
 
     for (;;) {
         ssize_t n;
@@ -119,7 +119,7 @@ static ssize_t tls_fill(gn_conn *conn)
     for (;;) {
         ssize_t n = recv(conn->io.fd, buf, sizeof(buf), 0);
         if (n > 0) {
-            BIO_write(conn->tls->in, buf, (int)n);
+            BIO_write(conn->ext->tls->in, buf, (int)n);
             return n;
         }
         if (n == 0)
@@ -135,7 +135,7 @@ static ssize_t tls_fill(gn_conn *conn)
  * or a code. */
 static int need_more(gn_conn *conn, int rc, const char *what)
 {
-    int err = SSL_get_error(conn->tls->ssl, rc);
+    int err = SSL_get_error(conn->ext->tls->ssl, rc);
     ssize_t n;
 
     if (err == SSL_ERROR_WANT_READ) {
@@ -164,7 +164,7 @@ static int tls_handshake(gn_conn *conn)
         int rc;
 
         ERR_clear_error();
-        rc = SSL_do_handshake(conn->tls->ssl);
+        rc = SSL_do_handshake(conn->ext->tls->ssl);
         if (rc == 1) {
             rc = tls_flush(conn);
             return rc == GN__AGAIN ? 0 : rc; /* the rest goes out with the next write */
@@ -173,14 +173,13 @@ static int tls_handshake(gn_conn *conn)
         if (rc == 1)
             continue;
         if (rc == 0) {
-            snprintf(conn->error, sizeof(conn->error),
-                     "TLS handshake: the peer closed the connection");
+            gn__conn_set_error(conn, "TLS handshake: the peer closed the connection");
             return GN_ETLS;
         }
         if (rc == GN__AGAIN)
             tls_flush(conn);
         else if (rc != GN_ETLS && rc != GN_ECERT)
-            snprintf(conn->error, sizeof(conn->error), "TLS handshake: %s", gn_strerror(rc));
+            gn__conn_set_error(conn, "TLS handshake: %s", gn_strerror(rc));
         return rc;
     }
 }
@@ -193,7 +192,7 @@ static ssize_t tls_read(gn_conn *conn, void *buf, size_t len)
         int rc;
 
         ERR_clear_error();
-        rc = SSL_read(conn->tls->ssl, buf, chunk);
+        rc = SSL_read(conn->ext->tls->ssl, buf, chunk);
         if (rc > 0) {
             tls_flush(conn); /* e.g. a key update's answer */
             return rc;
@@ -219,7 +218,7 @@ static ssize_t tls_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
         if (len == 0)
             continue;
         ERR_clear_error();
-        rc = SSL_write(conn->tls->ssl, iov[i].iov_base, (int)len);
+        rc = SSL_write(conn->ext->tls->ssl, iov[i].iov_base, (int)len);
         if (rc <= 0) {
             if (total > 0)
                 break;
@@ -245,11 +244,11 @@ static int tls_shutdown(gn_conn *conn)
 {
     int rc;
 
-    if (!conn->tls->notify_sent) {
-        conn->tls->notify_sent = true;
+    if (!conn->ext->tls->notify_sent) {
+        conn->ext->tls->notify_sent = true;
         ERR_clear_error();
-        if (SSL_is_init_finished(conn->tls->ssl))
-            SSL_shutdown(conn->tls->ssl);
+        if (SSL_is_init_finished(conn->ext->tls->ssl))
+            SSL_shutdown(conn->ext->tls->ssl);
     }
     rc = tls_flush(conn);
     if (rc < 0)
@@ -261,7 +260,8 @@ static int tls_shutdown(gn_conn *conn)
 
 static bool tls_buffered(const gn_conn *conn)
 {
-    return conn->tls && (SSL_pending(conn->tls->ssl) > 0 || BIO_ctrl_pending(conn->tls->in) > 0);
+    return gn__conn_tls(conn) &&
+           (SSL_pending(conn->ext->tls->ssl) > 0 || BIO_ctrl_pending(conn->ext->tls->in) > 0);
 }
 
 const struct gn__transport gn__transport_tls = {
@@ -279,12 +279,12 @@ const struct gn__transport gn__transport_tls = {
 
 void gn__tls_goodbye(gn_conn *conn)
 {
-    if (!conn->tls || conn->tls->notify_sent || conn->io.fd < 0)
+    if (!gn__conn_tls(conn) || conn->ext->tls->notify_sent || conn->io.fd < 0)
         return;
-    conn->tls->notify_sent = true;
+    conn->ext->tls->notify_sent = true;
     ERR_clear_error();
-    if (SSL_is_init_finished(conn->tls->ssl))
-        SSL_shutdown(conn->tls->ssl);
+    if (SSL_is_init_finished(conn->ext->tls->ssl))
+        SSL_shutdown(conn->ext->tls->ssl);
     tls_flush(conn);
 }
 
@@ -587,7 +587,8 @@ static void expect_name(SSL *ssl, const char *name)
 
 int gn__tls_attach(gn_conn *conn, struct gn__tls_config *cfg, bool owns)
 {
-    struct gn__tls *t = calloc(1, sizeof(*t));
+    struct gn__conn_ext *ext = gn__conn_ext(conn);
+    struct gn__tls *t = ext ? calloc(1, sizeof(*t)) : NULL;
 
     if (!t)
         return GN_ENOMEM;
@@ -617,7 +618,7 @@ int gn__tls_attach(gn_conn *conn, struct gn__tls_config *cfg, bool owns)
     }
     t->cfg = cfg;
     t->owns_cfg = owns;
-    conn->tls = t;
+    ext->tls = t;
     conn->transport = &gn__transport_tls;
     return 0;
 }
@@ -638,12 +639,12 @@ int gn__tls_client_attach(gn_conn *conn, const gn_tls_options *opts, const gn_en
 
 uint32_t gn__tls_conn_handshake_ms(const gn_conn *conn)
 {
-    return conn->tls->cfg->handshake_ms;
+    return conn->ext->tls->cfg->handshake_ms;
 }
 
 void gn__tls_detach(gn_conn *conn)
 {
-    struct gn__tls *t = conn->tls;
+    struct gn__tls *t = gn__conn_tls(conn);
 
     if (!t)
         return;
@@ -651,7 +652,7 @@ void gn__tls_detach(gn_conn *conn)
     if (t->owns_cfg)
         gn__tls_config_free(t->cfg);
     free(t);
-    conn->tls = NULL;
+    conn->ext->tls = NULL;
 }
 
 int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out)
@@ -665,9 +666,9 @@ int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out)
         return GN_EINVAL;
     if (conn->kind != GN_TRANSPORT_TLS)
         return GN_EFAMILY;
-    if (!conn->tls || !SSL_is_init_finished(conn->tls->ssl))
+    if (!gn__conn_tls(conn) || !SSL_is_init_finished(conn->ext->tls->ssl))
         return GN_ECLOSED;
-    ssl = conn->tls->ssl;
+    ssl = conn->ext->tls->ssl;
     memset(out, 0, sizeof(*out));
     snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(ssl));
     snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_get_cipher_name(ssl));

@@ -121,7 +121,7 @@ int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out)
 
     if (!conn || !out)
         return GN_EINVAL;
-    if (gn_endpoint_family(&conn->local) != GN_FAMILY_UNIX)
+    if (conn->kind != GN_TRANSPORT_UNIX)
         return GN_EFAMILY;
     if (conn->io.fd < 0)
         return GN_ECLOSED;
