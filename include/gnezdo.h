@@ -447,6 +447,17 @@ typedef struct gn_conn gn_conn;
 GN_API int gn_loop_new(gn_loop **out);
 
 /*
+ * gn_loop_new_backend - create a loop on the backend named: "uring"
+ * (io_uring), "epoll", "poll", or NULL for gn_loop_new's choice.  A
+ * backend this system or build lacks is not an error: the loop falls back
+ * (io_uring to epoll to poll) and gn_loop_backend says which it took.
+ * *out receives the loop; free it with gn_loop_free.
+ * Returns 0, GN_EINVAL (out NULL, or a name not in the list), GN_ENOMEM,
+ * GN_EMFILE or GN_ESYS.
+ */
+GN_API int gn_loop_new_backend(gn_loop **out, const char *backend);
+
+/*
  * gn_loop_run - run callbacks until nothing is left to wait for (no
  * server, connection, timer, posted task or resolution) or gn_loop_stop
  * is called.  Returns 0, GN_EINVAL (loop NULL, or the loop is already
