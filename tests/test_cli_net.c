@@ -58,6 +58,24 @@ Test(cli_net, socat_gets_its_bytes_echoed_by_listen_echo)
     cr_expect_eq(stop_listen(&s), 0, "exit 0 on SIGTERM");
 }
 
+Test(cli_net, listen_quiet_echoes_without_a_line_per_client)
+{
+    char *listen[] = {GN_TEST_CLI, "listen", "127.0.0.1:0", "--echo", "--quiet", NULL};
+    struct gn_test_run run;
+    struct gn_test_proc s;
+
+    gn_test_spawn(&s, listen, NULL, true);
+    for (int i = 0; i < 3; i++) {
+        char *argv[] = {"/bin/nc", "-N", "-w", "5", "127.0.0.1", (char *)port_of(&s), NULL};
+        cr_assert_eq(gn_test_run_argv(argv, "quiet\n", 10000, &run), 0);
+        cr_expect_str_eq(run.out, "quiet\n", "%s", run.err);
+        gn_test_run_free(&run);
+    }
+    gn_test_proc_read(&s, 200);
+    cr_expect(!strstr(s.log, "connect"), "no per-client line: %s", s.log);
+    cr_expect_eq(stop_listen(&s), 0);
+}
+
 Test(cli_net, nc_gets_its_bytes_echoed)
 {
     struct gn_test_run run;

@@ -20,6 +20,8 @@ int cli_check_tls_flags(const char *addr, bool server);
 /* Writing stdout failed: say so once; the caller stops. */
 void cli_output_failed(void);
 extern bool cli_output_broken;
+/* listen --quiet: no line per client (for measuring). */
+extern bool cli_listen_quiet;
 
 /* Print "gnezdo: <message>" and return CLI_FAILURE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

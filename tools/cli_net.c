@@ -85,6 +85,7 @@ static void log_error(gn_conn *conn, int code, const char *message)
 }
 
 bool cli_output_broken;
+bool cli_listen_quiet;
 
 void cli_output_failed(void)
 {
@@ -262,6 +263,8 @@ static int parse_listen_args(int argc, char **argv, const char **addr, enum list
             rc = parse_threads(argc, argv, &i, threads);
             if (rc)
                 return rc;
+        } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+            cli_listen_quiet = true;
         } else if (mode_of(argv[i]) != MODE_PRINT) {
             if (*mode != MODE_PRINT)
                 return cli_usage_error("choose one of --echo, --chat and --discard");
@@ -326,6 +329,11 @@ int cli_listen(int argc, char **argv)
     if (threads)
         return cli_listen_threads(addr, thread_modes[listening.mode], threads);
     h.on_data = data_fns[listening.mode];
+    if (cli_listen_quiet) {
+        h.on_accept = NULL;
+        h.on_close = NULL;
+        h.on_error = NULL;
+    }
     opts.pause_reading_when_full = listening.mode == MODE_ECHO || listening.mode == MODE_CHAT;
     if (listening.mode == MODE_CHAT)
         opts.max_output = CHAT_BEHIND_MAX;

@@ -69,8 +69,10 @@ static void serve_client(gn_conn *conn)
     char who[2 * GN_ENDPOINT_STRLEN + 8];
     ssize_t n;
 
-    cli_describe_conn(conn, who, sizeof(who));
-    fprintf(stderr, "connect    %s\n", who);
+    if (!cli_listen_quiet) {
+        cli_describe_conn(conn, who, sizeof(who));
+        fprintf(stderr, "connect    %s\n", who);
+    }
     while ((n = gn_read(conn, buf, sizeof(buf), GN_NO_TIMEOUT)) > 0) {
         if (thread_mode == CLI_THREADS_ECHO && gn_write_all(conn, buf, (size_t)n, 30000) < 0)
             break;
@@ -87,8 +89,9 @@ static void serve_client(gn_conn *conn)
             }
         }
     }
-    fprintf(stderr, "disconnect %s%s%s\n", who, n < 0 ? ": " : "",
-            n < 0 ? gn_strerror((int)n) : "");
+    if (!cli_listen_quiet)
+        fprintf(stderr, "disconnect %s%s%s\n", who, n < 0 ? ": " : "",
+                n < 0 ? gn_strerror((int)n) : "");
 }
 
 int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threads)
