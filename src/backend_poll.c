@@ -5,9 +5,12 @@
  *
  * One pollfd per watched descriptor, kept dense: an io remembers its slot,
  * and removing one moves the last into its place.  Ready descriptors are
- * copied out before any callback runs, because callbacks add and remove
- * descriptors; one closed meanwhile is skipped by gn__io_dispatch (its fd
- * is -1), as with epoll.
+ * copied out, a batch at a time, before callbacks run, because callbacks
+ * add and remove descriptors; a collected one has its revents cleared, so
+ * a move never reports it twice (a ready one moved behind the scan waits
+ * for the next poll: readiness is level-triggered); one closed meanwhile
+ * is skipped by gn__io_dispatch (its fd is -1), as with epoll.  The batch
+ * lives on the stack: per descriptor only the pollfd and its io pointer.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,10 +22,13 @@ struct poll_state {
     struct pollfd *fds;
     struct gn__io **ios; /* ios[i] watches fds[i] */
     size_t n, cap;
-    struct ready {
-        struct gn__io *io;
-        unsigned events;
-    } * ready;
+};
+
+#define BATCH 64
+
+struct ready {
+    struct gn__io *io;
+    unsigned events;
 };
 
 static int poll_init(gn_loop *loop)
@@ -41,7 +47,6 @@ static void poll_destroy(gn_loop *loop)
 
     free(ps->fds);
     free(ps->ios);
-    free(ps->ready);
     free(ps);
 }
 
@@ -50,12 +55,10 @@ static int grow(struct poll_state *ps)
     size_t cap = ps->cap ? ps->cap * 2 : 64;
     struct pollfd *fds;
     struct gn__io **ios;
-    struct ready *ready;
 
     if (cap > (1u << 24)) /* io->slot has 24 bits */
         return GN_ENOMEM;
     fds = realloc(ps->fds, cap * sizeof(*fds));
-
     if (!fds)
         return GN_ENOMEM;
     ps->fds = fds;
@@ -63,10 +66,6 @@ static int grow(struct poll_state *ps)
     if (!ios)
         return GN_ENOMEM;
     ps->ios = ios;
-    ready = realloc(ps->ready, cap * sizeof(*ready));
-    if (!ready)
-        return GN_ENOMEM;
-    ps->ready = ready;
     ps->cap = cap;
     return 0;
 }
@@ -102,24 +101,39 @@ static int poll_watch(gn_loop *loop, struct gn__io *io, unsigned old_ev, unsigne
     return 0;
 }
 
+static unsigned events_of(short e)
+{
+    return (e & POLLIN ? GN__READ : 0u) | (e & POLLOUT ? GN__WRITE : 0u) |
+           (e & (POLLERR | POLLHUP | POLLNVAL) ? GN__ERROR : 0u);
+}
+
+/* Up to BATCH ready descriptors from index *pos on, their revents taken. */
+static size_t collect(struct poll_state *ps, size_t *pos, struct ready *batch)
+{
+    size_t nready = 0;
+
+    for (; *pos < ps->n && nready < BATCH; ++*pos) {
+        short e = ps->fds[*pos].revents;
+        if (!e)
+            continue;
+        ps->fds[*pos].revents = 0;
+        batch[nready++] = (struct ready){ps->ios[*pos], events_of(e)};
+    }
+    return nready;
+}
+
 static int poll_wait_dispatch(gn_loop *loop, int timeout_ms)
 {
     struct poll_state *ps = loop->backend_events;
-    size_t nready = 0;
+    struct ready batch[BATCH];
+    size_t pos = 0, nready;
     int n = poll(ps->fds, (nfds_t)ps->n, timeout_ms);
 
     if (n < 0)
         return errno == EINTR ? 0 : gn_error_from_errno(errno);
-    for (size_t i = 0; i < ps->n && nready < (size_t)n; i++) {
-        short e = ps->fds[i].revents;
-        if (!e)
-            continue;
-        ps->ready[nready++] = (struct ready){
-            ps->ios[i], (e & POLLIN ? GN__READ : 0u) | (e & POLLOUT ? GN__WRITE : 0u) |
-                            (e & (POLLERR | POLLHUP | POLLNVAL) ? GN__ERROR : 0u)};
-    }
-    for (size_t i = 0; i < nready; i++)
-        gn__io_dispatch(loop, ps->ready[i].io, ps->ready[i].events);
+    while (n > 0 && (nready = collect(ps, &pos, batch)) > 0)
+        for (size_t i = 0; i < nready; i++)
+            gn__io_dispatch(loop, batch[i].io, batch[i].events);
     return n;
 }
 
