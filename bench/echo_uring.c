@@ -58,11 +58,10 @@ enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND };
 
 struct conn {
     uint16_t head, tail; /* buffers waiting to be sent, linked by g_next; NO_BUF when none */
-    bool open;
-    bool recv_armed; /* a multishot recv is live */
-    bool sending;    /* the head buffer's send is in flight */
-    bool closing;    /* EOF, reset or a failed send: close once all is done */
-    bool starved;    /* on g_starved, waiting for a buffer */
+    bool recv_armed;     /* a multishot recv is live */
+    bool sending;        /* the head buffer's send is in flight */
+    bool closing;        /* EOF, reset or a failed send: close once all is done */
+    bool starved;        /* on g_starved, waiting for a buffer */
 };
 
 static volatile sig_atomic_t g_stop;
@@ -167,7 +166,6 @@ static void on_accept(int res, unsigned flags)
     }
     setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on Unix: fine */
     memset(&g_conns[res], 0, sizeof g_conns[res]);
-    g_conns[res].open = true;
     g_conns[res].head = g_conns[res].tail = NO_BUF;
     arm_recv(res);
 }
