@@ -120,18 +120,6 @@ int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *ow
     return 0;
 }
 
-void gn__conn_discard(gn_conn *conn)
-{
-    gn_loop *loop = conn->loop;
-
-    gn__list_remove(&conn->link);
-    if (conn->ext)
-        gn__loop_handle_remove(&conn->ext->handle);
-    gn__conn_ext_free(conn);
-    gn__loop_unref(loop);
-    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
-}
-
 int gn__conn_register(gn_conn *conn, void (*close)(struct gn__handle *h))
 {
     struct gn__conn_ext *ext = gn__conn_ext(conn);

@@ -290,6 +290,18 @@ static void conn_release(gn_conn *conn)
     gn__inbuf_release(conn);
 }
 
+void gn__conn_discard(gn_conn *conn)
+{
+    gn_loop *loop = conn->loop;
+
+    gn__list_remove(&conn->link);
+    if (conn->ext)
+        gn__loop_handle_remove(&conn->ext->handle);
+    gn__conn_ext_free(conn);
+    gn__loop_unref(loop);
+    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+}
+
 static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
 {
     gn_conn *conn = gn__container_of(d, gn_conn, later);
@@ -299,13 +311,9 @@ static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
         h->on_error(conn, conn->close_reason, gn__conn_error(conn));
     if (conn->announced && h->on_close)
         h->on_close(conn, conn->close_reason);
+    (void)loop;
     conn->owner->gone(conn);
-    gn__list_remove(&conn->link);
-    if (conn->ext)
-        gn__loop_handle_remove(&conn->ext->handle);
-    gn__conn_ext_free(conn);
-    gn__loop_unref(loop);
-    gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+    gn__conn_discard(conn);
 }
 
 void gn__conn_finish(gn_conn *conn, int reason, bool reset)

@@ -230,20 +230,26 @@ static void send_bytes(int fd, size_t n)
     }
 }
 
-Test(conn_memory, unconsumed_input_is_kept_then_given_back_when_taken)
+/* A server with max_input 64 KiB whose handler takes nothing yet, and a
+ * client connected to it. */
+static int start_holding(gn_loop **loop, gn_server **srv)
 {
-    const gn_handlers h = {.on_data = take_when_allowed, .on_error = note_error};
+    static const gn_handlers h = {.on_data = take_when_allowed, .on_error = note_error};
     gn_options opts = {.max_input = 64 << 10};
     char addr[GN_ENDPOINT_STRLEN];
-    gn_server *srv;
-    gn_loop *loop;
-    int fd;
 
     memset(&holder, 0, sizeof(holder));
     holder.hold = true;
-    cr_assert_eq(gn_loop_new(&loop), 0);
-    srv = gn_test_listen(loop, "127.0.0.1:0", &h, &opts, addr, sizeof(addr));
-    fd = gn_test_connect_fd(addr);
+    cr_assert_eq(gn_loop_new(loop), 0);
+    *srv = gn_test_listen(*loop, "127.0.0.1:0", &h, &opts, addr, sizeof(addr));
+    return gn_test_connect_fd(addr);
+}
+
+Test(conn_memory, unconsumed_input_is_kept_then_given_back_when_taken)
+{
+    gn_server *srv;
+    gn_loop *loop;
+    int fd = start_holding(&loop, &srv);
     send_bytes(fd, 40000);
     gn_test_run_loop_for(loop, 200);
     cr_assert_not_null(holder.conn);
@@ -263,18 +269,9 @@ Test(conn_memory, unconsumed_input_is_kept_then_given_back_when_taken)
 
 Test(conn_memory, unconsumed_input_past_max_input_ends_the_connection)
 {
-    const gn_handlers h = {.on_data = take_when_allowed, .on_error = note_error};
-    gn_options opts = {.max_input = 64 << 10};
-    char addr[GN_ENDPOINT_STRLEN];
     gn_server *srv;
     gn_loop *loop;
-    int fd;
-
-    memset(&holder, 0, sizeof(holder));
-    holder.hold = true;
-    cr_assert_eq(gn_loop_new(&loop), 0);
-    srv = gn_test_listen(loop, "127.0.0.1:0", &h, &opts, addr, sizeof(addr));
-    fd = gn_test_connect_fd(addr);
+    int fd = start_holding(&loop, &srv);
     for (int i = 0; i < 20 && holder.error == 0; i++) {
         /* The peer may close under us: a failed write ends the loop. */
         char chunk[8192] = {0};
