@@ -1,0 +1,733 @@
+/*
+ * The io_uring backend (Linux 6.0 or newer): a completion backend.
+ *
+ * Readiness goes through an epoll instance of the backend's own, whose
+ * descriptor is watched from the ring by one multishot POLL_ADD; when it
+ * fires, epoll_wait(0) collects and dispatches.  Why not a multishot poll
+ * per descriptor: those are edge-like (a CQE per wake-up), and the conn
+ * core needs level-triggered readiness (it reads up to a budget and
+ * expects a still-readable descriptor to come back); rebuilding that on
+ * top of per-descriptor polls needs a re-check list and cancellations on
+ * every change, while epoll already is exactly the epoll backend's
+ * semantics.  One catch: epoll re-queues a level-triggered descriptor
+ * that is still ready without waking its pollers, so after an epoll_wait
+ * that returned events the next wait does not block (epoll_hot) until an
+ * epoll_wait comes back empty.  Readiness costs what it costs on epoll;
+ * the gain is in the completion entries.
+ *
+ * Completions: multishot receive into a provided-buffer ring (BUF_COUNT
+ * buffers of BUF_SIZE, each given back as soon as its callback returns)
+ * and multishot accept.  The crux is lifetime: an io may be freed and its
+ * descriptor number reused the moment recv_stop returns, while CQEs of
+ * the stopped request may still sit in the completion queue.  So no
+ * user_data points at an io: it carries the kind, the descriptor and a
+ * generation, and a table indexed by descriptor says which io (if any)
+ * owns the live request of that generation.  A CQE of another generation
+ * is dropped: its buffer goes back to the ring, its accepted descriptor is
+ * closed.  Stopping also submits an ASYNC_CANCEL at once, because the
+ * request holds a reference to the file and the peer would not see the
+ * FIN or RST of a close() until the request ends.
+ */
+#define _GNU_SOURCE /* liburing.h uses cpu_set_t */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+#define SQ_ENTRIES 256
+/* Many CQEs per batch with thousands of connections; an overflowing CQ
+ * still loses nothing (the kernel keeps the rest, IORING_FEAT_NODROP) but
+ * ends multishot requests, which then cost a re-arm each. */
+#define CQ_ENTRIES 4096
+/* 512 x 16 KiB = 8 MiB of address space, touched only as data arrives.
+ * Buffers are held only during one callback, so the ring runs dry only
+ * when more than 8 MiB arrive within one batch; then the receives that
+ * found no buffer (-ENOBUFS) are re-armed after the batch has given the
+ * buffers back.  16 KiB keeps a 64 KiB message to four completions; the
+ * bench's io_uring floor uses the same size. */
+#define BUF_COUNT   512u /* a power of two, at most 32768 */
+#define BUF_SIZE    (16u << 10)
+#define BUF_GROUP   0
+#define EPOLL_BATCH 256
+/* CQEs handled per wait: callbacks make system calls, which run task
+ * work that posts more CQEs, so without a cap a flood could keep timers
+ * and posted tasks waiting forever. */
+#define CQE_BUDGET (2 * CQ_ENTRIES)
+
+/* user_data: kind in the top 2 bits, generation in the next 30, the
+ * descriptor in the low 32. */
+enum kind { K_POLL = 0, K_RECV = 1, K_ACCEPT = 2, K_CTL = 3 };
+#define GEN_MASK 0x3fffffffu
+
+/* The live request on one descriptor, if any. */
+struct slot {
+    struct gn__io *io; /* NULL: CQEs for this descriptor are dropped */
+    uint32_t gen;      /* of the request io owns */
+    int32_t next;      /* re-arm list link, -1 at its end */
+    uint8_t kind;
+    bool armed;  /* a request is queued or in the kernel */
+    bool queued; /* on the re-arm list */
+};
+
+struct uring {
+    struct io_uring ring;
+    int epfd;
+    bool epoll_hot;  /* epoll may hold ready descriptors not yet collected */
+    bool poll_armed; /* the multishot poll on epfd is queued or live */
+    int poll_error;  /* a GN_E code once polling epfd failed */
+    bool ran_dry;    /* a receive found the buffer ring empty this batch */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    struct slot *slots; /* by descriptor */
+    size_t nslots;
+    int32_t rearm_head; /* slots whose request ended early, -1: none */
+    size_t inflight;    /* requests whose last CQE has not been seen */
+    struct epoll_event events[EPOLL_BATCH];
+};
+
+static uint64_t ud_make(enum kind kind, uint32_t gen, int fd)
+{
+    return (uint64_t)kind << 62 | (uint64_t)(gen & GEN_MASK) << 32 | (uint32_t)fd;
+}
+
+static enum kind ud_kind(uint64_t ud)
+{
+    return (enum kind)(ud >> 62);
+}
+
+static uint32_t ud_gen(uint64_t ud)
+{
+    return (uint32_t)(ud >> 32) & GEN_MASK;
+}
+
+static int ud_fd(uint64_t ud)
+{
+    return (int)(uint32_t)ud;
+}
+
+/* ---- submission ----------------------------------------------------- */
+
+/* An SQE, flushing the queue to the kernel when it is full. */
+static struct io_uring_sqe *get_sqe(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+    if (!sqe && io_uring_submit(&u->ring) >= 0)
+        sqe = io_uring_get_sqe(&u->ring);
+    return sqe;
+}
+
+static int arm_poll(struct uring *u)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (!sqe)
+        return GN_ENOMEM;
+    io_uring_prep_poll_multishot(sqe, u->epfd, EPOLLIN);
+    io_uring_sqe_set_data64(sqe, ud_make(K_POLL, 0, u->epfd));
+    u->poll_armed = true;
+    u->inflight++;
+    return 0;
+}
+
+/* Queue the multishot request slot s (descriptor fd) stands for. */
+static int arm(struct uring *u, int fd, struct slot *s)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (!sqe)
+        return GN_ENOMEM;
+    if (s->kind == K_RECV) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP;
+    } else {
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    io_uring_sqe_set_data64(sqe, ud_make((enum kind)s->kind, s->gen, fd));
+    s->armed = true;
+    u->inflight++;
+    return 0;
+}
+
+/* Cancel the request named ud and submit at once: until it ends, the
+ * request keeps the socket open behind a close() (see the header). */
+static void cancel(struct uring *u, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+
+    if (!sqe) {
+        /* The queue would not flush: cancel synchronously instead.  The
+         * request was submitted by the failed flush or earlier, or is
+         * still queued and then finds its slot stopped; either way no
+         * CQE of it reaches anyone. */
+        struct io_uring_sync_cancel_reg reg = {.addr = ud, .timeout = {-1, -1}};
+        io_uring_register_sync_cancel(&u->ring, &reg);
+        return;
+    }
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, ud_make(K_CTL, 0, -1));
+    u->inflight++;
+    io_uring_submit(&u->ring);
+}
+
+/* ---- the descriptor table ------------------------------------------- */
+
+static int slots_grow(struct uring *u, int fd)
+{
+    size_t n = u->nslots ? u->nslots : 64;
+    struct slot *slots;
+
+    while (n <= (size_t)fd)
+        n *= 2;
+    slots = realloc(u->slots, n * sizeof(*slots));
+    if (!slots)
+        return GN_ENOMEM;
+    for (size_t i = u->nslots; i < n; i++)
+        slots[i] = (struct slot){.next = -1};
+    u->slots = slots;
+    u->nslots = n;
+    return 0;
+}
+
+/* The slot of a CQE's request if that request is still wanted, else NULL. */
+static struct slot *live_slot(struct uring *u, uint64_t ud)
+{
+    struct slot *s;
+    int fd = ud_fd(ud);
+
+    if (fd < 0 || (size_t)fd >= u->nslots)
+        return NULL;
+    s = &u->slots[fd];
+    if (!s->io || s->kind != ud_kind(ud) || s->gen != ud_gen(ud))
+        return NULL;
+    return s;
+}
+
+static void rearm_later(struct uring *u, int fd)
+{
+    struct slot *s = &u->slots[fd];
+
+    if (s->queued)
+        return;
+    s->queued = true;
+    s->next = u->rearm_head;
+    u->rearm_head = fd;
+}
+
+/* Re-arm what ended early, once the batch has given its buffers back
+ * (re-arming a receive at once after -ENOBUFS would only fail again). */
+static void rearm_flush(struct uring *u)
+{
+    while (u->rearm_head >= 0) {
+        int fd = u->rearm_head;
+        struct slot *s = &u->slots[fd];
+
+        u->rearm_head = s->next;
+        s->queued = false;
+        s->next = -1;
+        if (s->io && !s->armed && arm(u, fd, s) < 0) {
+            rearm_later(u, fd); /* no SQE now: next wait */
+            break;
+        }
+    }
+    if (!u->poll_armed && !u->poll_error)
+        arm_poll(u);
+}
+
+static int req_start(struct uring *u, struct gn__io *io, enum kind kind)
+{
+    struct slot *s;
+    int rc;
+
+    if (io->fd < 0)
+        return GN_EINVAL;
+    if ((size_t)io->fd >= u->nslots && (rc = slots_grow(u, io->fd)) < 0)
+        return rc;
+    s = &u->slots[io->fd];
+    if (s->io)
+        return s->io == io && s->kind == kind ? 0 : GN_EINVAL;
+    s->io = io;
+    s->kind = (uint8_t)kind;
+    s->gen = (s->gen + 1) & GEN_MASK;
+    s->armed = false;
+    rc = arm(u, io->fd, s);
+    if (rc < 0)
+        s->io = NULL;
+    return rc;
+}
+
+/* Forget the request of slot s (descriptor fd) and cancel it if live. */
+static void slot_stop(struct uring *u, int fd, struct slot *s)
+{
+    s->io = NULL;
+    if (s->armed) {
+        s->armed = false;
+        cancel(u, ud_make((enum kind)s->kind, s->gen, fd));
+    }
+}
+
+static void req_stop(struct uring *u, struct gn__io *io, enum kind kind)
+{
+    struct slot *s;
+
+    if (io->fd < 0 || (size_t)io->fd >= u->nslots)
+        return;
+    s = &u->slots[io->fd];
+    if (s->io == io && s->kind == kind)
+        slot_stop(u, io->fd, s);
+}
+
+/* ---- completions ---------------------------------------------------- */
+
+static char *buf_at(struct uring *u, unsigned bid)
+{
+    return u->bufs + (size_t)bid * BUF_SIZE;
+}
+
+static void buf_recycle(struct uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, buf_at(u, bid), BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(BUF_COUNT), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+/* The request of s ended (no IORING_CQE_F_MORE) or must end (EOF, error):
+ * what is left to do so that nothing more comes of it. */
+static void req_end(struct uring *u, struct slot *s, const struct io_uring_cqe *c)
+{
+    s->io = NULL;
+    if (c->flags & IORING_CQE_F_MORE)
+        cancel(u, c->user_data);
+}
+
+static void deliver(gn_loop *loop, struct gn__io *io, unsigned what, int res, const char *data)
+{
+    loop->done = (struct gn__done){.res = res, .data = data};
+    io->cb(loop, io, what);
+    loop->done = (struct gn__done){0};
+}
+
+static int on_recv(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
+{
+    struct slot *s = live_slot(u, c->user_data);
+    bool more = c->flags & IORING_CQE_F_MORE;
+    bool has_buf = c->flags & IORING_CQE_F_BUFFER;
+    unsigned bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
+    struct gn__io *io;
+    int delivered = 0;
+
+    if (s && !more)
+        s->armed = false;
+    if (!s) {
+        /* stopped: dropped, its buffer recycled below */
+    } else if (c->res == -ENOBUFS || c->res == -EAGAIN || c->res == -EINTR) {
+        /* The ring ran dry: the bytes wait in the socket, no one is told. */
+        u->ran_dry = true;
+        if (!more)
+            rearm_later(u, ud_fd(c->user_data));
+    } else {
+        io = s->io;
+        if (c->res <= 0)
+            req_end(u, s, c);
+        else if (!more)
+            rearm_later(u, ud_fd(c->user_data));
+        deliver(loop, io, GN__RECV, c->res < 0 ? gn_error_from_errno(-c->res) : c->res,
+                has_buf && c->res > 0 ? buf_at(u, bid) : NULL);
+        delivered = 1;
+    }
+    if (has_buf)
+        buf_recycle(u, bid);
+    return delivered;
+}
+
+/* Errors of one pending connection (accept(2): "treat as EAGAIN"), not of
+ * the listener: accepting goes on. */
+static bool accept_transient(int err)
+{
+    switch (err) {
+    case ECONNABORTED:
+    case EINTR:
+    case EAGAIN:
+    case EPROTO:
+    case EPERM: /* a firewall rule refused this one */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int on_accept(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
+{
+    struct slot *s = live_slot(u, c->user_data);
+    bool more = c->flags & IORING_CQE_F_MORE;
+    struct gn__io *io;
+
+    if (s && !more)
+        s->armed = false;
+    if (!s) {
+        if (c->res >= 0)
+            close(c->res); /* accepted for a listener that stopped */
+        return 0;
+    }
+    if (c->res < 0 && accept_transient(-c->res)) {
+        if (!more)
+            rearm_later(u, ud_fd(c->user_data));
+        return 0;
+    }
+    io = s->io;
+    if (c->res < 0)
+        req_end(u, s, c);
+    else if (!more)
+        rearm_later(u, ud_fd(c->user_data));
+    deliver(loop, io, GN__ACCEPT, c->res < 0 ? gn_error_from_errno(-c->res) : c->res, NULL);
+    return 1;
+}
+
+static void on_poll(struct uring *u, const struct io_uring_cqe *c)
+{
+    if (!(c->flags & IORING_CQE_F_MORE))
+        u->poll_armed = false; /* re-armed by rearm_flush */
+    if (c->res < 0 && c->res != -ECANCELED)
+        u->poll_error = gn_error_from_errno(-c->res);
+    u->epoll_hot = true;
+}
+
+static int complete(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
+{
+    if (!(c->flags & IORING_CQE_F_MORE))
+        u->inflight--;
+    switch (ud_kind(c->user_data)) {
+    case K_RECV:
+        return on_recv(loop, u, c);
+    case K_ACCEPT:
+        return on_accept(loop, u, c);
+    case K_POLL:
+        on_poll(u, c);
+        return 0;
+    default:
+        return 0; /* a cancel's own result: nothing to do either way */
+    }
+}
+
+/* Each CQE is copied and marked seen before its callback runs, which may
+ * submit, stop requests or free ios. */
+static int reap(gn_loop *loop, struct uring *u)
+{
+    struct io_uring_cqe *cqe, c;
+    int n = 0;
+
+    for (unsigned i = 0; i < CQE_BUDGET && io_uring_peek_cqe(&u->ring, &cqe) == 0; i++) {
+        c = *cqe;
+        io_uring_cqe_seen(&u->ring, cqe);
+        n += complete(loop, u, &c);
+    }
+    return n;
+}
+
+/* ---- readiness ------------------------------------------------------ */
+
+static uint32_t to_epoll(unsigned events)
+{
+    return (events & GN__READ ? EPOLLIN : 0u) | (events & GN__WRITE ? EPOLLOUT : 0u);
+}
+
+static int uring_watch(gn_loop *loop, struct gn__io *io, unsigned old_ev, unsigned new_ev)
+{
+    struct uring *u = loop->backend_events;
+    struct epoll_event ev = {.events = to_epoll(new_ev), .data.ptr = io};
+    int op = !old_ev ? EPOLL_CTL_ADD : !new_ev ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+
+    if (epoll_ctl(u->epfd, op, io->fd, &ev) < 0)
+        return gn_error_from_errno(errno);
+    return 0;
+}
+
+static int epoll_dispatch(gn_loop *loop, struct uring *u)
+{
+    int n = epoll_wait(u->epfd, u->events, EPOLL_BATCH, 0);
+
+    if (n < 0)
+        return errno == EINTR ? 0 : gn_error_from_errno(errno);
+    u->epoll_hot = n > 0; /* see the header: ready ones stay queued */
+    for (int i = 0; i < n; i++) {
+        uint32_t e = u->events[i].events;
+        unsigned ready = (e & EPOLLIN ? GN__READ : 0u) | (e & EPOLLOUT ? GN__WRITE : 0u) |
+                         (e & (EPOLLERR | EPOLLHUP) ? GN__ERROR : 0u);
+        gn__io_dispatch(loop, u->events[i].data.ptr, ready);
+    }
+    return n;
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+/* Submit what is queued and wait up to timeout_ms for one CQE. */
+static int enter(struct uring *u, int timeout_ms)
+{
+    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+    struct io_uring_cqe *cqe;
+    int rc;
+
+    if (timeout_ms == 0) {
+        /* Nothing to wait for: no system call unless there is something
+         * to submit; reap's peek enters the kernel itself when task work
+         * or an overflow is pending. */
+        rc = io_uring_sq_ready(&u->ring) ? io_uring_submit(&u->ring) : 0;
+    } else {
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+    }
+    /* EBUSY/EAGAIN: the CQ is backed up; reaping is the cure. */
+    if (rc == -ETIME || rc == -EINTR || rc == -EBUSY || rc == -EAGAIN)
+        return 0;
+    return rc < 0 ? gn_error_from_errno(-rc) : 0;
+}
+
+static int uring_wait(gn_loop *loop, int timeout_ms)
+{
+    struct uring *u = loop->backend_events;
+    int rc, n;
+
+    if (u->poll_error)
+        return u->poll_error;
+    rc = enter(u, u->epoll_hot ? 0 : timeout_ms);
+    if (rc < 0)
+        return rc;
+    n = reap(loop, u);
+    if (u->ran_dry) {
+        u->ran_dry = false;
+        gn__log(GN_LOG_DEBUG, "io_uring: the %u receive buffers of %u KiB ran out; re-arming",
+                BUF_COUNT, BUF_SIZE >> 10);
+    }
+    if (u->epoll_hot) {
+        rc = epoll_dispatch(loop, u);
+        if (rc < 0)
+            return rc;
+        n += rc;
+    }
+    rearm_flush(u);
+    return n;
+}
+
+/* ---- setup ---------------------------------------------------------- */
+
+static int ring_open(struct uring *u)
+{
+    /* COOP_TASKRUN: completions wait for the loop's next system call
+     * instead of interrupting it (Linux 5.19); SUBMIT_ALL: one bad SQE
+     * (a descriptor closed meanwhile) does not hold back the rest. */
+    struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                                         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                                .cq_entries = CQ_ENTRIES};
+    int rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+
+    if (rc == -EINVAL) {
+        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+        rc = io_uring_queue_init_params(SQ_ENTRIES, &u->ring, &p);
+    }
+    if (rc < 0)
+        return gn_error_from_errno(-rc);
+    if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
+        io_uring_queue_exit(&u->ring);
+        return GN_ESYS;
+    }
+    return 0;
+}
+
+static size_t br_bytes(void)
+{
+    return BUF_COUNT * sizeof(struct io_uring_buf);
+}
+
+/* The buffer ring (Linux 5.19) and its buffers, all handed to the kernel. */
+static int bufs_open(struct uring *u)
+{
+    struct io_uring_buf_reg reg = {.ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+    int rc;
+
+    u->br = mmap(NULL, br_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (u->br == MAP_FAILED)
+        return GN_ENOMEM;
+    u->bufs = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (u->bufs == MAP_FAILED) {
+        rc = GN_ENOMEM;
+        goto out_unmap_br;
+    }
+    io_uring_buf_ring_init(u->br);
+    reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+    rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (rc < 0) {
+        rc = gn_error_from_errno(-rc);
+        goto out_unmap_bufs;
+    }
+    for (unsigned bid = 0; bid < BUF_COUNT; bid++)
+        io_uring_buf_ring_add(u->br, buf_at(u, bid), BUF_SIZE, (unsigned short)bid,
+                              io_uring_buf_ring_mask(BUF_COUNT), (int)bid);
+    io_uring_buf_ring_advance(u->br, BUF_COUNT);
+    return 0;
+out_unmap_bufs:
+    munmap(u->bufs, (size_t)BUF_COUNT * BUF_SIZE);
+out_unmap_br:
+    munmap(u->br, br_bytes());
+    return rc;
+}
+
+static void bufs_close(struct uring *u)
+{
+    io_uring_unregister_buf_ring(&u->ring, BUF_GROUP);
+    munmap(u->bufs, (size_t)BUF_COUNT * BUF_SIZE);
+    munmap(u->br, br_bytes());
+}
+
+/* Multishot receive came in Linux 6.0 and no feature flag names it: ask
+ * for one on a descriptor that is not a socket.  A kernel that knows it
+ * gets as far as the socket check (-ENOTSOCK); an older one rejects the
+ * flag (-EINVAL).  No buffer is taken either way. */
+static int probe_recv_multishot(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_cqe *cqe;
+    int rc;
+
+    io_uring_prep_recv_multishot(sqe, u->epfd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, ud_make(K_CTL, 0, -1));
+    rc = io_uring_submit_and_wait(&u->ring, 1);
+    if (rc < 0)
+        return gn_error_from_errno(-rc);
+    rc = io_uring_peek_cqe(&u->ring, &cqe);
+    if (rc < 0)
+        return gn_error_from_errno(-rc);
+    rc = cqe->res;
+    io_uring_cqe_seen(&u->ring, cqe);
+    return rc == -ENOTSOCK ? 0 : GN_ESYS;
+}
+
+static int uring_setup(struct uring *u)
+{
+    int rc = ring_open(u);
+
+    if (rc < 0)
+        return rc;
+    rc = bufs_open(u);
+    if (rc < 0)
+        goto out_exit_ring;
+    u->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (u->epfd < 0) {
+        rc = gn_error_from_errno(errno);
+        goto out_close_bufs;
+    }
+    rc = probe_recv_multishot(u);
+    if (rc < 0)
+        goto out_close_epfd;
+    rc = arm_poll(u);
+    if (rc < 0)
+        goto out_close_epfd;
+    return 0;
+out_close_epfd:
+    close(u->epfd);
+out_close_bufs:
+    bufs_close(u);
+out_exit_ring:
+    io_uring_queue_exit(&u->ring);
+    return rc;
+}
+
+static int uring_init(gn_loop *loop)
+{
+    struct uring *u = calloc(1, sizeof(*u));
+    int rc;
+
+    if (!u)
+        return GN_ENOMEM;
+    u->epfd = -1;
+    u->rearm_head = -1;
+    rc = uring_setup(u);
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    loop->backend_events = u;
+    loop->backend_fd = u->ring.ring_fd;
+    return 0;
+}
+
+/* Stop every request and reap until each has ended, so no accepted
+ * descriptor is left behind in the completion queue.  Bounded: a kernel
+ * that never answers costs a second, not a hang. */
+static void drain(gn_loop *loop, struct uring *u)
+{
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+    struct io_uring_cqe *cqe;
+
+    /* By slot, not by io: an owner that never stopped may have freed it. */
+    for (size_t fd = 0; fd < u->nslots; fd++)
+        if (u->slots[fd].io)
+            slot_stop(u, (int)fd, &u->slots[fd]);
+    if (u->poll_armed)
+        cancel(u, ud_make(K_POLL, 0, u->epfd));
+    for (int i = 0; i < 100 && u->inflight > 0; i++) {
+        io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        reap(loop, u);
+    }
+}
+
+static void uring_destroy(gn_loop *loop)
+{
+    struct uring *u = loop->backend_events;
+
+    drain(loop, u);
+    bufs_close(u);
+    io_uring_queue_exit(&u->ring);
+    close(u->epfd);
+    free(u->slots);
+    free(u);
+    loop->backend_events = NULL;
+    loop->backend_fd = -1;
+}
+
+static int uring_recv_start(gn_loop *loop, struct gn__io *io)
+{
+    return req_start(loop->backend_events, io, K_RECV);
+}
+
+static void uring_recv_stop(gn_loop *loop, struct gn__io *io)
+{
+    req_stop(loop->backend_events, io, K_RECV);
+}
+
+static int uring_accept_start(gn_loop *loop, struct gn__io *io)
+{
+    return req_start(loop->backend_events, io, K_ACCEPT);
+}
+
+static void uring_accept_stop(gn_loop *loop, struct gn__io *io)
+{
+    req_stop(loop->backend_events, io, K_ACCEPT);
+}
+
+const struct gn__backend gn__backend_uring = {
+    .name = "uring",
+    .init = uring_init,
+    .destroy = uring_destroy,
+    .watch = uring_watch,
+    .wait = uring_wait,
+    .recv_start = uring_recv_start,
+    .recv_stop = uring_recv_stop,
+    .accept_start = uring_accept_start,
+    .accept_stop = uring_accept_stop,
+};
