@@ -360,12 +360,27 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
+/* The backend a default loop gets here: io_uring may be built in yet
+ * refused by this kernel or container, and then epoll is what runs. */
+static const char *default_backend(void)
+{
+    gn_loop *loop;
+    const char *name;
+
+    if (gn_loop_new(&loop) < 0)
+        return "none (no loop could be created)";
+    name = gn_loop_backend(loop); /* a static string: outlives the loop */
+    gn_loop_free(loop);
+    return name;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     printf("gnezdo %s (port registry: IANA %s, %zu entries)\n", gn_version(), gn_services_date(),
            gn_services_count());
+    printf("event loop backend: %s\n", default_backend());
     return 0;
 }
 
