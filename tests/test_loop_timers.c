@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gnezdo.h"
 #include "helpers.h"
@@ -32,11 +33,18 @@ static void record(gn_loop *loop, uint64_t id, void *arg)
 
 Test(loop_timers, empty_loop_returns_at_once)
 {
+    const char *want = getenv("GN_BACKEND"), *got;
     gn_loop *loop;
 
     cr_assert_eq(gn_loop_new(&loop), 0);
-    /* the suites run over epoll and again with GN_BACKEND=poll */
-    cr_expect_str_eq(gn_loop_backend(loop), getenv("GN_BACKEND") ? getenv("GN_BACKEND") : "epoll");
+    got = gn_loop_backend(loop);
+    /* the suites run over the default backend and again with GN_BACKEND
+     * set; io_uring (the default where built) falls back to epoll where
+     * the kernel refuses it */
+    if (!want || strcmp(want, "uring") == 0)
+        cr_expect(strcmp(got, "uring") == 0 || strcmp(got, "epoll") == 0, "%s", got);
+    else
+        cr_expect_str_eq(got, want);
     cr_expect_eq(gn_loop_run(loop), 0);
     gn_loop_free(loop);
 }
