@@ -67,6 +67,42 @@ bool gn__conn_transport_buffered(const gn_conn *conn)
     return conn->transport->buffered && conn->transport->buffered(conn);
 }
 
+/* A completion backend receives for plain sockets; TLS and user
+ * transports read through readiness and their own calls. */
+static bool by_completion(const gn_conn *conn)
+{
+    return conn->loop->backend->recv_pause && conn->transport == &gn__transport_stream;
+}
+
+/* Receive while reading is wanted; a pause keeps what is in flight.  A
+ * peer's end seen while paused is acted on when reading resumes. */
+static int update_receiving(gn_conn *conn)
+{
+    const struct gn__backend *b = conn->loop->backend;
+    bool want = wants_read(conn);
+    int rc;
+
+    if (want && !conn->receiving && !conn->eof_pending) {
+        rc = b->recv_start(conn->loop, &conn->io);
+        if (rc < 0)
+            return rc;
+        conn->receiving = true;
+    } else if (!want && conn->receiving) {
+        b->recv_pause(conn->loop, &conn->io);
+        conn->receiving = false;
+    }
+    if (want && conn->eof_pending)
+        gn__conn_schedule_redeliver(conn); /* the end, after what is buffered */
+    return 0;
+}
+
+static void receiving_end(gn_conn *conn)
+{
+    if (conn->receiving)
+        conn->loop->backend->recv_stop(conn->loop, &conn->io);
+    conn->receiving = false;
+}
+
 void gn__conn_update_watch(gn_conn *conn)
 {
     unsigned events = 0;
@@ -74,8 +110,15 @@ void gn__conn_update_watch(gn_conn *conn)
 
     if (conn->state == GN__CLOSED || conn->io.fd < 0)
         return;
-    if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN))
+    if (by_completion(conn)) {
+        rc = update_receiving(conn);
+        if (rc < 0) {
+            gn__conn_fail(conn, rc, "cannot receive: %s", gn_strerror(rc));
+            return;
+        }
+    } else if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN)) {
         events |= GN__READ;
+    }
     if (conn->state == GN__OPEN &&
         ((conn->out && !conn->handshaking) || gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
@@ -232,6 +275,57 @@ static bool read_once(gn_conn *conn)
     return (size_t)n == room || gn__conn_transport_buffered(conn);
 }
 
+/* Bytes a completion backend received into its buffer: offered at once,
+ * or, while reading is paused or bytes wait already, kept after those (a
+ * pause cannot give back what the kernel had received: at most what was
+ * in flight goes past max_input). */
+static void got_received(gn_conn *conn, const char *data, size_t n)
+{
+    size_t have = gn__inbuf_len(conn), max = conn->prof->opts.max_input, limit;
+    int rc;
+
+    if (conn->closing)
+        return; /* a closing connection reads no more: dropped, as unread */
+    conn->bytes_in += (uint64_t)n;
+    conn->reads++;
+    gn__idle_touch(conn->loop, &conn->idle);
+    if (have == 0 && wants_read(conn)) {
+        deliver_shared(conn, data, n);
+        return;
+    }
+    limit = wants_read(conn) || have + n <= max ? max : have + n;
+    rc = gn__inbuf_reserve(conn, have + n, limit);
+    if (rc < 0) {
+        input_failed(conn, rc);
+        return;
+    }
+    memcpy(conn->in->data + conn->in->len, data, n);
+    conn->in->len += n;
+    deliver_buffered(conn);
+    if (conn->state == GN__OPEN && gn__inbuf_len(conn) >= max && wants_read(conn))
+        input_over_cap(conn);
+}
+
+static void on_received(gn_conn *conn)
+{
+    int res = conn->loop->done.res;
+
+    if (res > 0) {
+        got_received(conn, conn->loop->done.data, (size_t)res);
+        return;
+    }
+    conn->receiving = false; /* the backend ended it */
+    if (res < 0) {
+        gn__conn_fail(conn, res, "read: %s", gn_strerror(res));
+        return;
+    }
+    if (wants_read(conn) && gn__inbuf_len(conn) == 0) {
+        on_peer_end(conn);
+        return;
+    }
+    conn->eof_pending = true; /* after the buffered bytes are taken */
+}
+
 static void conn_read(gn_conn *conn)
 {
     for (int i = 0; i < READ_BUDGET && wants_read(conn); i++)
@@ -325,6 +419,7 @@ void gn__conn_finish(gn_conn *conn, int reason, bool reset)
     if (conn->io.fd >= 0) {
         if (reset)
             gn__socket_reset_on_close(conn->io.fd);
+        receiving_end(conn);
         gn__io_watch(conn->loop, &conn->io, 0);
         close(conn->io.fd);
         conn->io.fd = -1;
@@ -399,6 +494,7 @@ int gn__conn_detach(gn_conn *conn)
     if (conn->state != GN__OPEN || conn->closing || conn->shutdown_asked || conn->out ||
         conn->handshaking || conn->redeliver_queued)
         return GN_ECLOSED;
+    receiving_end(conn);
     gn__io_watch(conn->loop, &conn->io, 0);
     gn__idle_remove(conn->loop, &conn->idle);
     if (conn->ext)
@@ -419,6 +515,11 @@ static void redeliver(gn_loop *loop, struct gn__deferred *d)
     conn->redeliver_queued = false;
     deliver_buffered(conn);
     read_transport_buffered(conn);
+    if (conn->eof_pending && conn->state == GN__OPEN && wants_read(conn) &&
+        gn__inbuf_len(conn) == 0) {
+        conn->eof_pending = false;
+        on_peer_end(conn);
+    }
 }
 
 /* Only while OPEN: a close meanwhile turns it into the finalize. */
@@ -635,6 +736,10 @@ void gn__conn_on_io(gn_loop *loop, struct gn__io *io, unsigned events)
     gn_conn *conn = gn__container_of(io, gn_conn, io);
 
     (void)loop;
+    if (events & GN__RECV) {
+        on_received(conn);
+        return;
+    }
     if (conn->handshaking) {
         if ((events & GN__WRITE) && conn->transport->flush)
             conn->transport->flush(conn);

@@ -63,6 +63,10 @@ struct gn__backend {
      * the accepting: start again later). */
     int (*recv_start)(gn_loop *loop, struct gn__io *io);
     void (*recv_stop)(gn_loop *loop, struct gn__io *io);
+    /* recv_pause: stop receiving for now, keeping io: bytes the kernel
+     * had already received still come as GN__RECV (nothing received is
+     * lost), then nothing until recv_start; recv_stop ends it for good. */
+    void (*recv_pause)(gn_loop *loop, struct gn__io *io);
     int (*accept_start)(gn_loop *loop, struct gn__io *io);
     void (*accept_stop)(gn_loop *loop, struct gn__io *io);
 };
