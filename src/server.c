@@ -28,6 +28,8 @@ static void server_free(gn_loop *loop, struct gn__deferred *d)
 
 static const struct gn__server_kind async_kind;
 static void async_close(gn_server *srv, uint32_t grace_ms);
+static int set_accepting(gn_server *srv, bool on);
+static bool shed_load(gn_server *srv, int fd, int code);
 static void abort_remaining(gn_loop *loop, uint64_t id, void *arg);
 
 static int check_listen_args(gn_loop *loop, const char *address, const gn_handlers *handlers,
@@ -58,6 +60,14 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
 
     if (rc == 0)
         rc = gn__server_open(loop, &async_kind, address, opts, &srv, errbuf, errlen);
+    if (rc == 0) {
+        rc = set_accepting(srv, true);
+        if (rc < 0) {
+            gn__server_free(srv);
+            return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address),
+                                    "cannot accept: %s", gn_strerror(rc));
+        }
+    }
     if (rc < 0)
         return rc;
     srv->prof.h = *handlers;
@@ -71,11 +81,36 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
 
 /* ---- accepting ------------------------------------------------------ */
 
-static void set_accepting(gn_server *srv, bool on)
+/* On a completion backend the backend accepts (multishot); else the
+ * listener is watched for readiness and accept4 is called here. */
+static int listener_accepting(gn_server *srv, struct listener *l, bool on)
 {
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        if (srv->listeners[i].io.fd >= 0)
-            gn__io_watch(srv->loop, &srv->listeners[i].io, on ? GN__READ : 0);
+    const struct gn__backend *b = srv->loop->backend;
+    int rc;
+
+    if (l->io.fd < 0)
+        return 0;
+    if (!b->accept_start)
+        return gn__io_watch(srv->loop, &l->io, on ? GN__READ : 0);
+    if (on && !l->accepting) {
+        rc = b->accept_start(srv->loop, &l->io);
+        if (rc < 0)
+            return rc;
+        l->accepting = true;
+    } else if (!on && l->accepting) {
+        b->accept_stop(srv->loop, &l->io);
+        l->accepting = false;
+    }
+    return 0;
+}
+
+static int set_accepting(gn_server *srv, bool on)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < srv->nlisteners && rc == 0; i++)
+        rc = listener_accepting(srv, &srv->listeners[i], on);
+    return rc;
 }
 
 static void resume_accepting(gn_loop *loop, uint64_t id, void *arg)
@@ -86,18 +121,22 @@ static void resume_accepting(gn_loop *loop, uint64_t id, void *arg)
     (void)id;
     srv->retry_timer = 0;
     srv->accept_paused = false;
-    if (!srv->closing)
-        set_accepting(srv, true);
+    if (!srv->closing && set_accepting(srv, true) < 0)
+        shed_load(srv, -1, GN_ENOMEM); /* try again later */
 }
 
-static void shed_load(gn_server *srv, int fd, int err)
+/* accept failed with code: refuse the client if out of descriptors and
+ * the spare allows (true: accept on), else pause for a moment. */
+static bool shed_load(gn_server *srv, int fd, int code)
 {
-    if (err == EMFILE && gn__server_refuse_one(srv, fd))
-        return;
-    gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
+    if (code == GN_EMFILE && gn__server_refuse_one(srv, fd))
+        return true;
+    gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", gn_strerror(code),
+            ACCEPT_RETRY_MS);
     srv->accept_paused = true;
     set_accepting(srv, false);
     gn_timer_start(srv->loop, ACCEPT_RETRY_MS, 0, resume_accepting, srv, &srv->retry_timer);
+    return false;
 }
 
 /* ---- the hooks of the connections it owns ------------------------------ */
@@ -151,7 +190,10 @@ static void adopt_client(gn_server *srv, const struct listener *l, int fd,
         return;
     }
     conn->kind = gn_endpoint_transport(&l->ep);
-    gn__conn_set_peer(conn, peer, peer_len);
+    if (peer)
+        gn__conn_set_peer(conn, peer, peer_len);
+    else
+        gn__conn_read_peer(conn); /* a multishot accept gives no address */
     gn__server_link(srv, conn);
     if (srv->tls) {
         /* The user meets the connection after the handshake, if ever. */
@@ -172,13 +214,34 @@ static void adopt_client(gn_server *srv, const struct listener *l, int fd,
     }
 }
 
+/* A completion backend accepted a client, or stopped accepting. */
+static void accepted(gn_server *srv, struct listener *l, int res)
+{
+    if (res >= 0) {
+        if (srv->closing)
+            close(res);
+        else
+            adopt_client(srv, l, res, NULL, 0);
+        return;
+    }
+    l->accepting = false; /* the backend ended it */
+    if (srv->closing || srv->accept_paused)
+        return;
+    /* ECONNABORTED (a client gone before its accept) ends it too. */
+    if (res == GN_ECONNRESET || shed_load(srv, l->io.fd, res))
+        if (listener_accepting(srv, l, true) < 0)
+            shed_load(srv, -1, GN_ENOMEM);
+}
+
 static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events)
 {
     struct listener *l = gn__container_of(io, struct listener, io);
     gn_server *srv = l->srv;
 
-    (void)loop;
-    (void)events;
+    if (events & GN__ACCEPT) {
+        accepted(srv, l, loop->done.res);
+        return;
+    }
     for (int i = 0; i < ACCEPT_BUDGET && !srv->closing && !srv->accept_paused; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
@@ -190,7 +253,7 @@ static void on_listener_io(gn_loop *loop, struct gn__io *io, unsigned events)
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            shed_load(srv, io->fd, errno);
+            shed_load(srv, io->fd, gn_error_from_errno(errno));
         return;
     }
 }
@@ -230,6 +293,7 @@ static void async_close(gn_server *srv, uint32_t grace_ms)
     if (srv->closing)
         return;
     srv->closing = true;
+    set_accepting(srv, false);
     gn__server_close_listeners(srv);
     gn__list_foreach_safe(node, next, &srv->conns) gn_close(gn__container_of(node, gn_conn, link));
     if (!gn__list_empty(&srv->conns) && grace_ms > 0)

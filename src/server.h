@@ -21,6 +21,7 @@ struct listener {
     dev_t file_dev;
     ino_t file_ino;
     bool owns_file;
+    bool accepting; /* a completion backend accepts on it */
 };
 
 /* What differs between the kinds of server. */

@@ -90,9 +90,9 @@ static int add_listener(gn_server *srv, gn_endpoint ep, char *errbuf, size_t err
         return gn__errbuf_input(errbuf, errlen, rc, text, strlen(text), "cannot listen: %s",
                                 why[0] ? why : gn_strerror(rc));
     l->io = (struct gn__io){.fd = fd, .cb = srv->kind->on_listener};
+    /* Not watched yet: the kind starts accepting (a threaded server polls
+     * on its own). */
     rc = gn__socket_endpoints(fd, gn_endpoint_transport(&ep), &l->ep, NULL);
-    if (rc == 0 && srv->kind->on_listener) /* a threaded server polls on its own */
-        rc = gn__io_watch(srv->loop, &l->io, GN__READ);
     if (rc < 0) {
         gn__unix_unlink(l);
         close(fd);
