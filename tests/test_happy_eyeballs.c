@@ -117,12 +117,16 @@ static void on_close(gn_conn *conn, int reason)
     ((struct outcome *)gn_conn_user_data(conn))->reason = reason;
 }
 
-/* The event-loop client and the blocking one, each to NAME:port. */
-static void connect_both(int port, char *async_remote, char *sync_remote, uint64_t *slowest)
+/* The event-loop client and the blocking one, each to NAME:port, with
+ * fallback_delay_ms (0: the default 250 ms); *fastest and *slowest get
+ * the times they took. */
+static void connect_both_after(int port, uint32_t fallback_ms, char *async_remote,
+                               char *sync_remote, uint64_t *fastest, uint64_t *slowest)
 {
     const gn_handlers h = {.on_connect = on_connect, .on_close = on_close};
     struct outcome o = {0};
-    gn_options opts = {.user_data = &o, .connect_timeout_ms = 10000};
+    gn_options opts = {
+        .user_data = &o, .connect_timeout_ms = 10000, .fallback_delay_ms = fallback_ms};
     char addr[96], err[GN_ERRBUF_SIZE];
     gn_loop *loop;
     gn_conn *conn;
@@ -133,17 +137,27 @@ static void connect_both(int port, char *async_remote, char *sync_remote, uint64
     t0 = ms_now();
     cr_assert_eq(gn_connect(loop, addr, &h, &opts, &conn, err, sizeof(err)), 0, "%s", err);
     gn_test_run_loop_for(loop, 12000);
-    *slowest = ms_now() - t0;
+    *slowest = *fastest = ms_now() - t0;
     gn_loop_free(loop);
     cr_expect(o.connected, "async: %s", gn_strerror(o.reason));
     strcpy(async_remote, o.remote);
 
+    opts.user_data = NULL;
     t0 = ms_now();
-    cr_assert_eq(gn_dial(addr, 10000, NULL, &conn, err, sizeof(err)), 0, "sync: %s", err);
+    cr_assert_eq(gn_dial(addr, 10000, &opts, &conn, err, sizeof(err)), 0, "sync: %s", err);
     if (ms_now() - t0 > *slowest)
         *slowest = ms_now() - t0;
+    if (ms_now() - t0 < *fastest)
+        *fastest = ms_now() - t0;
     gn_endpoint_format(gn_conn_remote(conn), sync_remote, GN_ENDPOINT_STRLEN);
     gn_close(conn);
+}
+
+static void connect_both(int port, char *async_remote, char *sync_remote, uint64_t *slowest)
+{
+    uint64_t fastest;
+
+    connect_both_after(port, 0, async_remote, sync_remote, &fastest, slowest);
 }
 
 Test(happy_eyeballs, ipv6_first_then_ipv4_when_refused_or_silent, .timeout = 60)
@@ -183,6 +197,32 @@ Test(happy_eyeballs, ipv6_first_then_ipv4_when_refused_or_silent, .timeout = 60)
     cr_expect_str_eq(s, want);
     cr_expect_lt(took, 5000, "not held up by the silent address (%llu ms)",
                  (unsigned long long)took);
+    for (int i = 0; i < 8; i++)
+        close(fillers[i]);
+    close(v6);
+    close(v4);
+}
+
+/* fallback_delay_ms is the wait before the next address (Go's
+ * FallbackDelay): with IPv6 silent, IPv4 cannot win before it. */
+Test(happy_eyeballs, fallback_delay_ms_sets_the_wait_before_ipv4, .timeout = 60)
+{
+    char a[GN_ENDPOINT_STRLEN], s[GN_ENDPOINT_STRLEN], want[64];
+    int port = 0, v4, v6, fillers[8];
+    uint64_t fastest, slowest;
+
+    private_hosts();
+    v4 = listener(AF_INET, &port, 16);
+    v6 = listener(AF_INET6, &port, 0);
+    swallow_syns(AF_INET6, port, fillers, 8);
+    connect_both_after(port, 1500, a, s, &fastest, &slowest);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    cr_expect_str_eq(a, want);
+    cr_expect_str_eq(s, want);
+    cr_expect_geq(fastest, 1500, "IPv4 waited for the fallback delay (%llu ms)",
+                  (unsigned long long)fastest);
+    cr_expect_lt(slowest, 8000, "and won long before the timeout (%llu ms)",
+                 (unsigned long long)slowest);
     for (int i = 0; i < 8; i++)
         close(fillers[i]);
     close(v6);
