@@ -244,6 +244,36 @@ static void stop_loop(gn_loop *loop, uint64_t id, void *arg)
     gn_loop_stop(loop);
 }
 
+static void count_one(gn_conn *conn, void *arg)
+{
+    (void)conn;
+    ++*(int *)arg;
+}
+
+/* Members speak once all three joined on both sides (a TLS server meets a
+ * client a little after the client's on_connect): a every 10 ms check,
+ * then a, then b 50 ms later, then the loop stops 250 ms after that. */
+struct chat_run {
+    gn_server *srv;
+    struct member *m;
+    uint64_t timer;
+};
+
+static void speak_when_joined(gn_loop *loop, uint64_t id, void *arg)
+{
+    struct chat_run *run = arg;
+    int seen = 0;
+
+    (void)id;
+    gn_server_foreach(run->srv, count_one, &seen);
+    if (joined < 3 || seen < 3)
+        return;
+    gn_timer_cancel(loop, run->timer);
+    say(loop, 0, &run->m[0]);
+    gn_timer_start(loop, 50, 0, say, &run->m[1], &id);
+    gn_timer_start(loop, 300, 0, stop_loop, NULL, &id);
+}
+
 Test(transports, async_chat_over_every_transport)
 {
     struct transport t[8];
@@ -256,7 +286,7 @@ Test(transports, async_chat_over_every_transport)
                               {.c.payload = "from b\n", .c.len = 7},
                               {.c.len = 0}};
         char addr[GN_ENDPOINT_STRLEN], err[GN_ERRBUF_SIZE];
-        uint64_t timer;
+        struct chat_run run;
         gn_loop *loop;
         gn_server *srv;
 
@@ -269,10 +299,9 @@ Test(transports, async_chat_over_every_transport)
             m[k].c.half_close = true; /* keep reading: no close on length */
             cr_assert_eq(gn_connect(loop, addr, &mh, &opts, &m[k].conn, err, sizeof(err)), 0);
         }
-        gn_timer_start(loop, 100, 0, say, &m[0], &timer);
-        gn_timer_start(loop, 150, 0, say, &m[1], &timer);
-        gn_timer_start(loop, 300, 0, stop_loop, NULL, &timer);
-        gn_test_run_loop_for(loop, 3000);
+        run = (struct chat_run){.srv = srv, .m = m};
+        gn_timer_start(loop, 10, 10, speak_when_joined, &run, &run.timer);
+        gn_test_run_loop_for(loop, 5000);
         cr_expect_eq(joined, 3, "%s", t[i].name);
         m[0].c.got[m[0].c.got_len] = m[1].c.got[m[1].c.got_len] = m[2].c.got[m[2].c.got_len] = 0;
         cr_expect_str_eq(m[0].c.got, "from b\n", "%s", t[i].name);
