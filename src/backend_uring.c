@@ -1,19 +1,20 @@
 /*
  * The io_uring backend (Linux 6.0 or newer): a completion backend.
  *
- * Readiness goes through an epoll instance of the backend's own, whose
- * descriptor is watched from the ring by one multishot POLL_ADD; when it
- * fires, epoll_wait(0) collects and dispatches.  Why not a multishot poll
- * per descriptor: those are edge-like (a CQE per wake-up), and the conn
- * core needs level-triggered readiness (it reads up to a budget and
- * expects a still-readable descriptor to come back); rebuilding that on
- * top of per-descriptor polls needs a re-check list and cancellations on
- * every change, while epoll already is exactly the epoll backend's
- * semantics.  One catch: epoll re-queues a level-triggered descriptor
- * that is still ready without waking its pollers, so after an epoll_wait
- * that returned events the next wait does not block (epoll_hot) until an
- * epoll_wait comes back empty.  Readiness costs what it costs on epoll;
- * the gain is in the completion entries.
+ * Readiness goes through an epoll instance of the backend's own.  Why not
+ * a multishot poll per descriptor: those are edge-like (a CQE per
+ * wake-up), and the conn core needs level-triggered readiness (it reads
+ * up to a budget and expects a still-readable descriptor to come back);
+ * rebuilding that on per-descriptor polls needs a re-check list and a
+ * cancellation on every change, while epoll already has exactly the epoll
+ * backend's semantics.  While no completion request is in flight the
+ * wait is a plain epoll_wait, one system call as on the epoll backend.
+ * Otherwise the ring waits, with a one-shot POLL_ADD on the epoll
+ * descriptor among its requests; when that completes, epoll_wait(0)
+ * collects.  One-shot and re-armed before each wait, not multishot:
+ * epoll re-queues a still-ready level-triggered descriptor without waking
+ * its pollers, so a multishot poll would not fire for it again, while a
+ * new poll checks the ready list when it is armed and completes at once.
  *
  * Completions: multishot receive into a provided-buffer ring (BUF_COUNT
  * buffers of BUF_SIZE, each given back as soon as its callback returns)
@@ -77,8 +78,8 @@ struct slot {
 struct uring {
     struct io_uring ring;
     int epfd;
-    bool epoll_hot;  /* epoll may hold ready descriptors not yet collected */
-    bool poll_armed; /* the multishot poll on epfd is queued or live */
+    bool poll_armed; /* the one-shot poll on epfd is queued or live */
+    bool poll_fired; /* it completed: epoll has something ready */
     int poll_error;  /* a GN_E code once polling epfd failed */
     bool ran_dry;    /* a receive found the buffer ring empty this batch */
     struct io_uring_buf_ring *br;
@@ -128,7 +129,7 @@ static int arm_poll(struct uring *u)
 
     if (!sqe)
         return GN_ENOMEM;
-    io_uring_prep_poll_multishot(sqe, u->epfd, EPOLLIN);
+    io_uring_prep_poll_add(sqe, u->epfd, EPOLLIN);
     io_uring_sqe_set_data64(sqe, ud_make(K_POLL, 0, u->epfd));
     u->poll_armed = true;
     u->inflight++;
@@ -162,10 +163,10 @@ static void cancel(struct uring *u, uint64_t ud)
     struct io_uring_sqe *sqe = get_sqe(u);
 
     if (!sqe) {
-        /* The queue would not flush: cancel synchronously instead.  The
-         * request was submitted by the failed flush or earlier, or is
-         * still queued and then finds its slot stopped; either way no
-         * CQE of it reaches anyone. */
+        /* The queue would not flush (the kernel is short of memory):
+         * cancel synchronously instead.  A request whose own SQE is still
+         * queued escapes this; it starts later and keeps the socket until
+         * it ends, but its CQEs reach no one either way. */
         struct io_uring_sync_cancel_reg reg = {.addr = ud, .timeout = {-1, -1}};
         io_uring_register_sync_cancel(&u->ring, &reg);
         return;
@@ -236,8 +237,6 @@ static void rearm_flush(struct uring *u)
             break;
         }
     }
-    if (!u->poll_armed && !u->poll_error)
-        arm_poll(u);
 }
 
 static int req_start(struct uring *u, struct gn__io *io, enum kind kind)
@@ -328,7 +327,7 @@ static int on_recv(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
         /* stopped: dropped, its buffer recycled below */
     } else if (c->res == -ENOBUFS || c->res == -EAGAIN || c->res == -EINTR) {
         /* The ring ran dry: the bytes wait in the socket, no one is told. */
-        u->ran_dry = true;
+        u->ran_dry |= c->res == -ENOBUFS;
         if (!more)
             rearm_later(u, ud_fd(c->user_data));
     } else {
@@ -398,11 +397,11 @@ static int on_accept(gn_loop *loop, struct uring *u, const struct io_uring_cqe *
 
 static void on_poll(struct uring *u, const struct io_uring_cqe *c)
 {
-    if (!(c->flags & IORING_CQE_F_MORE))
-        u->poll_armed = false; /* re-armed by rearm_flush */
+    u->poll_armed = false; /* armed again by the next wait that needs it */
     if (c->res < 0 && c->res != -ECANCELED)
         u->poll_error = gn_error_from_errno(-c->res);
-    u->epoll_hot = true;
+    else
+        u->poll_fired = true;
 }
 
 static int complete(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
@@ -455,13 +454,12 @@ static int uring_watch(gn_loop *loop, struct gn__io *io, unsigned old_ev, unsign
     return 0;
 }
 
-static int epoll_dispatch(gn_loop *loop, struct uring *u)
+static int epoll_dispatch(gn_loop *loop, struct uring *u, int timeout_ms)
 {
-    int n = epoll_wait(u->epfd, u->events, EPOLL_BATCH, 0);
+    int n = epoll_wait(u->epfd, u->events, EPOLL_BATCH, timeout_ms);
 
     if (n < 0)
         return errno == EINTR ? 0 : gn_error_from_errno(errno);
-    u->epoll_hot = n > 0; /* see the header: ready ones stay queued */
     for (int i = 0; i < n; i++) {
         uint32_t e = u->events[i].events;
         unsigned ready = (e & EPOLLIN ? GN__READ : 0u) | (e & EPOLLOUT ? GN__WRITE : 0u) |
@@ -495,30 +493,48 @@ static int enter(struct uring *u, int timeout_ms)
     return rc < 0 ? gn_error_from_errno(-rc) : 0;
 }
 
-static int uring_wait(gn_loop *loop, int timeout_ms)
+static void log_ran_dry(struct uring *u)
 {
-    struct uring *u = loop->backend_events;
+    if (!u->ran_dry)
+        return;
+    u->ran_dry = false;
+    gn__log(GN_LOG_DEBUG, "io_uring: the %u receive buffers of %u KiB ran out; re-arming",
+            BUF_COUNT, BUF_SIZE >> 10);
+}
+
+/* The ring's way: readiness through the one-shot poll on epfd. */
+static int ring_wait(gn_loop *loop, struct uring *u, int timeout_ms)
+{
     int rc, n;
 
-    if (u->poll_error)
-        return u->poll_error;
-    rc = enter(u, u->epoll_hot ? 0 : timeout_ms);
+    if (!u->poll_armed && (rc = arm_poll(u)) < 0)
+        return rc;
+    rc = enter(u, timeout_ms);
     if (rc < 0)
         return rc;
     n = reap(loop, u);
-    if (u->ran_dry) {
-        u->ran_dry = false;
-        gn__log(GN_LOG_DEBUG, "io_uring: the %u receive buffers of %u KiB ran out; re-arming",
-                BUF_COUNT, BUF_SIZE >> 10);
-    }
-    if (u->epoll_hot) {
-        rc = epoll_dispatch(loop, u);
+    log_ran_dry(u);
+    if (u->poll_fired) {
+        u->poll_fired = false;
+        rc = epoll_dispatch(loop, u, 0);
         if (rc < 0)
             return rc;
         n += rc;
     }
     rearm_flush(u);
     return n;
+}
+
+static int uring_wait(gn_loop *loop, int timeout_ms)
+{
+    struct uring *u = loop->backend_events;
+
+    if (u->poll_error)
+        return u->poll_error;
+    /* Nothing in the ring and nothing to submit: wait as epoll does. */
+    if (u->inflight == 0 && io_uring_sq_ready(&u->ring) == 0)
+        return epoll_dispatch(loop, u, timeout_ms);
+    return ring_wait(loop, u, timeout_ms);
 }
 
 /* ---- setup ---------------------------------------------------------- */
@@ -632,9 +648,6 @@ static int uring_setup(struct uring *u)
         goto out_close_bufs;
     }
     rc = probe_recv_multishot(u);
-    if (rc < 0)
-        goto out_close_epfd;
-    rc = arm_poll(u);
     if (rc < 0)
         goto out_close_epfd;
     return 0;

@@ -569,9 +569,9 @@ static void sip(gn_loop *loop, struct gn__io *io, unsigned events)
         s->reads++;
 }
 
-Test(backend_uring, readiness_is_level_triggered, .timeout = 10)
+/* A byte per wake-up: each wake-up comes from what the last one left. */
+static void sip_ten(gn_loop *loop)
 {
-    gn_loop *loop = uring_loop();
     struct sipper s = {.io = {.cb = sip}};
     int sv[2];
 
@@ -581,8 +581,85 @@ Test(backend_uring, readiness_is_level_triggered, .timeout = 10)
     write_str(sv[1], "0123456789");
     for (int i = 0; i < 100 && s.reads < 10; i++)
         wait_once(loop, 100);
-    cr_expect_eq(s.reads, 10, "a byte per wake-up, each wake-up from what was left");
+    cr_expect_eq(s.reads, 10);
     cr_assert_eq(gn__io_watch(loop, &s.io, 0), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(backend_uring, readiness_is_level_triggered, .timeout = 10)
+{
+    gn_loop *loop = uring_loop();
+
+    sip_ten(loop);
+    gn_loop_free(loop);
+}
+
+/* With a receive in flight the ring waits, and readiness comes through
+ * its poll on the epoll descriptor: still level-triggered. */
+Test(backend_uring, readiness_is_level_triggered_while_the_ring_waits, .timeout = 10)
+{
+    gn_loop *loop = uring_loop();
+    struct rx r;
+    int sv[2];
+
+    socket_pair(sv);
+    rx_init(&r, sv[0], 0);
+    cr_assert_eq(loop->backend->recv_start(loop, &r.io), 0);
+    sip_ten(loop);
+    cr_expect_eq(r.calls, 0);
+    loop->backend->recv_stop(loop, &r.io);
+    close(sv[0]);
+    close(sv[1]);
+    gn_loop_free(loop);
+}
+
+struct poster {
+    gn_loop *loop;
+    int ran;
+};
+
+static void posted(gn_loop *loop, void *arg)
+{
+    (void)loop;
+    ((struct poster *)arg)->ran++;
+}
+
+static void *post_later(void *arg)
+{
+    struct poster *p = arg;
+
+    usleep(50000);
+    gn_loop_post(p->loop, posted, p);
+    return NULL;
+}
+
+/* The ring waits its timeout when nothing comes, and a post from another
+ * thread (the loop's eventfd, a readiness event) ends the wait early. */
+Test(backend_uring, the_ring_wait_keeps_its_timeout_and_wakes_for_a_post, .timeout = 10)
+{
+    gn_loop *loop = uring_loop();
+    struct poster p = {.loop = loop};
+    struct rx r;
+    uint64_t t0;
+    pthread_t t;
+    int sv[2];
+
+    socket_pair(sv);
+    rx_init(&r, sv[0], 0);
+    cr_assert_eq(loop->backend->recv_start(loop, &r.io), 0);
+    wait_once(loop, 0);
+    t0 = now_ms();
+    wait_once(loop, 100);
+    cr_expect_geq(now_ms() - t0, 90, "returned early from an empty wait");
+    cr_assert_eq(pthread_create(&t, NULL, post_later, &p), 0);
+    t0 = now_ms();
+    wait_once(loop, 3000);
+    cr_expect_lt(now_ms() - t0, 1000, "the post did not wake the ring");
+    pthread_join(t, NULL);
+    cr_assert_eq(gn_test_run_loop_for(loop, 1000), 0);
+    cr_expect_eq(p.ran, 1);
+    loop->backend->recv_stop(loop, &r.io);
     close(sv[0]);
     close(sv[1]);
     gn_loop_free(loop);
