@@ -140,6 +140,7 @@ struct gn_conn {
     unsigned redeliver_queued : 1;
     unsigned handshaking : 1; /* transport handshake under way: no app data yet */
     unsigned receiving : 1;   /* a completion backend receives for it */
+    unsigned recv_held : 1;   /* ... or holds it paused: stop before closing */
     unsigned eof_pending : 1; /* received the end while paused: tell on resume */
     int16_t close_reason;
     /* Blocking mode (blocking.c): the threaded server is closing. */

@@ -86,7 +86,7 @@ static int update_receiving(gn_conn *conn)
         rc = b->recv_start(conn->loop, &conn->io);
         if (rc < 0)
             return rc;
-        conn->receiving = true;
+        conn->receiving = conn->recv_held = true;
     } else if (!want && conn->receiving) {
         b->recv_pause(conn->loop, &conn->io);
         conn->receiving = false;
@@ -96,11 +96,12 @@ static int update_receiving(gn_conn *conn)
     return 0;
 }
 
+/* Before the descriptor closes: a paused io is still the backend's. */
 static void receiving_end(gn_conn *conn)
 {
-    if (conn->receiving)
+    if (conn->recv_held)
         conn->loop->backend->recv_stop(conn->loop, &conn->io);
-    conn->receiving = false;
+    conn->receiving = conn->recv_held = false;
 }
 
 void gn__conn_update_watch(gn_conn *conn)
@@ -314,7 +315,7 @@ static void on_received(gn_conn *conn)
         got_received(conn, conn->loop->done.data, (size_t)res);
         return;
     }
-    conn->receiving = false; /* the backend ended it */
+    conn->receiving = conn->recv_held = false; /* the backend ended it */
     if (res < 0) {
         gn__conn_fail(conn, res, "read: %s", gn_strerror(res));
         return;
