@@ -16,18 +16,21 @@
  * its pollers, so a multishot poll would not fire for it again, while a
  * new poll checks the ready list when it is armed and completes at once.
  *
- * Completions: multishot receive into a provided-buffer ring (BUF_COUNT
- * buffers of BUF_SIZE, each given back as soon as its callback returns)
- * and multishot accept.  The crux is lifetime: an io may be freed and its
- * descriptor number reused the moment recv_stop returns, while CQEs of
- * the stopped request may still sit in the completion queue.  So no
- * user_data points at an io: it carries the kind, the descriptor and a
- * generation, and a table indexed by descriptor says which io (if any)
- * owns the live request of that generation.  A CQE of another generation
- * is dropped: its buffer goes back to the ring, its accepted descriptor is
- * closed.  Stopping also submits an ASYNC_CANCEL at once, because the
- * request holds a reference to the file and the peer would not see the
- * FIN or RST of a close() until the request ends.
+ * Completions: multishot receive (capped per arming, see RECV_CAP) into a
+ * provided-buffer ring (up to BUF_COUNT buffers of BUF_SIZE, each given
+ * back as soon as its callback returns) and multishot accept.  The crux
+ * is lifetime: an io may be freed and its descriptor number reused the
+ * moment recv_stop returns, while CQEs of the stopped request may still
+ * sit in the completion queue.  So no user_data points at an io: it
+ * carries the kind, the descriptor and a generation, and a table indexed
+ * by descriptor says which io (if any) owns the requests of which
+ * generations.  Any other CQE is dropped: its buffer goes back to the
+ * ring, its accepted descriptor is closed.  Stopping also submits an
+ * ASYNC_CANCEL at once, because the request holds a reference to the file
+ * and the peer would not see the FIN or RST of a close() until the
+ * request ends.  A pause cancels too but keeps the io, whose last bytes
+ * still come; since an owner may close a paused io unstopped, those are
+ * delivered only while the descriptor still holds the same socket.
  */
 #define _GNU_SOURCE /* liburing.h uses cpu_set_t */
 #include <errno.h>
@@ -36,6 +39,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -45,15 +49,32 @@
  * still loses nothing (the kernel keeps the rest, IORING_FEAT_NODROP) but
  * ends multishot requests, which then cost a re-arm each. */
 #define CQ_ENTRIES 4096
-/* 512 x 16 KiB = 8 MiB of address space, touched only as data arrives.
- * Buffers are held only during one callback, so the ring runs dry only
- * when more than 8 MiB arrive within one batch; then the receives that
- * found no buffer (-ENOBUFS) are re-armed after the batch has given the
- * buffers back.  16 KiB keeps a 64 KiB message to four completions; the
- * bench's io_uring floor uses the same size. */
-#define BUF_COUNT   512u /* a power of two, at most 32768 */
-#define BUF_SIZE    (16u << 10)
-#define BUF_GROUP   0
+/* Up to 512 x 16 KiB = 8 MiB of address space, touched only as data
+ * arrives.  The ring hands buffers out in order, so every buffer in it is
+ * touched sooner or later, even by 64-byte messages: it starts with
+ * BUF_START of them (256 KiB of pages at most for small messages) and
+ * doubles each time a batch finds it dry, up to BUF_COUNT.  Buffers are
+ * held only during one callback, so the full ring runs dry only when more
+ * than 8 MiB arrive within one batch; then the receives that found no
+ * buffer (-ENOBUFS) are re-armed after the batch has given the buffers
+ * back.  16 KiB keeps a 64 KiB message to four completions; the bench's
+ * io_uring floor uses the same size. */
+#define BUF_COUNT 512u /* a power of two, at most 32768 */
+#define BUF_START 64u
+#define BUF_SIZE  (16u << 10)
+#define BUF_GROUP 0
+/* What one connection may take per arming, hence per loop iteration: a
+ * multishot receive otherwise reads ahead as long as the ring has buffers,
+ * and what it took before a recv_pause still comes, past max_input: up to
+ * the whole ring for one connection.  Capped (Linux 6.17), the request
+ * ends after RECV_CAP bytes and is re-armed after the batch unless paused,
+ * so a pause overshoots by at most 64 KiB, as one read of the readiness
+ * path does (the conn core's back-pressure bounds count on that).  The
+ * price, measured with a writer thread streaming to N connections on 2
+ * cores: N=1 ~3.5 GB/s with or without the cap, N=200 ~1.4 GB/s against
+ * ~4 GB/s uncapped.  Older kernels get a single-shot receive (one 16 KiB
+ * buffer per arming): slower, as bounded. */
+#define RECV_CAP    (64u << 10)
 #define EPOLL_BATCH 256
 /* CQEs handled per wait: callbacks make system calls, which run task
  * work that posts more CQEs, so without a cap a flood could keep timers
@@ -63,16 +84,22 @@
 /* user_data: kind in the top 2 bits, generation in the next 30, the
  * descriptor in the low 32. */
 enum kind { K_POLL = 0, K_RECV = 1, K_ACCEPT = 2, K_CTL = 3 };
-#define GEN_MASK 0x3fffffffu
+#define GEN_MASK 0x3ffffffu /* 26 bits: the slot keeps its flags beside */
 
-/* The live request on one descriptor, if any. */
+/* Who owns the requests on one descriptor.  Every request started for
+ * the same io since its start from idle (generations base..gen) reports
+ * to it: after a pause and a resume, the paused request's last bytes
+ * still come, and before the new request's (the CQ is in order). */
 struct slot {
-    struct gn__io *io; /* NULL: CQEs for this descriptor are dropped */
-    uint32_t gen;      /* of the request io owns */
-    int32_t next;      /* re-arm list link, -1 at its end */
-    uint8_t kind;
-    bool armed;  /* a request is queued or in the kernel */
-    bool queued; /* on the re-arm list */
+    struct gn__io *io;   /* NULL: CQEs for this descriptor are dropped */
+    uint32_t gen : 26;   /* of the current request */
+    uint32_t kind : 2;   /* K_RECV or K_ACCEPT */
+    uint32_t armed : 1;  /* the current request is queued or in the kernel */
+    uint32_t queued : 1; /* on the re-arm list */
+    uint32_t paused : 1; /* recv_pause: no re-arming until recv_start */
+    uint32_t base;       /* generation of io's first request */
+    int32_t next;        /* re-arm list link, -1 at its end */
+    uint32_t ino;        /* while paused: the socket's inode, see paused_gone */
 };
 
 struct uring {
@@ -81,7 +108,9 @@ struct uring {
     bool poll_armed; /* the one-shot poll on epfd is queued or live */
     bool poll_fired; /* it completed: epoll has something ready */
     int poll_error;  /* a GN_E code once polling epfd failed */
+    bool recv_cap;   /* the kernel caps a multishot receive (RECV_CAP) */
     bool ran_dry;    /* a receive found the buffer ring empty this batch */
+    unsigned nbufs;  /* buffers handed to the ring so far */
     struct io_uring_buf_ring *br;
     char *bufs;
     struct slot *slots; /* by descriptor */
@@ -136,7 +165,22 @@ static int arm_poll(struct uring *u)
     return 0;
 }
 
-/* Queue the multishot request slot s (descriptor fd) stands for. */
+/* A receive into the buffer ring: multishot with a total cap (the field
+ * is sqe->optlen, file_index's place in liburing 2.3's header), else one
+ * buffer's worth (see RECV_CAP). */
+static void prep_recv(struct io_uring_sqe *sqe, int fd, bool capped)
+{
+    if (capped) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        sqe->file_index = RECV_CAP;
+    } else {
+        io_uring_prep_recv(sqe, fd, NULL, BUF_SIZE, 0);
+    }
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+}
+
+/* Queue the request slot s (descriptor fd) stands for. */
 static int arm(struct uring *u, int fd, struct slot *s)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
@@ -144,9 +188,7 @@ static int arm(struct uring *u, int fd, struct slot *s)
     if (!sqe)
         return GN_ENOMEM;
     if (s->kind == K_RECV) {
-        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
-        sqe->flags |= IOSQE_BUFFER_SELECT;
-        sqe->buf_group = BUF_GROUP;
+        prep_recv(sqe, fd, u->recv_cap);
     } else {
         io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
@@ -196,7 +238,26 @@ static int slots_grow(struct uring *u, int fd)
     return 0;
 }
 
-/* The slot of a CQE's request if that request is still wanted, else NULL. */
+/* Socket inodes are numbered from a 32-bit counter (get_next_ino). */
+static uint32_t fd_ino(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 ? (uint32_t)st.st_ino : 0;
+}
+
+/* Whether a paused io's socket is no longer behind its descriptor number.
+ * An owner may close a paused io's descriptor and free the io without a
+ * stop, while completions of the paused request still wait in the CQ;
+ * the socket's identity says so without touching the io. */
+static bool paused_gone(const struct slot *s, int fd)
+{
+    return s->ino == 0 || fd_ino(fd) != s->ino;
+}
+
+/* The slot of a CQE's request if its io still wants it, else NULL.  An
+ * io whose descriptor was closed (fd -1, the io kept until the end of the
+ * batch) wants nothing more either. */
 static struct slot *live_slot(struct uring *u, uint64_t ud)
 {
     struct slot *s;
@@ -205,9 +266,22 @@ static struct slot *live_slot(struct uring *u, uint64_t ud)
     if (fd < 0 || (size_t)fd >= u->nslots)
         return NULL;
     s = &u->slots[fd];
-    if (!s->io || s->kind != ud_kind(ud) || s->gen != ud_gen(ud))
+    if (!s->io || s->kind != ud_kind(ud))
         return NULL;
-    return s;
+    if (((ud_gen(ud) - s->base) & GEN_MASK) > ((s->gen - s->base) & GEN_MASK))
+        return NULL;
+    if (s->paused && paused_gone(s, fd)) {
+        s->io = NULL; /* forgotten unseen: it may be freed */
+        s->paused = false;
+        return NULL;
+    }
+    return s->io->fd == fd ? s : NULL;
+}
+
+/* Whether a CQE is of the slot's current request (not a paused one's). */
+static bool is_current(const struct slot *s, uint64_t ud)
+{
+    return ud_gen(ud) == s->gen;
 }
 
 static void rearm_later(struct uring *u, int fd)
@@ -232,10 +306,22 @@ static void rearm_flush(struct uring *u)
         u->rearm_head = s->next;
         s->queued = false;
         s->next = -1;
-        if (s->io && !s->armed && arm(u, fd, s) < 0) {
+        if (s->io && !s->armed && !s->paused && arm(u, fd, s) < 0) {
             rearm_later(u, fd); /* no SQE now: next wait */
             break;
         }
+    }
+}
+
+/* Forget the requests of slot s (descriptor fd); cancel the current one
+ * if live (paused ones were cancelled by the pause). */
+static void slot_stop(struct uring *u, int fd, struct slot *s)
+{
+    s->io = NULL;
+    s->paused = false;
+    if (s->armed) {
+        s->armed = false;
+        cancel(u, ud_make((enum kind)s->kind, s->gen, fd));
     }
 }
 
@@ -249,37 +335,58 @@ static int req_start(struct uring *u, struct gn__io *io, enum kind kind)
     if ((size_t)io->fd >= u->nslots && (rc = slots_grow(u, io->fd)) < 0)
         return rc;
     s = &u->slots[io->fd];
-    if (s->io)
-        return s->io == io && s->kind == kind ? 0 : GN_EINVAL;
-    s->io = io;
-    s->kind = (uint8_t)kind;
+    if (s->io == io && s->kind == kind && !s->paused)
+        return 0;
+    /* Another io on this number, or the same address with a new socket (a
+     * pooled object): the old one's descriptor was closed without a stop,
+     * so its requests end here and never reach anyone. */
+    if (s->io && (s->io != io || s->kind != kind || (s->paused && paused_gone(s, io->fd))))
+        slot_stop(u, io->fd, s);
     s->gen = (s->gen + 1) & GEN_MASK;
-    s->armed = false;
+    if (!s->io)
+        s->base = s->gen;
+    s->io = io;
+    s->kind = kind;
+    s->paused = false;
     rc = arm(u, io->fd, s);
     if (rc < 0)
-        s->io = NULL;
+        slot_stop(u, io->fd, s);
     return rc;
 }
 
-/* Forget the request of slot s (descriptor fd) and cancel it if live. */
-static void slot_stop(struct uring *u, int fd, struct slot *s)
-{
-    s->io = NULL;
-    if (s->armed) {
-        s->armed = false;
-        cancel(u, ud_make((enum kind)s->kind, s->gen, fd));
-    }
-}
-
-static void req_stop(struct uring *u, struct gn__io *io, enum kind kind)
+/* The slot io owns for kind, or NULL. */
+static struct slot *owned(struct uring *u, struct gn__io *io, enum kind kind)
 {
     struct slot *s;
 
     if (io->fd < 0 || (size_t)io->fd >= u->nslots)
-        return;
+        return NULL;
     s = &u->slots[io->fd];
-    if (s->io == io && s->kind == kind)
+    return s->io == io && s->kind == kind ? s : NULL;
+}
+
+static void req_stop(struct uring *u, struct gn__io *io, enum kind kind)
+{
+    struct slot *s = owned(u, io, kind);
+
+    if (s)
         slot_stop(u, io->fd, s);
+}
+
+/* Cancel the receive but keep io: what the request had received before
+ * the cancel still comes (live_slot accepts its generation). */
+static void req_pause(struct uring *u, struct gn__io *io)
+{
+    struct slot *s = owned(u, io, K_RECV);
+
+    if (!s || s->paused)
+        return;
+    s->paused = true;
+    s->ino = fd_ino(io->fd);
+    if (s->armed) {
+        s->armed = false;
+        cancel(u, ud_make(K_RECV, s->gen, io->fd));
+    }
 }
 
 /* ---- completions ---------------------------------------------------- */
@@ -296,15 +403,6 @@ static void buf_recycle(struct uring *u, unsigned bid)
     io_uring_buf_ring_advance(u->br, 1);
 }
 
-/* The request of s ended (no IORING_CQE_F_MORE) or must end (EOF, error):
- * what is left to do so that nothing more comes of it. */
-static void req_end(struct uring *u, struct slot *s, const struct io_uring_cqe *c)
-{
-    s->io = NULL;
-    if (c->flags & IORING_CQE_F_MORE)
-        cancel(u, c->user_data);
-}
-
 static void deliver(gn_loop *loop, struct gn__io *io, unsigned what, int res, const char *data)
 {
     loop->done = (struct gn__done){.res = res, .data = data};
@@ -312,37 +410,59 @@ static void deliver(gn_loop *loop, struct gn__io *io, unsigned what, int res, co
     loop->done = (struct gn__done){0};
 }
 
+/* Results no one is told of: the ring ran dry or the call was interrupted
+ * (the bytes wait in the socket), or a pause's own cancellation. */
+static bool recv_quiet(const struct io_uring_cqe *c, bool paused, bool current)
+{
+    return c->res == -ENOBUFS || c->res == -EAGAIN || c->res == -EINTR ||
+           (c->res == -ECANCELED && (paused || !current));
+}
+
+/* A receive's CQE for its live slot s: returns 1 when io was told. */
+static int recv_result(gn_loop *loop, struct uring *u, struct slot *s, const struct io_uring_cqe *c,
+                       const char *data)
+{
+    bool current = is_current(s, c->user_data), more = c->flags & IORING_CQE_F_MORE;
+    bool quiet = recv_quiet(c, s->paused, current);
+    int fd = ud_fd(c->user_data);
+    struct gn__io *io = s->io;
+
+    if (current && !more) {
+        s->armed = false;
+        if (s->paused) {
+            /* The paused request ended: io is not referenced any more,
+             * so an owner that closes it unstopped leaves nothing behind;
+             * a resume starts afresh. */
+            s->io = NULL;
+            s->paused = false;
+        }
+    }
+    if (quiet) {
+        u->ran_dry |= c->res == -ENOBUFS;
+        if (current && !more)
+            rearm_later(u, fd); /* unless paused meanwhile: see rearm_flush */
+        return 0;
+    }
+    if (c->res <= 0)
+        slot_stop(u, fd, s); /* the end of the stream or an error ends it all */
+    else if (current && !more)
+        rearm_later(u, fd);
+    deliver(loop, io, GN__RECV, c->res < 0 ? gn_error_from_errno(-c->res) : c->res, data);
+    return 1;
+}
+
 static int on_recv(gn_loop *loop, struct uring *u, const struct io_uring_cqe *c)
 {
     struct slot *s = live_slot(u, c->user_data);
-    bool more = c->flags & IORING_CQE_F_MORE;
     bool has_buf = c->flags & IORING_CQE_F_BUFFER;
     unsigned bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
-    struct gn__io *io;
-    int delivered = 0;
+    int told = 0;
 
-    if (s && !more)
-        s->armed = false;
-    if (!s) {
-        /* stopped: dropped, its buffer recycled below */
-    } else if (c->res == -ENOBUFS || c->res == -EAGAIN || c->res == -EINTR) {
-        /* The ring ran dry: the bytes wait in the socket, no one is told. */
-        u->ran_dry |= c->res == -ENOBUFS;
-        if (!more)
-            rearm_later(u, ud_fd(c->user_data));
-    } else {
-        io = s->io;
-        if (c->res <= 0)
-            req_end(u, s, c);
-        else if (!more)
-            rearm_later(u, ud_fd(c->user_data));
-        deliver(loop, io, GN__RECV, c->res < 0 ? gn_error_from_errno(-c->res) : c->res,
-                has_buf && c->res > 0 ? buf_at(u, bid) : NULL);
-        delivered = 1;
-    }
+    if (s)
+        told = recv_result(loop, u, s, c, has_buf && c->res > 0 ? buf_at(u, bid) : NULL);
     if (has_buf)
-        buf_recycle(u, bid);
-    return delivered;
+        buf_recycle(u, bid); /* the callee copied what it keeps */
+    return told;
 }
 
 /* Errors of one pending connection (accept(2): "treat as EAGAIN"), not of
@@ -372,25 +492,26 @@ static int on_accept(gn_loop *loop, struct uring *u, const struct io_uring_cqe *
 {
     struct slot *s = live_slot(u, c->user_data);
     bool more = c->flags & IORING_CQE_F_MORE;
+    int fd = ud_fd(c->user_data);
     struct gn__io *io;
 
-    if (s && !more)
-        s->armed = false;
     if (!s) {
         if (c->res >= 0)
             close(c->res); /* accepted for a listener that stopped */
         return 0;
     }
+    if (is_current(s, c->user_data) && !more)
+        s->armed = false;
     if (c->res < 0 && accept_transient(-c->res)) {
         if (!more)
-            rearm_later(u, ud_fd(c->user_data));
+            rearm_later(u, fd);
         return 0;
     }
     io = s->io;
     if (c->res < 0)
-        req_end(u, s, c);
+        slot_stop(u, fd, s);
     else if (!more)
-        rearm_later(u, ud_fd(c->user_data));
+        rearm_later(u, fd);
     deliver(loop, io, GN__ACCEPT, c->res < 0 ? gn_error_from_errno(-c->res) : c->res, NULL);
     return 1;
 }
@@ -493,13 +614,28 @@ static int enter(struct uring *u, int timeout_ms)
     return rc < 0 ? gn_error_from_errno(-rc) : 0;
 }
 
-static void log_ran_dry(struct uring *u)
+/* Hand buffers n0..n-1 to the ring (the ring's own slots are in order). */
+static void bufs_provide(struct uring *u, unsigned n)
 {
+    for (unsigned bid = u->nbufs; bid < n; bid++)
+        io_uring_buf_ring_add(u->br, buf_at(u, bid), BUF_SIZE, (unsigned short)bid,
+                              io_uring_buf_ring_mask(BUF_COUNT), (int)(bid - u->nbufs));
+    io_uring_buf_ring_advance(u->br, (int)(n - u->nbufs));
+    u->nbufs = n;
+}
+
+/* After a batch that found the ring dry: more buffers, up to BUF_COUNT. */
+static void grow_if_dry(struct uring *u)
+{
+    unsigned was = u->nbufs;
+
     if (!u->ran_dry)
         return;
     u->ran_dry = false;
-    gn__log(GN_LOG_DEBUG, "io_uring: the %u receive buffers of %u KiB ran out; re-arming",
-            BUF_COUNT, BUF_SIZE >> 10);
+    if (u->nbufs < BUF_COUNT)
+        bufs_provide(u, 2 * u->nbufs < BUF_COUNT ? 2 * u->nbufs : BUF_COUNT);
+    gn__log(GN_LOG_DEBUG, "io_uring: the %u receive buffers of %u KiB ran out; now %u", was,
+            BUF_SIZE >> 10, u->nbufs);
 }
 
 /* The ring's way: readiness through the one-shot poll on epfd. */
@@ -513,7 +649,7 @@ static int ring_wait(gn_loop *loop, struct uring *u, int timeout_ms)
     if (rc < 0)
         return rc;
     n = reap(loop, u);
-    log_ran_dry(u);
+    grow_if_dry(u);
     if (u->poll_fired) {
         u->poll_fired = false;
         rc = epoll_dispatch(loop, u, 0);
@@ -567,7 +703,7 @@ static size_t br_bytes(void)
     return BUF_COUNT * sizeof(struct io_uring_buf);
 }
 
-/* The buffer ring (Linux 5.19) and its buffers, all handed to the kernel. */
+/* The buffer ring (Linux 5.19) with its first BUF_START buffers. */
 static int bufs_open(struct uring *u)
 {
     struct io_uring_buf_reg reg = {.ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
@@ -589,10 +725,7 @@ static int bufs_open(struct uring *u)
         rc = gn_error_from_errno(-rc);
         goto out_unmap_bufs;
     }
-    for (unsigned bid = 0; bid < BUF_COUNT; bid++)
-        io_uring_buf_ring_add(u->br, buf_at(u, bid), BUF_SIZE, (unsigned short)bid,
-                              io_uring_buf_ring_mask(BUF_COUNT), (int)bid);
-    io_uring_buf_ring_advance(u->br, BUF_COUNT);
+    bufs_provide(u, BUF_START);
     return 0;
 out_unmap_bufs:
     munmap(u->bufs, (size_t)BUF_COUNT * BUF_SIZE);
@@ -608,17 +741,20 @@ static void bufs_close(struct uring *u)
     munmap(u->br, br_bytes());
 }
 
-/* Multishot receive came in Linux 6.0 and no feature flag names it: ask
- * for one on a descriptor that is not a socket.  A kernel that knows it
- * gets as far as the socket check (-ENOTSOCK); an older one rejects the
- * flag (-EINVAL).  No buffer is taken either way. */
-static int probe_recv_multishot(struct uring *u)
+/* Whether multishot receive (Linux 6.0), capped (6.17) if asked, works
+ * here: no feature flag names either, so one is tried on a descriptor
+ * that is not a socket.  A kernel that knows it gets as far as the socket
+ * check (-ENOTSOCK); an older one rejects the flag or the field (-EINVAL).
+ * No buffer is taken either way. */
+static int probe_recv(struct uring *u, bool capped)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     struct io_uring_cqe *cqe;
     int rc;
 
     io_uring_prep_recv_multishot(sqe, u->epfd, NULL, 0, 0);
+    if (capped)
+        sqe->file_index = RECV_CAP;
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, ud_make(K_CTL, 0, -1));
@@ -631,6 +767,17 @@ static int probe_recv_multishot(struct uring *u)
     rc = cqe->res;
     io_uring_cqe_seen(&u->ring, cqe);
     return rc == -ENOTSOCK ? 0 : GN_ESYS;
+}
+
+/* The capped multishot receive, or failing that (before 6.17) the single
+ * one (see RECV_CAP).  A kernel without multishot receive (before 6.0)
+ * is refused: 6.0 is this backend's floor, where buffer rings, multishot
+ * accept and poll-driven receives are all present, and epoll serves the
+ * older ones as well. */
+static int probe_recv_modes(struct uring *u)
+{
+    u->recv_cap = probe_recv(u, true) == 0;
+    return u->recv_cap ? 0 : probe_recv(u, false);
 }
 
 static int uring_setup(struct uring *u)
@@ -647,7 +794,7 @@ static int uring_setup(struct uring *u)
         rc = gn_error_from_errno(errno);
         goto out_close_bufs;
     }
-    rc = probe_recv_multishot(u);
+    rc = probe_recv_modes(u);
     if (rc < 0)
         goto out_close_epfd;
     return 0;
@@ -723,6 +870,11 @@ static void uring_recv_stop(gn_loop *loop, struct gn__io *io)
     req_stop(loop->backend_events, io, K_RECV);
 }
 
+static void uring_recv_pause(gn_loop *loop, struct gn__io *io)
+{
+    req_pause(loop->backend_events, io);
+}
+
 static int uring_accept_start(gn_loop *loop, struct gn__io *io)
 {
     return req_start(loop->backend_events, io, K_ACCEPT);
@@ -741,6 +893,7 @@ const struct gn__backend gn__backend_uring = {
     .wait = uring_wait,
     .recv_start = uring_recv_start,
     .recv_stop = uring_recv_stop,
+    .recv_pause = uring_recv_pause,
     .accept_start = uring_accept_start,
     .accept_stop = uring_accept_stop,
 };

@@ -65,7 +65,9 @@ struct gn__backend {
     void (*recv_stop)(gn_loop *loop, struct gn__io *io);
     /* recv_pause: stop receiving for now, keeping io: bytes the kernel
      * had already received still come as GN__RECV (nothing received is
-     * lost), then nothing until recv_start; recv_stop ends it for good. */
+     * lost), then nothing until recv_start; recv_stop ends it for good.
+     * A paused io is still the backend's: recv_stop it before closing its
+     * descriptor, as a receiving one. */
     void (*recv_pause)(gn_loop *loop, struct gn__io *io);
     int (*accept_start)(gn_loop *loop, struct gn__io *io);
     void (*accept_stop)(gn_loop *loop, struct gn__io *io);
