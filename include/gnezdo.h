@@ -438,9 +438,10 @@ typedef struct gn_server gn_server;
 typedef struct gn_conn gn_conn;
 
 /*
- * gn_loop_new - create a loop with the best backend this system has
- * (epoll on Linux, poll(2) where epoll is missing; the environment
- * variable GN_BACKEND=poll asks for poll, gn_loop_backend says which).
+ * gn_loop_new - create a loop with the best backend this system has:
+ * io_uring where the kernel allows it, else epoll, else poll(2).  The
+ * environment variable GN_BACKEND=uring|epoll|poll asks for one (see
+ * gn_loop_new_backend); gn_loop_backend says which the loop took.
  * *out receives it; free it with gn_loop_free.
  * Returns 0, GN_EINVAL (out NULL), GN_ENOMEM, GN_EMFILE or GN_ESYS.
  */

@@ -60,7 +60,7 @@ static int check_blocking(const gn_conn *conn)
 {
     if (!conn)
         return GN_EINVAL;
-    if (conn->owner->mode != &gn__conn_mode_blocking)
+    if (conn->prof->owner->mode != &gn__conn_mode_blocking)
         return GN_EMODE;
     if (conn->state == GN__CLOSED)
         return GN_ECLOSED;
@@ -352,7 +352,7 @@ static int blocking_close(gn_conn *conn, bool reset)
         gn__socket_reset_on_close(conn->io.fd);
     else if (conn->state != GN__CLOSED)
         gn__tls_goodbye(conn); /* close_notify, if there is room for it */
-    if (!conn->owner->is_server) {
+    if (!conn->prof->owner->is_server) {
         gn__blocking_conn_free(conn);
         return 0;
     }
@@ -375,7 +375,6 @@ int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn_
     if (!conn)
         return GN_ENOMEM;
     conn->io.fd = fd;
-    conn->owner = srv ? &gn__blocking_owner_server : &gn__blocking_owner_client;
     conn->owner_data = srv;
     gn__list_init(&conn->link);
     gn__list_init(&conn->idle.node);

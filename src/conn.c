@@ -1,7 +1,7 @@
 /*
  * Connections as the user sees them: options and their defaults, making
  * a connection for an owner, the event-driven mode's table, and the
- * public calls, which reach either mode through conn->owner->mode.  The state
+ * public calls, which reach either mode through conn->prof->owner->mode.  The state
  * machine and the data path beneath them live in conn_io.c.
  */
 #include <errno.h>
@@ -78,7 +78,6 @@ static gn_conn *conn_alloc(gn_loop *loop, const struct gn__conn_owner *owner, vo
     conn->io.fd = fd;
     conn->io.cb = gn__conn_on_io;
     conn->loop = loop;
-    conn->owner = owner;
     conn->owner_data = owner_data;
     gn__list_init(&conn->link);
     gn__list_init(&conn->idle.node);
@@ -89,10 +88,10 @@ static gn_conn *conn_alloc(gn_loop *loop, const struct gn__conn_owner *owner, vo
     return conn;
 }
 
-int gn__conn_new(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
-                 const struct gn__conn_profile *prof, gn_conn **out)
+int gn__conn_new(gn_loop *loop, void *owner_data, int fd, const struct gn__conn_profile *prof,
+                 gn_conn **out)
 {
-    gn_conn *conn = conn_alloc(loop, owner, owner_data, fd);
+    gn_conn *conn = conn_alloc(loop, prof->owner, owner_data, fd);
 
     if (!conn)
         return GN_ENOMEM;
@@ -112,7 +111,7 @@ int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *ow
         gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
         return GN_ENOMEM;
     }
-    conn->ext->own = (struct gn__conn_profile){.h = *h, .opts = *opts};
+    conn->ext->own = (struct gn__conn_profile){.owner = owner, .h = *h, .opts = *opts};
     conn->prof = &conn->ext->own;
     conn->user_data = opts->user_data;
     gn__loop_ref(loop);
@@ -177,7 +176,7 @@ static int send_check(gn_conn *conn, uint64_t len)
         return GN_ECLOSED;
     /* All or nothing: a send that would pass the cap queues nothing, so
      * the peer never sees half a message. */
-    if (len > conn->prof->opts.max_output - conn->out_queued) {
+    if (len > conn->prof->opts.max_output - gn__conn_queued(conn)) {
         conn->above_high = true; /* on_drain tells when to try again */
         return GN_ENOBUFS;
     }
@@ -238,7 +237,8 @@ static int async_set_handlers(gn_conn *conn, const gn_handlers *h)
     ext = gn__conn_ext(conn);
     if (!ext)
         return GN_ENOMEM;
-    ext->own = (struct gn__conn_profile){.h = *h, .opts = conn->prof->opts};
+    ext->own =
+        (struct gn__conn_profile){.owner = conn->prof->owner, .h = *h, .opts = conn->prof->opts};
     conn->prof = &ext->own;
     return 0;
 }
@@ -257,48 +257,48 @@ const struct gn__conn_mode gn__conn_mode_async = {
 
 int gn_close(gn_conn *conn)
 {
-    return conn ? conn->owner->mode->close(conn, false) : GN_EINVAL;
+    return conn ? conn->prof->owner->mode->close(conn, false) : GN_EINVAL;
 }
 
 int gn_shutdown(gn_conn *conn)
 {
-    return conn ? conn->owner->mode->shutdown(conn) : GN_EINVAL;
+    return conn ? conn->prof->owner->mode->shutdown(conn) : GN_EINVAL;
 }
 
 int gn_abort(gn_conn *conn)
 {
-    return conn ? conn->owner->mode->close(conn, true) : GN_EINVAL;
+    return conn ? conn->prof->owner->mode->close(conn, true) : GN_EINVAL;
 }
 
 int gn_send(gn_conn *conn, const void *buf, size_t len)
 {
     if (!conn || (!buf && len > 0))
         return GN_EINVAL;
-    return conn->owner->mode->send(conn, buf, len);
+    return conn->prof->owner->mode->send(conn, buf, len);
 }
 
 int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
 {
     if (!conn || fd < 0 || offset < 0)
         return GN_EINVAL;
-    return conn->owner->mode->send_file(conn, fd, offset, len);
+    return conn->prof->owner->mode->send_file(conn, fd, offset, len);
 }
 
 int gn_pause_reading(gn_conn *conn)
 {
-    return conn ? conn->owner->mode->set_reading(conn, false) : GN_EINVAL;
+    return conn ? conn->prof->owner->mode->set_reading(conn, false) : GN_EINVAL;
 }
 
 int gn_resume_reading(gn_conn *conn)
 {
-    return conn ? conn->owner->mode->set_reading(conn, true) : GN_EINVAL;
+    return conn ? conn->prof->owner->mode->set_reading(conn, true) : GN_EINVAL;
 }
 
 int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 {
     if (!conn || !handlers)
         return GN_EINVAL;
-    return conn->owner->mode->set_handlers(conn, handlers);
+    return conn->prof->owner->mode->set_handlers(conn, handlers);
 }
 
 /* ---- accessors ------------------------------------------------------ */
@@ -316,7 +316,7 @@ void gn_conn_set_user_data(gn_conn *conn, void *data)
 
 gn_server *gn_conn_server(const gn_conn *conn)
 {
-    return conn && conn->owner->is_server ? conn->owner_data : NULL;
+    return conn && conn->prof->owner->is_server ? conn->owner_data : NULL;
 }
 
 gn_loop *gn_conn_loop(const gn_conn *conn)
@@ -326,7 +326,7 @@ gn_loop *gn_conn_loop(const gn_conn *conn)
 
 bool gn_conn_is_blocking(const gn_conn *conn)
 {
-    return conn && conn->owner->mode->blocking;
+    return conn && conn->prof->owner->mode->blocking;
 }
 
 bool gn_conn_is_open(const gn_conn *conn)
@@ -342,7 +342,7 @@ int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out)
                            .bytes_out = conn->bytes_out,
                            .reads = conn->reads,
                            .writes = conn->writes,
-                           .queued = conn->out_queued,
+                           .queued = gn__conn_queued(conn),
                            .buffered = conn->in ? conn->in->len : 0};
     return 0;
 }

@@ -80,6 +80,7 @@ struct gn__conn_owner {
 /* Handlers and options, shared by a server's connections and kept in the
  * extension of a connection that has its own (clients, gn_conn_set_handlers). */
 struct gn__conn_profile {
+    const struct gn__conn_owner *owner;
     gn_handlers h;
     gn_options opts;
 };
@@ -109,13 +110,13 @@ struct gn__inbuf {
 struct gn__outq {
     struct gn__list chunks;
     struct gn__chunk *spare; /* one spent chunk kept for the next send */
+    size_t queued;           /* bytes copied in and not yet written */
 };
 
 struct gn_conn {
     struct gn__io io;
     gn_loop *loop;
-    void *owner_data; /* the owner's: its gn_server, or a client's state */
-    const struct gn__conn_owner *owner;
+    void *owner_data;     /* the owner's: its gn_server, or a client's state */
     struct gn__list link; /* in its server's list of connections */
     const struct gn__transport *transport;
     const struct gn__conn_profile *prof; /* its server's, or ext->own */
@@ -123,7 +124,6 @@ struct gn_conn {
     struct gn__conn_ext *ext; /* NULL until needed */
     struct gn__inbuf *in;     /* NULL while no input waits */
     struct gn__outq *out;     /* NULL while nothing is queued */
-    size_t out_queued;
     uint64_t bytes_in, bytes_out, reads, writes;
     struct gn__idle_entry idle;  /* in the loop's queue for idle_timeout_ms */
     struct gn__deferred later;   /* finalize once CLOSED, else redeliver */
@@ -150,6 +150,12 @@ struct gn_conn {
     uint8_t peer_len;
     unsigned char peer[28];
 };
+
+/* Bytes waiting in the output queue (0 when there is none). */
+static inline size_t gn__conn_queued(const gn_conn *conn)
+{
+    return conn->out ? conn->out->queued : 0;
+}
 
 /* The extension (conn_ext.c): created on first use (NULL: out of memory),
  * freed with the connection. */
@@ -188,12 +194,12 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
 /* Defaults filled into a copy of the user's options. */
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
 
-/* Create an event-driven connection owned by owner (owner_data is the
- * owner's) around a connected, non-blocking fd (server) or with fd -1
- * (client, still connecting).  new shares prof (a server's, which must
- * outlive it); new_own keeps a copy of h and opts of its own. */
-int gn__conn_new(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
-                 const struct gn__conn_profile *prof, gn_conn **out);
+/* Create an event-driven connection around a connected, non-blocking fd
+ * (server) or with fd -1 (client, still connecting); owner_data is its
+ * owner's.  new shares prof (a server's, naming the owner; it must
+ * outlive the connection); new_own keeps owner, h and opts of its own. */
+int gn__conn_new(gn_loop *loop, void *owner_data, int fd, const struct gn__conn_profile *prof,
+                 gn_conn **out);
 int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *owner_data, int fd,
                      const gn_handlers *h, const gn_options *opts, gn_conn **out);
 /* A connection no server owns is one of the loop's handles: close is

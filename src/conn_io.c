@@ -199,7 +199,7 @@ static void on_peer_end(gn_conn *conn)
     if (conn->prof->h.on_end && conn->announced)
         conn->prof->h.on_end(conn);
     else
-        conn->owner->mode->close(conn, false);
+        conn->prof->owner->mode->close(conn, false);
 }
 
 /* Where the next read goes: the shared buffer when nothing is pending,
@@ -407,7 +407,7 @@ static void conn_finalize(gn_loop *loop, struct gn__deferred *d)
     if (conn->announced && h->on_close)
         h->on_close(conn, conn->close_reason);
     (void)loop;
-    conn->owner->gone(conn);
+    conn->prof->owner->gone(conn);
     gn__conn_discard(conn);
 }
 
@@ -426,8 +426,8 @@ void gn__conn_finish(gn_conn *conn, int reason, bool reset)
         conn->io.fd = -1;
     }
     gn__idle_remove(conn->loop, &conn->idle);
-    if (conn->owner->closing)
-        conn->owner->closing(conn);
+    if (conn->prof->owner->closing)
+        conn->prof->owner->closing(conn);
     conn_release(conn);
     /* One deferral serves both: a redeliver already queued becomes the
      * finalize, in its place in the queue (still after this batch). */
@@ -537,7 +537,7 @@ void gn__conn_schedule_redeliver(gn_conn *conn)
 
 static void check_watermarks(gn_conn *conn)
 {
-    if (conn->out_queued > conn->prof->opts.high_watermark) {
+    if (gn__conn_queued(conn) > conn->prof->opts.high_watermark) {
         conn->above_high = true;
         if (conn->prof->opts.pause_reading_when_full && !conn->paused_by_output) {
             conn->paused_by_output = true;
@@ -545,11 +545,11 @@ static void check_watermarks(gn_conn *conn)
         }
         return;
     }
-    if (conn->out_queued <= conn->prof->opts.low_watermark && conn->paused_by_output) {
+    if (gn__conn_queued(conn) <= conn->prof->opts.low_watermark && conn->paused_by_output) {
         conn->paused_by_output = false;
         gn__conn_update_watch(conn);
     }
-    if (conn->out_queued <= conn->prof->opts.low_watermark && conn->above_high) {
+    if (gn__conn_queued(conn) <= conn->prof->opts.low_watermark && conn->above_high) {
         conn->above_high = false;
         if (conn->prof->h.on_drain && conn->state == GN__OPEN)
             conn->prof->h.on_drain(conn);
@@ -673,7 +673,7 @@ static void handshake_expired(gn_loop *loop, uint64_t id, void *arg)
     (void)loop;
     (void)id;
     conn->ext->handshake_timer = 0;
-    if (conn->owner->is_server)
+    if (conn->prof->owner->is_server)
         gn__log(GN_LOG_WARN, "TLS handshake timed out: dropped a client");
     gn__conn_fail(conn, GN_ETIMEDOUT, "TLS handshake timed out");
 }
@@ -690,7 +690,7 @@ static void handshake_step(gn_conn *conn)
     }
     if (rc < 0) {
         snprintf(reason, sizeof(reason), "%s", transport_reason(conn, rc));
-        if (conn->owner->is_server) {
+        if (conn->prof->owner->is_server) {
             char peer[GN_ENDPOINT_STRLEN];
             gn__conn_format_peer(conn, peer, sizeof(peer));
             gn__log(GN_LOG_WARN, "%s: %s: dropped", peer, reason);
@@ -708,7 +708,7 @@ static void handshake_step(gn_conn *conn)
         gn__conn_check_done(conn);
         return;
     }
-    conn->owner->ready(conn);
+    conn->prof->owner->ready(conn);
     if (conn->state != GN__OPEN)
         return;
     gn__conn_flush(conn);

@@ -110,7 +110,7 @@ int gn__queue_data(gn_conn *conn, const void *buf, size_t len)
         chunk->len = len;
         gn__list_push_back(&conn->out->chunks, &chunk->node);
     }
-    conn->out_queued += len;
+    conn->out->queued += len;
     return 0;
 }
 
@@ -156,7 +156,7 @@ void gn__queue_consume(gn_conn *conn, size_t n)
 {
     struct gn__chunk *c;
 
-    conn->out_queued -= n;
+    conn->out->queued -= n;
     while (n > 0 && (c = gn__queue_head(conn)) && c->file_fd < 0) {
         size_t left = c->len - c->off;
         if (n < left) {
@@ -190,5 +190,4 @@ void gn__queue_clear(gn_conn *conn)
         chunk_free(conn, c);
     }
     queue_release_if_empty(conn);
-    conn->out_queued = 0;
 }

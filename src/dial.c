@@ -124,7 +124,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     if (rc == 0) {
         rc = gn__conn_detach(d.conn);
         if (rc == 0) {
-            d.conn->owner = &gn__blocking_owner_client;
+            d.conn->ext->own.owner = &gn__blocking_owner_client;
             d.conn->user_data = opts ? opts->user_data : NULL;
             *out = d.conn;
         } else {

@@ -27,6 +27,7 @@ static void server_free(gn_loop *loop, struct gn__deferred *d)
 }
 
 static const struct gn__server_kind async_kind;
+static const struct gn__conn_owner server_owner;
 static void async_close(gn_server *srv, uint32_t grace_ms);
 static int set_accepting(gn_server *srv, bool on);
 static bool shed_load(gn_server *srv, int fd, int code);
@@ -70,6 +71,7 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
     }
     if (rc < 0)
         return rc;
+    srv->prof.owner = &server_owner;
     srv->prof.h = *handlers;
     srv->free_later.fn = server_free;
     srv->handle.close = server_close_handle;
@@ -184,7 +186,7 @@ static void adopt_client(gn_server *srv, const struct listener *l, int fd,
         close(fd);
         return;
     }
-    rc = gn__conn_new(srv->loop, &server_owner, srv, fd, &srv->prof, &conn);
+    rc = gn__conn_new(srv->loop, srv, fd, &srv->prof, &conn);
     if (rc < 0) {
         close(fd);
         return;

@@ -358,6 +358,7 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
     rc = gn__server_open(NULL, &threads_kind, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;
+    srv->prof.owner = &gn__blocking_owner_server;
     rc = threads_new(srv, handler, topts);
     if (rc == 0 && pthread_create(&srv->threads->acceptor, NULL, acceptor_main, srv->threads) != 0)
         rc = gn__errbuf_input(errbuf, errlen, GN_ENOMEM, address, strlen(address), "%s",
