@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -49,11 +50,12 @@
  * still loses nothing (the kernel keeps the rest, IORING_FEAT_NODROP) but
  * ends multishot requests, which then cost a re-arm each. */
 #define CQ_ENTRIES 4096
-/* Up to 512 x 16 KiB = 8 MiB of address space, touched only as data
- * arrives.  The ring hands buffers out in order, so every buffer in it is
- * touched sooner or later, even by 64-byte messages: it starts with
- * BUF_START of them (256 KiB of pages at most for small messages) and
- * doubles each time a batch finds it dry, up to BUF_COUNT.  Buffers are
+/* Up to 512 x 16 KiB = 8 MiB of address space.  The ring hands buffers
+ * out in order, so every buffer in it is touched sooner or later, even by
+ * 64-byte messages: they are the loop's memory, not a connection's, and
+ * are touched when they join the ring (bufs_provide), so that a loop's
+ * resident size says so from the start.  It starts with BUF_START of them
+ * (1 MiB) and doubles each time a batch finds it dry, up to BUF_COUNT.  Buffers are
  * held only during one callback, so the full ring runs dry only when more
  * than 8 MiB arrive within one batch; then the receives that found no
  * buffer (-ENOBUFS) are re-armed after the batch has given the buffers
@@ -98,7 +100,7 @@ struct slot {
     uint32_t queued : 1; /* on the re-arm list */
     uint32_t paused : 1; /* recv_pause: no re-arming until recv_start */
     uint32_t base;       /* generation of io's first request */
-    int32_t next;        /* re-arm list link, -1 at its end */
+    int32_t next;        /* re-arm list link (while queued), -1 at its end */
     uint32_t ino;        /* while paused: the socket's inode, see paused_gone */
 };
 
@@ -228,11 +230,15 @@ static int slots_grow(struct uring *u, int fd)
 
     while (n <= (size_t)fd)
         n *= 2;
-    slots = realloc(u->slots, n * sizeof(*slots));
+    /* calloc and copy rather than realloc and fill: a large table's new
+     * part stays untouched zero pages until descriptors that high come
+     * (an all-zero slot is an unused one: next is read only when queued). */
+    slots = calloc(n, sizeof(*slots));
     if (!slots)
         return GN_ENOMEM;
-    for (size_t i = u->nslots; i < n; i++)
-        slots[i] = (struct slot){.next = -1};
+    if (u->nslots)
+        memcpy(slots, u->slots, u->nslots * sizeof(*slots));
+    free(u->slots);
     u->slots = slots;
     u->nslots = n;
     return 0;
@@ -617,6 +623,7 @@ static int enter(struct uring *u, int timeout_ms)
 /* Hand buffers n0..n-1 to the ring (the ring's own slots are in order). */
 static void bufs_provide(struct uring *u, unsigned n)
 {
+    memset(buf_at(u, u->nbufs), 0, (size_t)(n - u->nbufs) * BUF_SIZE);
     for (unsigned bid = u->nbufs; bid < n; bid++)
         io_uring_buf_ring_add(u->br, buf_at(u, bid), BUF_SIZE, (unsigned short)bid,
                               io_uring_buf_ring_mask(BUF_COUNT), (int)(bid - u->nbufs));
