@@ -39,7 +39,7 @@
 struct worker {
     pthread_t tid;
     struct gn__threads *t;
-    struct worker *next; /* in t->exited once finished */
+    struct gn__list node; /* in t->exited once finished */
 };
 
 struct gn__threads {
@@ -57,7 +57,7 @@ struct gn__threads {
     size_t qcap, qhead, qlen;
     size_t threads, idle, active;
     uint64_t created, served, refused;
-    struct worker *exited; /* finished workers, to join */
+    struct gn__list exited; /* finished workers, to join */
 };
 
 /* The worker thread running a handler of this server, if any: a close
@@ -78,9 +78,10 @@ static void drop_conn(struct gn__threads *t, gn_conn *conn)
 
 static void reap_exited(struct gn__threads *t)
 {
-    while (t->exited) {
-        struct worker *w = t->exited;
-        t->exited = w->next;
+    struct gn__list *node;
+
+    while ((node = gn__list_pop_front(&t->exited))) {
+        struct worker *w = gn__container_of(node, struct worker, node);
         pthread_join(w->tid, NULL);
         free(w);
     }
@@ -143,8 +144,7 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&t->done_cv);
     }
     t->threads--;
-    self->next = t->exited;
-    t->exited = self;
+    gn__list_push_back(&t->exited, &self->node);
     pthread_cond_broadcast(&t->done_cv);
     pthread_mutex_unlock(&t->mu);
     return NULL;
@@ -321,6 +321,7 @@ static int threads_new(gn_server *srv, gn_thread_handler handler, const gn_threa
         return GN_ENOMEM;
     srv->threads = t;
     t->srv = srv;
+    gn__list_init(&t->exited);
     t->handler = handler;
     t->topts = topts ? *topts : (gn_thread_options){0};
     if (!t->topts.max_threads)
