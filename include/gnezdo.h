@@ -758,14 +758,20 @@ GN_API int gn_abort(gn_conn *conn);
 GN_API int gn_pause_reading(gn_conn *conn);
 GN_API int gn_resume_reading(gn_conn *conn);
 
-/* gn_conn_set_handlers - replace conn's handlers (copied); GN_EMODE on a
- * blocking connection, which has no events. */
+/* gn_conn_set_handlers - replace conn's handlers (copied: a server's
+ * connection shares the server's until it gets its own here); GN_ENOMEM,
+ * or GN_EMODE on a blocking connection, which has no events. */
 GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
 
 GN_API void *gn_conn_user_data(const gn_conn *conn);
 GN_API void gn_conn_set_user_data(gn_conn *conn, void *data);
 
-/* gn_conn_local / gn_conn_remote - the endpoints (NULL until connected). */
+/* gn_conn_local / gn_conn_remote - the endpoints (NULL until connected).
+ * The remote one is kept from the connect or accept.  The local one is
+ * asked of the socket on the first call (so a server's connections carry
+ * no copy of it): after the connection closed it is NULL unless it was
+ * asked for before.  The endpoints stay valid as long as conn; NULL also
+ * when out of memory.  Thread: conn's. */
 GN_API const gn_endpoint *gn_conn_local(const gn_conn *conn);
 GN_API const gn_endpoint *gn_conn_remote(const gn_conn *conn);
 
