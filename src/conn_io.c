@@ -320,11 +320,13 @@ static void on_received(gn_conn *conn)
         gn__conn_fail(conn, res, "read: %s", gn_strerror(res));
         return;
     }
-    if (wants_read(conn) && gn__inbuf_len(conn) == 0) {
+    /* As a read of 0 does on readiness: the end is told at once, whatever
+     * the handler left unconsumed; a paused connection hears it on resume. */
+    if (wants_read(conn)) {
         on_peer_end(conn);
         return;
     }
-    conn->eof_pending = true; /* after the buffered bytes are taken */
+    conn->eof_pending = true;
 }
 
 static void conn_read(gn_conn *conn)
@@ -516,8 +518,7 @@ static void redeliver(gn_loop *loop, struct gn__deferred *d)
     conn->redeliver_queued = false;
     deliver_buffered(conn);
     read_transport_buffered(conn);
-    if (conn->eof_pending && conn->state == GN__OPEN && wants_read(conn) &&
-        gn__inbuf_len(conn) == 0) {
+    if (conn->eof_pending && conn->state == GN__OPEN && wants_read(conn)) {
         conn->eof_pending = false;
         on_peer_end(conn);
     }

@@ -288,3 +288,41 @@ Test(conn_memory, unconsumed_input_past_max_input_ends_the_connection)
     gn_test_run_loop_for(loop, 50);
     gn_loop_free(loop);
 }
+
+static int ended;
+
+static void note_close(gn_conn *conn, int reason)
+{
+    (void)conn;
+    (void)reason;
+    ended++;
+}
+
+/* The peer's end reaches a handler that left bytes unconsumed (half a
+ * frame): the connection closes, as with nothing left over. */
+Test(conn_memory, peer_end_with_input_left_over_still_closes)
+{
+    static const gn_handlers h = {.on_data = take_when_allowed, .on_close = note_close};
+    char addr[GN_ENDPOINT_STRLEN];
+    gn_server *srv;
+    gn_loop *loop;
+    int fd;
+
+    memset(&holder, 0, sizeof(holder));
+    holder.hold = true;
+    ended = 0;
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    srv = gn_test_listen(loop, "127.0.0.1:0", &h, NULL, addr, sizeof(addr));
+    fd = gn_test_connect_fd(addr);
+    send_bytes(fd, 100);
+    gn_test_run_loop_for(loop, 100);
+    cr_assert_eq(buffered(holder.conn), 100u, "the bytes wait, unconsumed");
+    cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+    gn_test_run_loop_for(loop, 300);
+    cr_expect_eq(ended, 1, "on_close after the peer's end (backend %s)", gn_loop_backend(loop));
+    cr_expect_eq(gn_server_conn_count(srv), 0u);
+    close(fd);
+    gn_server_close(srv, 0);
+    gn_test_run_loop_for(loop, 50);
+    gn_loop_free(loop);
+}
