@@ -277,32 +277,46 @@ static bool read_once(gn_conn *conn)
 }
 
 /* Bytes a completion backend received into its buffer: offered at once,
- * or, while reading is paused or bytes wait already, kept after those (a
- * pause cannot give back what the kernel had received: at most what was
- * in flight goes past max_input). */
+ * or after the bytes already waiting, at most max_input at a time, as a
+ * readiness read would take them (a handler that consumes frames never
+ * meets the cap by receiving in large pieces).  While reading is paused
+ * they are kept, whatever their size: a pause cannot give back what the
+ * kernel had received, so at most what was in flight goes past the cap. */
 static void got_received(gn_conn *conn, const char *data, size_t n)
 {
-    size_t have = gn__inbuf_len(conn), max = conn->prof->opts.max_input, limit;
-    int rc;
+    size_t max = conn->prof->opts.max_input;
 
     if (conn->closing)
         return; /* a closing connection reads no more: dropped, as unread */
     conn->bytes_in += (uint64_t)n;
     conn->reads++;
     gn__idle_touch(conn->loop, &conn->idle);
-    if (have == 0 && wants_read(conn)) {
-        deliver_shared(conn, data, n);
-        return;
+    while (n > 0 && conn->state == GN__OPEN && !conn->closing) {
+        size_t have = gn__inbuf_len(conn), step = n;
+        bool wanted = wants_read(conn);
+        int rc;
+
+        if (have == 0 && wanted) {
+            deliver_shared(conn, data, n);
+            return;
+        }
+        if (wanted && have >= max) {
+            input_over_cap(conn);
+            return;
+        }
+        if (wanted && step > max - have)
+            step = max - have;
+        rc = gn__inbuf_reserve(conn, have + step, have + step > max ? have + step : max);
+        if (rc < 0) {
+            input_failed(conn, rc);
+            return;
+        }
+        memcpy(conn->in->data + conn->in->len, data, step);
+        conn->in->len += step;
+        data += step;
+        n -= step;
+        deliver_buffered(conn);
     }
-    limit = wants_read(conn) || have + n <= max ? max : have + n;
-    rc = gn__inbuf_reserve(conn, have + n, limit);
-    if (rc < 0) {
-        input_failed(conn, rc);
-        return;
-    }
-    memcpy(conn->in->data + conn->in->len, data, n);
-    conn->in->len += n;
-    deliver_buffered(conn);
     if (conn->state == GN__OPEN && gn__inbuf_len(conn) >= max && wants_read(conn))
         input_over_cap(conn);
 }

@@ -129,6 +129,8 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
             *out = d.conn;
         } else {
             gn_abort(d.conn);
+            gn__errbuf_input(errbuf, errlen, rc, address, strlen(address), "%s",
+                             "the connection closed as it was handed over");
         }
     }
     gn_loop_free(loop);

@@ -326,3 +326,52 @@ Test(conn_memory, peer_end_with_input_left_over_still_closes)
     gn_test_run_loop_for(loop, 50);
     gn_loop_free(loop);
 }
+
+static size_t lines_seen;
+
+static size_t take_lines(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used = 0, line_len, frame_len;
+
+    (void)conn;
+    while (gn_frame_line(data + used, len - used, 200, &line_len, &frame_len) == 1) {
+        used += frame_len;
+        lines_seen++;
+    }
+    return used;
+}
+
+/* max_input bounds what a handler leaves, not how much arrives at once:
+ * 10 KB of 100-byte lines after half a line, with max_input 1 KiB, is
+ * offered as a read would offer it and every line arrives. */
+Test(conn_memory, max_input_bounds_what_is_left_not_what_arrives)
+{
+    static const gn_handlers h = {.on_data = take_lines, .on_error = note_error};
+    gn_options opts = {.max_input = 1024};
+    char addr[GN_ENDPOINT_STRLEN], line[100];
+    static char burst[50 + 100 * 100];
+    gn_server *srv;
+    gn_loop *loop;
+    int fd;
+
+    memset(&holder, 0, sizeof(holder));
+    lines_seen = 0;
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\n';
+    memcpy(burst, line + 50, 50); /* the rest of the first line, in the same write */
+    for (int i = 0; i < 100; i++)
+        memcpy(burst + 50 + i * 100, line, 100);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    srv = gn_test_listen(loop, "127.0.0.1:0", &h, &opts, addr, sizeof(addr));
+    fd = gn_test_connect_fd(addr);
+    cr_assert_eq(write(fd, line, 50), 50);
+    gn_test_run_loop_for(loop, 100);
+    cr_assert_eq(write(fd, burst, sizeof(burst)), (ssize_t)sizeof(burst));
+    gn_test_run_loop_for(loop, 300);
+    cr_expect_eq(holder.error, 0, "no error: %d", holder.error);
+    cr_expect_eq(lines_seen, 101u);
+    close(fd);
+    gn_server_close(srv, 0);
+    gn_test_run_loop_for(loop, 50);
+    gn_loop_free(loop);
+}
