@@ -5,6 +5,7 @@
 #   make demo            see gnezdo do its main job
 #   make check           build and run every test
 #   make check-sanitize  the tests again under ASan + UBSan
+#   make check-faults    the tests again on a hostile network (GNEZDO_FAULTS)
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make install         install into PREFIX (default /usr/local)
@@ -16,7 +17,7 @@ FUZZ_SECONDS ?= 30
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-faults fuzz install bench clean
 
 all: build
 
@@ -38,6 +39,22 @@ check-sanitize: deps
 	cmake --build build-sanitize -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
+
+# The suite on a hostile network (docs/testing.md): short reads and
+# writes, EAGAIN, EINTR and late connects in FAULTS_RATE of socket calls.
+# One pass with a fixed seed, one with a random seed printed first (or
+# FAULTS_SEED, to replay it).  install_consumer is left out: it builds and
+# links a program against the installed library and opens no socket.
+FAULTS_RATE ?= 0.1
+FAULTS_SEED ?=
+check-faults: build
+	GNEZDO_FAULTS=20261201:$(FAULTS_RATE) \
+		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^install_consumer$$'
+	@seed=$${FAULTS_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "check-faults: GNEZDO_FAULTS=$$seed:$(FAULTS_RATE) (replay: make check-faults FAULTS_SEED=$$seed)"; \
+	GNEZDO_FAULTS=$$seed:$(FAULTS_RATE) \
+		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^install_consumer$$' || \
+	{ echo "check-faults: failed under GNEZDO_FAULTS=$$seed:$(FAULTS_RATE)"; exit 1; }
 
 # Threads under ThreadSanitizer: a plain stress program (Criterion cannot
 # start under TSan), not part of CI.

@@ -425,6 +425,41 @@ typedef void (*gn_log_fn)(gn_log_level level, const char *message, void *arg);
 GN_API void gn_log_set(gn_log_fn fn, gn_log_level max_level, void *arg);
 
 /* ------------------------------------------------------------------------
+ * A hostile network, for tests
+ *
+ * With faults on, gnezdo's socket calls misbehave as a real kernel may:
+ * reads return fewer bytes than are waiting ("short"), writes take fewer
+ * than offered ("short"), calls fail with EAGAIN ("eagain", a spurious
+ * wake-up) or EINTR ("eintr", a signal), and connects complete up to
+ * 50 ms late ("delay").  Handlers then see input cut at any byte and
+ * on_drain at other moments: code that passes its tests under faults does
+ * not rely on how the bytes happened to arrive on loopback.  Each thread
+ * draws from its own generator seeded from the seed, so a run replays
+ * with the same seed.  The environment variable GNEZDO_FAULTS, read when
+ * the first loop starts or socket call runs, takes the same spec as
+ * gn_faults_set.  See docs/testing.md.
+ */
+
+/*
+ * gn_faults_set - inject faults as spec says: "seed:rate[:kinds]", seed a
+ * decimal number below 2^64, rate the fraction of socket calls that
+ * misbehave ("0.05", or "5%"), kinds a comma-separated list of short,
+ * eagain, eintr, delay or all (the default).  NULL or "" turns faults off.
+ * Overrides GNEZDO_FAULTS, even a malformed one.
+ * Returns 0 or GN_EINVAL (spec malformed, errbuf says why; the faults in
+ * force stay).  Thread: any; threads doing socket calls meanwhile pick
+ * the new spec up at their next call.
+ */
+GN_API int gn_faults_set(const char *spec, char *errbuf, size_t errlen);
+
+/*
+ * gn_faults_injected - how many faults this process has injected so far,
+ * all threads and kinds together: a test that asked for faults can check
+ * it met some.  Thread: any.
+ */
+GN_API uint64_t gn_faults_injected(void);
+
+/* ------------------------------------------------------------------------
  * The event loop
  *
  * One loop per thread runs everything asynchronous: sockets, timers,
@@ -443,7 +478,8 @@ typedef struct gn_conn gn_conn;
  * environment variable GN_BACKEND=uring|epoll|poll asks for one (see
  * gn_loop_new_backend); gn_loop_backend says which the loop took.
  * *out receives it; free it with gn_loop_free.
- * Returns 0, GN_EINVAL (out NULL), GN_ENOMEM, GN_EMFILE or GN_ESYS.
+ * Returns 0, GN_EINVAL (out NULL, or GNEZDO_FAULTS malformed: logged at
+ * GN_LOG_ERROR, see gn_faults_set), GN_ENOMEM, GN_EMFILE or GN_ESYS.
  */
 GN_API int gn_loop_new(gn_loop **out);
 
@@ -453,8 +489,8 @@ GN_API int gn_loop_new(gn_loop **out);
  * backend this system or build lacks is not an error: the loop falls back
  * (io_uring to epoll to poll) and gn_loop_backend says which it took.
  * *out receives the loop; free it with gn_loop_free.
- * Returns 0, GN_EINVAL (out NULL, or a name not in the list), GN_ENOMEM,
- * GN_EMFILE or GN_ESYS.
+ * Returns 0, GN_EINVAL (out NULL, a name not in the list, or GNEZDO_FAULTS
+ * malformed), GN_ENOMEM, GN_EMFILE or GN_ESYS.
  */
 GN_API int gn_loop_new_backend(gn_loop **out, const char *backend);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "faults.h"
 #include "resolver.h"
 #include "tls.h"
 
@@ -23,6 +24,8 @@
 struct attempt {
     struct gn__io io;
     struct gn__client *client;
+    uint64_t late_timer; /* an injected connect delay (faults.h) */
+    bool held;           /* delayed once already */
 };
 
 struct gn__client {
@@ -64,6 +67,10 @@ static void close_attempt(struct gn__client *c, struct attempt *a)
 {
     if (a->io.fd < 0)
         return;
+    if (a->late_timer) {
+        gn_timer_cancel(c->conn->loop, a->late_timer);
+        a->late_timer = 0;
+    }
     gn__io_watch(c->conn->loop, &a->io, 0);
     close(a->io.fd);
     a->io.fd = -1;
@@ -106,14 +113,11 @@ static void connected(struct gn__client *c, struct attempt *winner)
         gn__conn_announce(conn); /* TLS: when the handshake ends, if ever */
 }
 
-static void on_attempt_io(gn_loop *loop, struct gn__io *io, unsigned events)
+static void attempt_done(struct attempt *a)
 {
-    struct attempt *a = (struct attempt *)io;
     struct gn__client *c = a->client;
-    int rc = gn__socket_error(io->fd);
+    int rc = gn__socket_error(a->io.fd);
 
-    (void)loop;
-    (void)events;
     if (rc == 0) {
         connected(c, a);
         return;
@@ -125,6 +129,33 @@ static void on_attempt_io(gn_loop *loop, struct gn__io *io, unsigned events)
         return;
     }
     give_up_if_done(c);
+}
+
+static void attempt_late_over(gn_loop *loop, uint64_t id, void *arg)
+{
+    struct attempt *a = arg;
+
+    (void)loop;
+    (void)id;
+    a->late_timer = 0;
+    attempt_done(a);
+}
+
+/* The connect finished (writable): a hostile network may hold the news
+ * back a while, as a slow path would (faults.h). */
+static void on_attempt_io(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    struct attempt *a = (struct attempt *)io;
+    uint32_t late_ms;
+
+    (void)events;
+    if (gn__faults_on() && !a->held && (late_ms = gn__faults_connect_delay_ms()) > 0) {
+        a->held = true;
+        if (gn__io_watch(loop, io, 0) == 0 &&
+            gn_timer_start(loop, late_ms, 0, attempt_late_over, a, &a->late_timer) == 0)
+            return;
+    }
+    attempt_done(a);
 }
 
 static void attempt_delay_over(gn_loop *loop, uint64_t id, void *arg)
@@ -154,6 +185,8 @@ static int open_attempt(struct gn__client *c, struct attempt *a, const gn_endpoi
     }
     a->io = (struct gn__io){.fd = fd, .cb = on_attempt_io};
     a->client = c;
+    a->late_timer = 0;
+    a->held = false;
     rc = gn__io_watch(c->conn->loop, &a->io, GN__WRITE);
     if (rc < 0) {
         close(fd);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conn_queue.h"
+#include "faults.h"
 #include "inbuf.h"
 #include "tls.h"
 
@@ -321,10 +322,26 @@ static void got_received(gn_conn *conn, const char *data, size_t n)
         input_over_cap(conn);
 }
 
+/* A hostile network (faults.h) cuts what the kernel received into the
+ * pieces short reads would have returned. */
+static void got_received_in_pieces(gn_conn *conn, const char *data, size_t n)
+{
+    while (n > 0 && conn->state == GN__OPEN) {
+        size_t piece = gn__faults_piece(n);
+        got_received(conn, data, piece);
+        data += piece;
+        n -= piece;
+    }
+}
+
 static void on_received(gn_conn *conn)
 {
     int res = conn->loop->done.res;
 
+    if (res > 0 && gn__faults_on()) {
+        got_received_in_pieces(conn, conn->loop->done.data, (size_t)res);
+        return;
+    }
     if (res > 0) {
         got_received(conn, conn->loop->done.data, (size_t)res);
         return;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "dgram.h"
+#include "faults.h"
 
 #define READ_BUDGET          64
 #define DEFAULT_MAX_DATAGRAM 65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
@@ -313,7 +314,7 @@ int gn__dgram_sendto(int fd, const void *data, size_t len, const struct sockaddr
     const struct sockaddr *sa = sslen ? (const struct sockaddr *)ss : NULL;
 
     for (;;) {
-        if (sendto(fd, data, len, MSG_NOSIGNAL, sa, sslen) >= 0)
+        if (gn__sendto(fd, data, len, MSG_NOSIGNAL, sa, sslen) >= 0)
             return 0;
         if (errno == EINTR)
             continue;
@@ -502,7 +503,7 @@ ssize_t gn__dgram_recvfrom(const gn_dgram *sock, void *buf, size_t size, gn_endp
     for (;;) {
         /* MSG_TRUNC in flags: the real length, even past size (Linux
          * udp(7), unix(7) since 3.4). */
-        n = recvmsg(sock->io.fd, &msg, MSG_TRUNC);
+        n = gn__recvmsg(sock->io.fd, &msg, MSG_TRUNC);
         if (n >= 0)
             break;
         if (errno == EINTR)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "idle.h"
 #include "loop.h"
 
@@ -144,6 +145,9 @@ static int loop_new(gn_loop **out, size_t backend)
 
     if (!out)
         return GN_EINVAL;
+    rc = gn__faults_env_check(); /* a test without its faults would pass for nothing */
+    if (rc < 0)
+        return rc;
     loop = calloc(1, sizeof(*loop));
     if (!loop)
         return GN_ENOMEM;

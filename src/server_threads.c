@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "faults.h"
 #include "server.h"
 #include "tls.h"
 
@@ -249,7 +250,7 @@ static int accept_ready(struct gn__threads *t, const struct listener *l)
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = gn__accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             accept_client(t, gn_endpoint_transport(&l->ep), fd, (struct sockaddr *)&ss, len);
             continue;

@@ -14,11 +14,12 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "faults.h"
 
 static ssize_t stream_read(gn_conn *conn, void *buf, size_t len)
 {
     for (;;) {
-        ssize_t n = recv(conn->io.fd, buf, len, 0);
+        ssize_t n = gn__recv(conn->io.fd, buf, len, 0);
         if (n >= 0)
             return n;
         if (errno == EINTR)
@@ -38,8 +39,9 @@ static ssize_t stream_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
          * a SIGPIPE that kills the application.  One buffer goes by send,
          * which spares the kernel copying in a msghdr and an iovec (the
          * common case: a reply written straight through). */
-        ssize_t n = iovcnt == 1 ? send(conn->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                                : sendmsg(conn->io.fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = iovcnt == 1
+                        ? gn__send(conn->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                        : gn__sendmsg(conn->io.fd, &msg, MSG_NOSIGNAL);
         if (n >= 0)
             return n;
         if (errno == EINTR)
@@ -68,7 +70,7 @@ static ssize_t stream_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t le
     sigpending(&pending);
     was_pending = sigismember(&pending, SIGPIPE);
     do {
-        n = sendfile(conn->io.fd, fd, &off, len);
+        n = gn__sendfile(conn->io.fd, fd, &off, len);
     } while (n < 0 && errno == EINTR);
     err = errno;
     if (n < 0 && err == EPIPE && !was_pending)

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "tls.h"
 
 #define DEFAULT_HANDSHAKE_MS 10000
@@ -102,7 +103,7 @@ static int tls_flush(gn_conn *conn)
                 return 0;
             t->olen = (size_t)got;
         }
-        n = send(conn->io.fd, t->obuf + t->ooff, t->olen - t->ooff, MSG_NOSIGNAL);
+        n = gn__send(conn->io.fd, t->obuf + t->ooff, t->olen - t->ooff, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -117,7 +118,7 @@ static ssize_t tls_fill(gn_conn *conn)
     char buf[RECV_CHUNK];
 
     for (;;) {
-        ssize_t n = recv(conn->io.fd, buf, sizeof(buf), 0);
+        ssize_t n = gn__recv(conn->io.fd, buf, sizeof(buf), 0);
         if (n > 0) {
             BIO_write(conn->ext->tls->in, buf, (int)n);
             return n;

@@ -79,10 +79,15 @@ Test(conn_backpressure, output_cap_holds_against_a_peer_that_never_reads_and_dra
     fd = gn_test_connect_fd(addr);
     cr_assert_geq(fd, 0);
     gn_test_run_loop_for(loop, 300);
-    cr_expect_eq(flood.enobufs, 1);
     cr_expect_leq(flood.max_queued, CAP, "queued %zu", flood.max_queued);
     cr_expect_gt(flood.max_queued, CAP - CHUNK, "the queue filled up to the cap");
-    cr_expect_eq(flood.drains, 0, "no drain while the peer does not read");
+    /* Only when the kernel's buffer was full before the queue began: a
+     * short write or EAGAIN (GNEZDO_FAULTS) queues early, and the kernel
+     * then takes more, as a real network's opening window would. */
+    if (gn_faults_injected() == 0) {
+        cr_expect_eq(flood.enobufs, 1);
+        cr_expect_eq(flood.drains, 0, "no drain while the peer does not read");
+    }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     /* Read everything, letting the loop refill, until the server closes. */
     for (int i = 0; i < 2000 && !flood.closed; i++) {

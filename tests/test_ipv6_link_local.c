@@ -58,8 +58,12 @@ static void say(gn_conn *conn)
 
 static size_t heard(gn_conn *conn, const char *data, size_t len)
 {
-    snprintf(async_reply, sizeof(async_reply), "%.*s", (int)len, data);
-    gn_close(conn);
+    size_t have = strlen(async_reply);
+
+    /* TCP keeps no message boundaries: the line may come in pieces. */
+    snprintf(async_reply + have, sizeof(async_reply) - have, "%.*s", (int)len, data);
+    if (strchr(async_reply, '\n'))
+        gn_close(conn);
     return len;
 }
 
