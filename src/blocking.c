@@ -237,6 +237,21 @@ static int check_writable(const gn_conn *conn)
     return rc;
 }
 
+/* Bytes the transport holds (TLS records a short send left) go out
+ * before a write returns: a close right after would drop them, and the
+ * peer would wait for a reply that never comes. */
+static int flush_transport(gn_conn *conn, uint64_t deadline)
+{
+    while (gn__conn_transport_pending(conn)) {
+        int rc = conn->transport->flush(conn);
+        if (rc < 0 && rc != GN__AGAIN)
+            return woken_code(conn, rc);
+        if (rc == GN__AGAIN && (rc = wait_fd(conn, POLLOUT, deadline)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms)
 {
     uint64_t deadline;
@@ -263,7 +278,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return flush_transport(conn, deadline);
 }
 
 static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)
@@ -291,7 +306,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return flush_transport(conn, deadline);
 }
 
 /* ---- closing -------------------------------------------------------- */

@@ -371,6 +371,58 @@ static void count_and_sum(gn_conn *conn)
     gn_write_all(conn, text, strlen(text), 5000);
 }
 
+#define BIG_REPLY (4u << 20)
+
+static char big_reply[BIG_REPLY];
+
+/* Writes more than the socket buffers hold, then returns: the server
+ * closes the connection at once. */
+static void reply_big(gn_conn *conn)
+{
+    gn_write_all(conn, big_reply, sizeof(big_reply), 10000);
+}
+
+/* gn_write_all returns once the kernel has every byte: the records that
+ * the last send could not take used to stay in the TLS buffer, and the
+ * close right after dropped them (a peer reading slower than the server
+ * writes lost the end).  Spurious EAGAIN (gn_faults_set) makes that
+ * leftover certain rather than a matter of timing. */
+Test(tls, a_blocking_reply_reaches_a_slow_reader_whole_before_the_close, .timeout = 30)
+{
+    static char got[BIG_REPLY];
+    char addr[64], err[GN_ERRBUF_SIZE];
+    gn_tls_options server = {0}, client = {0};
+    gn_options sopts = {.tls = &server}, copts = {.tls = &client};
+    gn_server *srv;
+    gn_endpoint ep;
+    gn_conn *conn;
+    size_t off = 0;
+
+    paths();
+    server.cert_file = cert;
+    server.key_file = key;
+    client.ca_file = ca;
+    for (size_t i = 0; i < sizeof(big_reply); i++)
+        big_reply[i] = (char)(i % 251);
+    cr_assert_eq(gn_faults_set("1:1:eagain", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(
+        gn_serve_threads("tls://127.0.0.1:0", reply_big, &sopts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    gn_server_endpoint(srv, 0, &ep);
+    snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
+    cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
+    while (off < sizeof(got)) {
+        ssize_t n = gn_read(conn, got + off, 16384, 5000);
+        cr_assert_gt(n, 0, "%zu of %zu bytes, then %s", off, sizeof(got),
+                     n < 0 ? gn_strerror((int)n) : "the end");
+        off += (size_t)n;
+    }
+    cr_expect_arr_eq(got, big_reply, sizeof(got));
+    gn_close(conn);
+    gn_server_close(srv, 0);
+    gn_faults_set(NULL, NULL, 0);
+}
+
 Test(tls, send_file_goes_through_the_encryption)
 {
     enum { SIZE = 3 << 20 };
