@@ -47,7 +47,7 @@ struct config {
 atomic_uint gn__faults_maybe = 1;
 
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-static int env_rc;
+static atomic_int env_rc;
 static atomic_ullong cfg_seed;
 static atomic_uint cfg_rate, cfg_kinds, cfg_generation;
 static atomic_ullong injected;
