@@ -7,6 +7,7 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
 #   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
@@ -16,7 +17,7 @@ FUZZ_SECONDS ?= 30
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-abi abi-baseline fuzz install bench clean
 
 all: build
 
@@ -38,6 +39,16 @@ check-sanitize: deps
 	cmake --build build-sanitize -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
+
+# The ABI only grows within a major version (docs/api.md); abi-baseline
+# rewrites the baseline, for a release or a new major version.
+check-abi: build
+	@scripts/install-deps --abi
+	scripts/check-abi $(BUILD)
+
+abi-baseline: build
+	@scripts/install-deps --abi
+	scripts/check-abi --update $(BUILD)
 
 # Threads under ThreadSanitizer: a plain stress program (Criterion cannot
 # start under TSan), not part of CI.
