@@ -231,12 +231,14 @@ typedef struct gn_endpoint {
     GN_RESERVED(4);
 } gn_endpoint;
 
-/* Flags for gn_endpoint_parse. */
-enum {
+/* Flags for gn_endpoint_parse: an OR of these, passed as unsigned (as
+ * every set of flags in this header is: a named enum of GN_<AREA>_<FLAG>
+ * bits). */
+typedef enum gn_parse_flags {
     /* A listen address: a bare port (":8080", "8080") means every local
      * address of the transport's family (GN_FAMILY_ANY). */
     GN_PARSE_LISTEN = 1u << 0,
-};
+} gn_parse_flags;
 
 /*
  * gn_endpoint_parse - parse the address text (see above) into *out.
@@ -1068,10 +1070,12 @@ typedef struct gn_dgram_options {
     GN_RESERVED(4);
 } gn_dgram_options;
 
-#define GN_DGRAM_BIND 1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT                                                                           \
-    2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive                       \
-        */
+/* Flags for gn_dgram_open and gn_dgram_open_blocking: one of these. */
+typedef enum gn_dgram_flags {
+    GN_DGRAM_BIND = 1u << 0,    /* bind to the address (a server, or a fixed local port) */
+    GN_DGRAM_CONNECT = 1u << 1, /* connect to it: gn_dgram_send goes there, only its
+                                   datagrams arrive */
+} gn_dgram_flags;
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags
