@@ -90,7 +90,8 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
     gn_conn *conn;
     int rc;
 
-    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev))) {
+    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev)) ||
+        gn__options_check(opts, "", NULL, 0) < 0) {
         if (fd >= 0)
             close(fd);
         return GN_EINVAL;

@@ -322,6 +322,8 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     if (!loop || !address || !handlers || !out)
         return GN_EINVAL;
     rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
+    if (rc == 0)
+        rc = gn__options_check(opts, address, errbuf, errlen);
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);
