@@ -334,7 +334,9 @@ int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 }
 
 /* The new framing cuts from the next unconsumed byte: a message loop
- * under way (conn_message.c) reads it before cutting the next message. */
+ * under way (conn_message.c) reads it before cutting the next message,
+ * and input already buffered is offered again soon, cut the new way (set
+ * inside on_data, or from a timer, no other call would offer it). */
 int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing)
 {
     static const gn_framing none;
@@ -353,6 +355,7 @@ int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing)
     own->opts.framing = f;
     resolve_framing(&own->opts);
     conn->framed = f.kind != GN_FRAMING_NONE;
+    gn__conn_schedule_redeliver(conn);
     return 0;
 }
 

@@ -169,10 +169,11 @@ static int next_line(const gn_framing *f, const char *data, size_t len, struct g
         dlen == 1 ? memchr(data, f->delimiter[0], scan) : memmem(data, scan, f->delimiter, dlen);
 
     if (!at)
-        return len < window ? 0
-                            : refuse(GN_EMSGSIZE, why, whylen,
-                                     "line longer than max_message %zu: no delimiter in %zu bytes",
-                                     f->max_message, len);
+        return len < window
+                   ? 0
+                   : refuse(GN_EMSGSIZE, why, whylen,
+                            "line longer than max_message %zu: no delimiter in its first %zu bytes",
+                            f->max_message, window);
     line = (size_t)(at - data);
     bare = line - (strip_cr(f) && line > 0 && data[line - 1] == '\r');
     if (bare > f->max_message)

@@ -638,6 +638,40 @@ Test(conn_message, messages_wait_while_the_output_is_full_and_come_as_it_drains,
 
 /* ---- set on one connection -------------------------------------------- */
 
+/* A raw greeting line, then length-prefixed messages. */
+static size_t greeting_then_frames(gn_conn *conn, const char *data, size_t len)
+{
+    const gn_framing f = {.kind = GN_FRAMING_LENGTH, .prefix_bytes = 1};
+    const char *nl = memchr(data, '\n', len);
+
+    if (!nl)
+        return 0;
+    cr_assert_eq(gn_conn_set_framing(conn, &f), 0);
+    return (size_t)(nl - data) + 1;
+}
+
+Test(conn_message, a_framing_set_inside_on_data_cuts_the_rest_without_more_input, .timeout = 30)
+{
+    gn_handlers h = handlers;
+    char addr[GN_ENDPOINT_STRLEN];
+    struct setup s;
+
+    inbox_reset();
+    h.on_data = greeting_then_frames;
+    cr_assert_eq(gn_loop_new(&s.loop), 0);
+    s.srv = gn_test_listen(s.loop, "127.0.0.1:0", &h, NULL, addr, sizeof(addr));
+    s.fd = gn_test_connect_fd(addr);
+    cr_assert_geq(s.fd, 0);
+    static const char wire[] = "HELLO 1\n\x02hi\x00\x03"
+                               "bye";
+    write_all(s.fd, wire, sizeof(wire) - 1); /* one read, nothing after */
+    wait_messages(&s, 3);
+    expect_msg(0, "hi", 2);
+    expect_msg(1, "", 0);
+    expect_msg(2, "bye", 3);
+    finish(&s);
+}
+
 static void frame_on_accept(gn_conn *conn)
 {
     const gn_framing f = {.kind = GN_FRAMING_LENGTH, .prefix_bytes = 1};
@@ -789,4 +823,51 @@ Test(conn_message, gn_read_message_reads_a_one_mib_message_written_in_pieces, .t
     close(d.peer);
     free(buf);
     free(payload);
+}
+
+/* Answers each length-prefixed message with its length, as a line. */
+static void count_messages(gn_conn *conn)
+{
+    char buf[64], line[32];
+    ssize_t n;
+
+    while ((n = gn_read_message(conn, NULL, buf, sizeof(buf), 5000)) >= 0) {
+        int len = snprintf(line, sizeof(line), "%zd\n", n);
+        if (gn_write_all(conn, line, (size_t)len, 5000) < 0)
+            return;
+    }
+    snprintf(line, sizeof(line), "end %s\n", gn_errname((int)n));
+    gn_write_all(conn, line, strlen(line), 5000);
+}
+
+Test(conn_message, a_threaded_server_reads_the_framing_of_its_options, .timeout = 30)
+{
+    const gn_options opts = {.framing = {.kind = GN_FRAMING_LENGTH, .prefix_bytes = 2}};
+    static const char wire[] = "\x00\x03"
+                               "abc"
+                               "\x00\x00"
+                               "\x00\x07"
+                               "1234567";
+    char addr[GN_ENDPOINT_STRLEN], err[GN_ERRBUF_SIZE], got[64];
+    gn_server *srv;
+    gn_endpoint ep;
+    size_t len = 0;
+    int fd;
+
+    cr_assert_eq(
+        gn_serve_threads("127.0.0.1:0", count_messages, &opts, NULL, &srv, err, sizeof(err)), 0,
+        "%s", err);
+    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    gn_endpoint_format(&ep, addr, sizeof(addr));
+    fd = gn_test_connect_fd(addr);
+    cr_assert_geq(fd, 0);
+    for (size_t i = 0; i < sizeof(wire) - 1; i++)
+        write_all(fd, wire + i, 1); /* the handler may read each alone */
+    shutdown(fd, SHUT_WR);
+    for (ssize_t n; len < sizeof(got) - 1 && (n = read(fd, got + len, sizeof(got) - 1 - len)) > 0;)
+        len += (size_t)n;
+    got[len] = '\0';
+    cr_expect_str_eq(got, "3\n0\n7\nend EEOF\n");
+    close(fd);
+    gn_server_close(srv, 1000);
 }
