@@ -209,7 +209,9 @@ static void deliver_shared(gn_conn *conn, const char *data, size_t len)
     size_t used = call_on_data(conn, data, len);
     int rc;
 
-    if (used == len || conn->state == GN__CLOSED)
+    /* A closing connection delivers no more: the rest is dropped, as
+     * unread bytes are (and cannot fail it over max_input instead). */
+    if (used == len || conn->state == GN__CLOSED || conn->closing)
         return;
     rc = gn__inbuf_reserve(conn, len - used, conn->prof->opts.max_input);
     if (rc < 0) {

@@ -259,14 +259,13 @@ Test(conn_message, a_little_endian_length_that_counts_its_prefix_is_read_as_such
                           .prefix_bytes = 4,
                           .prefix_little_endian = true,
                           .length_counts_prefix = true};
+    static const char wire[] = "\x07\x00\x00\x00"
+                               "abc"
+                               "\x04\x00\x00\x00";
     struct setup s;
 
     start(&s, &f, 0);
-    write_bytewise(&s,
-                   "\x07\x00\x00\x00"
-                   "abc"
-                   "\x04\x00\x00\x00",
-                   14);
+    write_bytewise(&s, wire, sizeof(wire) - 1);
     wait_messages(&s, 2);
     expect_msg(0, "abc", 3);
     expect_msg(1, "", 0);
@@ -461,22 +460,26 @@ Test(conn_message, a_length_over_max_message_is_refused_before_its_payload_comes
 
 #define LONG_REPLY (8u << 20) /* more than the sockets take at once */
 
-/* A long reply, so the close has output to flush: the connection is
- * still open, and closing, when the next message would be cut. */
-static void close_at_second(gn_conn *conn, const char *msg, size_t len)
+static void send_long(gn_conn *conn)
 {
-    char *r;
+    char *r = malloc(LONG_REPLY);
 
-    (void)msg;
-    (void)len;
-    if (box.n != 2)
-        return;
-    r = malloc(LONG_REPLY);
     cr_assert_not_null(r);
     memset(r, 'r', LONG_REPLY);
     cr_assert_eq(gn_send(conn, r, LONG_REPLY), 0);
     free(r);
-    gn_close(conn);
+}
+
+/* A long reply, so the close has output to flush: the connection is
+ * still open, and closing, when the next message would be cut. */
+static void close_at_second(gn_conn *conn, const char *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    if (box.n == 2) {
+        send_long(conn);
+        gn_close(conn);
+    }
 }
 
 /* Read what the server sends, running its loop, until it has closed and
@@ -497,6 +500,31 @@ static size_t drain_until_closed(struct setup *s)
     }
     cr_assert(box.closed, "the connection was not closed");
     return total;
+}
+
+static void reply_long_once(gn_conn *conn, const char *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    send_long(conn);
+}
+
+Test(conn_message, a_refused_line_waits_for_the_output_queued_before_it, .timeout = 30)
+{
+    const gn_framing f = {.kind = GN_FRAMING_LINE, .max_message = 16};
+    char wire[4 + 8192];
+    struct setup s;
+
+    memcpy(wire, "one\n", 4);
+    memset(wire + 4, 'x', sizeof(wire) - 4);
+    start(&s, &f, 1024); /* the rest of the read is over max_input: dropped */
+    box.react = reply_long_once;
+    write_all(s.fd, wire, sizeof(wire));
+    cr_expect_eq(drain_until_closed(&s), LONG_REPLY, "the reply is flushed before the close");
+    cr_expect_eq(box.n, 1);
+    cr_expect_eq(box.reason, GN_EMSGSIZE);
+    cr_expect(strstr(box.message, "line longer than max_message 16"), "%s", box.message);
+    finish(&s);
 }
 
 Test(conn_message, no_message_follows_a_close_inside_on_message, .timeout = 30)
