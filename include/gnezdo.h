@@ -585,8 +585,55 @@ typedef struct gn_handlers {
      * (either side) and a GN_E... code otherwise.  conn is freed when this
      * returns. */
     void (*on_close)(gn_conn *conn, int reason);
+    /* A framed connection (gn_options.framing, gn_conn_set_framing) got
+     * a whole message: a line without its delimiter, an exact count, a
+     * payload without its length prefix.  msg points into the input
+     * (no copy) and is valid only during the call.  While a framing is
+     * set, on_data is not called; NULL drops the messages. */
+    void (*on_message)(gn_conn *conn, const char *msg, size_t len);
     GN_RESERVED_HANDLERS(8);
 } gn_handlers;
+
+/*
+ * Framing: how a connection cuts its input into messages for on_message
+ * (and for gn_read_message in blocking mode), so that no handler loops
+ * over partial frames.  A value; {0} means no framing.
+ *  - GN_FRAMING_LINE: bytes up to a delimiter ("\n" unless set), which
+ *    is dropped with one "\r" before a "\n" (keep_delimiter keeps both).
+ *  - GN_FRAMING_FIXED: exactly `size` bytes each.
+ *  - GN_FRAMING_LENGTH: a prefix_bytes-long unsigned length, big-endian
+ *    unless prefix_little_endian, then that many bytes (the payload,
+ *    delivered without the prefix).  With length_counts_prefix the
+ *    length counts its own bytes too.
+ * A line longer than max_message, or a length announcing more, is
+ * refused as soon as it shows: every message before it has been
+ * delivered; on an event-driven connection on_error then gets
+ * GN_EMSGSIZE and a message such as "127.0.0.1:5000: message of
+ * 2000000 bytes exceeds max_message 1048576", and the connection closes
+ * after flushing what was sent before (on_close's reason GN_EMSGSIZE).
+ */
+typedef enum gn_framing_kind {
+    GN_FRAMING_NONE = 0, /* raw bytes to on_data */
+    GN_FRAMING_LINE,
+    GN_FRAMING_FIXED,
+    GN_FRAMING_LENGTH,
+} gn_framing_kind;
+
+typedef struct gn_framing {
+    gn_framing_kind kind;
+    size_t max_message;        /* longest message (a line without its
+                                  delimiter, a payload without its prefix);
+                                  0 = max_input (1 MiB).  Not used by
+                                  GN_FRAMING_FIXED, whose size is the limit */
+    size_t size;               /* FIXED: bytes per message, >= 1 */
+    unsigned prefix_bytes;     /* LENGTH: 1, 2, 4 or 8; 0 = 4 */
+    bool prefix_little_endian; /* LENGTH: the length is little-endian */
+    bool length_counts_prefix; /* LENGTH: the length includes the prefix */
+    bool keep_delimiter;       /* LINE: deliver the delimiter (and "\r") too */
+    char delimiter[8];         /* LINE: 1 to 7 bytes, NUL-terminated;
+                                  "" = "\n" */
+    GN_RESERVED(2);
+} gn_framing;
 
 /* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
  * the server or client is made, not kept. */
@@ -647,6 +694,10 @@ typedef struct gn_options {
                                          Delay", the wait before the next address
                                          is tried while earlier attempts are
                                          pending (Go's FallbackDelay); 250 */
+    gn_framing framing;               /* deliver whole messages to on_message
+                                         (see gn_framing); {0}: bytes to on_data.
+                                         max_input grows to hold the longest
+                                         message with its framing bytes */
     GN_RESERVED(8);
 } gn_options;
 
@@ -792,6 +843,26 @@ GN_API int gn_resume_reading(gn_conn *conn);
  * connection shares the server's until it gets its own here); GN_ENOMEM,
  * or GN_EMODE on a blocking connection, which has no events. */
 GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
+
+/*
+ * gn_conn_set_framing - cut conn's input into messages for on_message
+ * as framing says (copied), from the next unconsumed byte on; NULL (or
+ * kind GN_FRAMING_NONE) gives raw bytes to on_data again.  Safe inside
+ * on_data and on_message: the bytes after the current message are cut
+ * the new way, so a protocol can read a header line and then a body of
+ * a fixed size, or switch to raw bytes.  Messages are delivered while
+ * the connection is open and reading: after gn_close, or while reading
+ * is paused (gn_pause_reading, or pause_reading_when_full with the
+ * output full), they wait in the input buffer and come on resume.
+ * Bytes of a message the peer's end cut short are not delivered
+ * (gn_conn_get_stats counts them as buffered).  The connection's
+ * max_input grows to hold the longest message with its framing bytes.
+ * Returns 0, GN_EINVAL (conn NULL; kind out of range, FIXED size 0,
+ * prefix_bytes not 1, 2, 4 or 8, a delimiter of 8 bytes or more),
+ * GN_ENOMEM, or GN_EMODE on a blocking connection (gn_read_message takes
+ * the framing with each call).  Thread: conn's loop.
+ */
+GN_API int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing);
 
 GN_API void *gn_conn_user_data(const gn_conn *conn);
 GN_API void gn_conn_set_user_data(gn_conn *conn, void *data);
@@ -952,6 +1023,20 @@ GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_
  * for the next read.
  */
 GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
+
+/*
+ * gn_read_message - read one message as framing says (NULL: the
+ * framing of the options the connection was made with) into buf, then a
+ * NUL byte, so size must exceed the message's length.  Returns the
+ * length (0 is a message too: an empty line), or GN_EEOF when the peer
+ * finished first (a message it cut short stays buffered: gn_read takes
+ * its bytes), GN_EMSGSIZE when the message is longer than max_message or
+ * size - 1 (known from a length prefix before its payload comes; nothing
+ * is consumed), GN_EINVAL (no framing, or one gn_conn_set_framing would
+ * refuse), or gn_read's errors.  Bytes after the message stay buffered.
+ */
+GN_API ssize_t gn_read_message(gn_conn *conn, const gn_framing *framing, void *buf, size_t size,
+                               uint32_t timeout_ms);
 
 /*
  * gn_write_all - write all len bytes of buf.  0, GN_ETIMEDOUT (some may

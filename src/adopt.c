@@ -93,7 +93,7 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
 
     if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev)) ||
         !GN__RESERVED_CLEAR(ops) || !GN__RESERVED_CLEAR(handlers) ||
-        gn__options_check(opts, NULL, 0) < 0) {
+        gn__options_check(opts, "", NULL, 0) < 0) {
         if (fd >= 0)
             close(fd);
         return GN_EINVAL;

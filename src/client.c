@@ -324,10 +324,9 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         return GN_EINVAL;
     if (!GN__RESERVED_CLEAR(handlers))
         return gn__reserved_error("gn_handlers", errbuf, errlen);
-    rc = gn__options_check(opts, errbuf, errlen);
-    if (rc < 0)
-        return rc;
     rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
+    if (rc == 0)
+        rc = gn__options_check(opts, address, errbuf, errlen);
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);

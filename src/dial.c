@@ -104,6 +104,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
             char *errbuf, size_t errlen)
 {
     struct dial d = {0};
+    gn_framing framing;
     gn_options o;
     gn_loop *loop;
     int rc;
@@ -113,10 +114,14 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     if (!address || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address and out must not be NULL");
-    rc = gn__options_check(opts, errbuf, errlen);
+    rc = gn__options_check(opts, address, errbuf, errlen);
     if (rc < 0)
         return rc;
     gn__options_resolve(&o, opts, false);
+    /* Framed only once blocking, for gn_read_message: while connecting,
+     * bytes stay buffered as they came. */
+    framing = o.framing;
+    o.framing = (gn_framing){0};
     if (timeout_ms)
         o.connect_timeout_ms = timeout_ms;
     o.user_data = &d;
@@ -129,6 +134,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
         rc = gn__conn_detach(d.conn);
         if (rc == 0) {
             d.conn->ext->own.owner = &gn__blocking_owner_client;
+            d.conn->ext->own.opts.framing = framing;
             d.conn->user_data = opts ? opts->user_data : NULL;
             *out = d.conn;
         } else {

@@ -22,7 +22,7 @@ int gn__reserved_error(const char *type, char *errbuf, size_t errlen)
     return GN_EINVAL;
 }
 
-int gn__options_check(const gn_options *opts, char *errbuf, size_t errlen)
+int gn__options_reserved_clear(const gn_options *opts, char *errbuf, size_t errlen)
 {
     if (!GN__RESERVED_CLEAR(opts))
         return gn__reserved_error("gn_options", errbuf, errlen);

@@ -26,9 +26,10 @@ bool gn__zeroed(const void *p, size_t n);
 int gn__reserved_error(const char *type, char *errbuf, size_t errlen);
 
 /*
- * gn__options_check - 0 when opts (may be NULL) and the TLS options it
- * points to have their reserved space zero; else gn__reserved_error.
+ * gn__options_reserved_clear - 0 when opts (may be NULL) and the TLS
+ * options it points to have their reserved space zero; else
+ * gn__reserved_error.  (Its framing is checked with the framing.)
  */
-int gn__options_check(const gn_options *opts, char *errbuf, size_t errlen);
+int gn__options_reserved_clear(const gn_options *opts, char *errbuf, size_t errlen);
 
 #endif

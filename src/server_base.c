@@ -167,7 +167,7 @@ int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const cha
 {
     gn_endpoint ep;
     gn_server *srv;
-    int rc = gn__options_check(opts, errbuf, errlen);
+    int rc = gn__options_check(opts, address, errbuf, errlen);
 
     if (rc == 0)
         rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
