@@ -98,14 +98,16 @@ enum gn_error {
 
 /*
  * gn_strerror - a short English text for a GN_E... code, e.g.
- * "malformed address".  Unknown codes give "unknown error".
+ * "malformed address"; 0 gives "success".  Any other code (positive
+ * ones included) gives "unknown error".
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_strerror(int code);
 
 /*
  * gn_errname - the code's symbolic name without prefix, e.g. "EBADADDR",
- * for logs and JSON.  Unknown codes give "EUNKNOWN".  Thread: any.
+ * for logs and JSON; 0 gives "OK".  Any other code (positive ones
+ * included) gives "EUNKNOWN".  Thread: any.
  */
 GN_API const char *gn_errname(int code);
 
