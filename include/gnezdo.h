@@ -823,7 +823,11 @@ typedef struct gn_transport_ops {
  * stream socket (TCP or Unix), driven through ops (NULL: plain reads and
  * writes).  fd becomes the connection's, even on failure.  on_connect
  * fires from the loop, never inside this call.  ops must outlive the
- * connection.  Returns 0, GN_EINVAL, GN_ENOMEM.  Thread: the loop's.
+ * connection.  Returns 0, GN_ENOMEM or GN_EINVAL: loop, handlers or out
+ * NULL, fd negative, ops without read or writev, or fd no connected
+ * stream socket (a pipe, a file, a directory, a datagram or a listening
+ * socket: refused at once, and the log, gn_log_set, says which).
+ * Thread: the loop's.
  */
 GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
                          const gn_handlers *handlers, const gn_options *opts, gn_conn **out);
