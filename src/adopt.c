@@ -84,7 +84,7 @@ static const char *unfit_reason(int fd)
     socklen_t len = sizeof(type);
 
     if (fstat(fd, &st) < 0)
-        return "not an open descriptor";
+        return "closed";
     if (S_ISFIFO(st.st_mode))
         return "a pipe";
     if (S_ISREG(st.st_mode))
@@ -94,9 +94,9 @@ static const char *unfit_reason(int fd)
     if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
         return "a device";
     if (!S_ISSOCK(st.st_mode))
-        return "not a socket";
+        return "another kind of file";
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
-        return type == SOCK_DGRAM ? "a datagram socket" : "not a stream socket";
+        return type == SOCK_DGRAM ? "a datagram socket" : "a socket of another type";
     len = sizeof(listening);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
         return "a listening socket (accept its clients, then adopt those)";
