@@ -71,11 +71,12 @@ static const gn_handlers dial_handlers = {
 };
 
 /* The connection's own message names the target ("connect to
- * 127.0.0.1:9: connection refused"): the input goes in front only when
- * the message does not show it already, so it is never said twice. */
+ * 127.0.0.1:9: connection refused") or quotes the part of it at fault
+ * ("'no-such.invalid': cannot resolve: ..."): the input goes in front only
+ * when the message shows neither, so nothing is said twice. */
 static int dial_error_text(const struct dial *d, const char *address, char *errbuf, size_t errlen)
 {
-    if (d->error[0] && strstr(d->error, address)) {
+    if (d->error[0] == '\'' || (d->error[0] && strstr(d->error, address))) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", d->error);
         return d->rc;
