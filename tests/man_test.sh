@@ -6,14 +6,14 @@
 #   man_test.sh --installed PREFIX check PREFIX/bin/gnezdo and PREFIX/share/man (the package test)
 # Exits 77 (skipped) when man or groff is missing.
 set -eu
-for tool in man groff; do
+for tool in man groff lexgrog; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "man_test: skipped: '$tool' is not installed (scripts/install-deps installs it)"
         exit 77
     fi
 done
 if [ "$1" = "--installed" ]; then
-    prefix=$2
+    prefix=$(cd "$2" && pwd)
 else
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
@@ -31,7 +31,11 @@ for page in "$page1" "$page3"; do
     warnings=$(groff -man -Tutf8 -ww -z "$page" 2>&1 || echo "groff failed")
     warnings="$warnings$(MANWIDTH=80 man -l --warnings "$page" 2>&1 >/dev/null)"
     lines=$(MANWIDTH=80 man -l "$page" 2>/dev/null | wc -l)
-    if [ -n "$warnings" ]; then
+    # lexgrog: the NAME line parses, so whatis and man -k find the page.
+    if ! lexgrog "$page" >/dev/null 2>&1; then
+        echo "man_test: $page: lexgrog cannot parse its NAME section"
+        fail=1
+    elif [ -n "$warnings" ]; then
         echo "man_test: $page: $warnings"
         fail=1
     elif [ "$lines" -le 50 ]; then
