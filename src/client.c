@@ -56,7 +56,7 @@ static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
 {
     char text[GN_ENDPOINT_STRLEN];
     size_t used = strlen(c->errors);
-    bool named = false;
+    bool named;
 
     c->last_error = code;
     gn_endpoint_format(ep, text, sizeof(text));

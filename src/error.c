@@ -34,7 +34,7 @@ const char *gn_strerror(int code)
 
     if (code == 0)
         return "success";
-    info = error_find(code); /* positive codes are unknown too: never an error's */
+    info = error_find(code); /* a positive code is no code: unknown, not success */
     return info ? info->text : "unknown error";
 }
 
