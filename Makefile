@@ -9,6 +9,9 @@
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
+#   make package         a .deb for /usr in $(BUILD)/ (gnezdo_VERSION_ARCH.deb)
+#   make check-package   install that .deb, build the consumers against it,
+#                        remove it again (needs root; not part of check)
 #   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
 PREFIX       ?= /usr/local
@@ -18,7 +21,8 @@ TSAN_RUNS    ?= 1
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize check-abi abi-baseline fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-abi abi-baseline fuzz install package \
+	check-package bench clean
 
 all: build
 
@@ -76,6 +80,17 @@ fuzz:
 
 install: build
 	cmake --install $(BUILD)
+
+# CPack's DEB generator (CMakeLists.txt); the package lands in $(BUILD)/.
+package: build
+	rm -f $(BUILD)/gnezdo_*.deb
+	cd $(BUILD) && cpack -G DEB
+
+# Installs into /usr, so it is its own target rather than a ctest entry:
+# apt-get holds the dpkg lock, and `make check` must not change the system.
+# Exit 77 is a skip (not root, not Debian, gnezdo already installed).
+check-package: package
+	sh tests/package_test.sh $(BUILD) || [ $$? -eq 77 ]
 
 # Not part of check and not run in CI: numbers depend on the machine.  The
 # peers (liburing, libuv, libev) are installed before CMake looks for them.

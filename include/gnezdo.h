@@ -122,14 +122,16 @@ enum gn_error {
 
 /*
  * gn_strerror - a short English text for a GN_E... code, e.g.
- * "malformed address".  Unknown codes give "unknown error".
+ * "malformed address"; 0 gives "success".  Any other code (positive
+ * ones included) gives "unknown error".
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_strerror(int code);
 
 /*
  * gn_errname - the code's symbolic name without prefix, e.g. "EBADADDR",
- * for logs and JSON.  Unknown codes give "EUNKNOWN".  Thread: any.
+ * for logs and JSON; 0 gives "OK".  Any other code (positive ones
+ * included) gives "EUNKNOWN".  Thread: any.
  */
 GN_API const char *gn_errname(int code);
 
@@ -924,7 +926,11 @@ typedef struct gn_transport_ops {
  * stream socket (TCP or Unix), driven through ops (NULL: plain reads and
  * writes).  fd becomes the connection's, even on failure.  on_connect
  * fires from the loop, never inside this call.  ops must outlive the
- * connection.  Returns 0, GN_EINVAL, GN_ENOMEM.  Thread: the loop's.
+ * connection.  Returns 0, GN_ENOMEM or GN_EINVAL: loop, handlers or out
+ * NULL, fd negative, ops without read or writev, or fd no connected
+ * stream socket (a pipe, a file, a directory, a datagram or a listening
+ * socket: refused at once, and the log, gn_log_set, says which).
+ * Thread: the loop's.
  */
 GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
                          const gn_handlers *handlers, const gn_options *opts, gn_conn **out);

@@ -71,6 +71,21 @@ static const gn_handlers dial_handlers = {
     .on_close = dial_closed,
 };
 
+/* The connection's own message names the target ("connect to
+ * 127.0.0.1:9: connection refused") or quotes the part of it at fault
+ * ("'no-such.invalid': cannot resolve: ..."): the input goes in front only
+ * when the message shows neither, so nothing is said twice. */
+static int dial_error_text(const struct dial *d, const char *address, char *errbuf, size_t errlen)
+{
+    if (d->error[0] == '\'' || (d->error[0] && strstr(d->error, address))) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", d->error);
+        return d->rc;
+    }
+    return gn__errbuf_input(errbuf, errlen, d->rc, address, strlen(address), "%s",
+                            d->error[0] ? d->error : gn_strerror(d->rc));
+}
+
 /* Run the connect on loop; 0 with d->conn connected, or a code. */
 static int dial_on(gn_loop *loop, const char *address, const gn_options *o, struct dial *d,
                    char *errbuf, size_t errlen)
@@ -96,8 +111,7 @@ static int dial_on(gn_loop *loop, const char *address, const gn_options *o, stru
     }
     if (d->rc == 0)
         d->rc = GN_ECONNRESET;
-    return gn__errbuf_input(errbuf, errlen, d->rc, address, strlen(address), "%s",
-                            d->error[0] ? d->error : gn_strerror(d->rc));
+    return dial_error_text(d, address, errbuf, errlen);
 }
 
 int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
