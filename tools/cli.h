@@ -28,7 +28,7 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #include "gnezdo.h"
 
-/* SIGINT and SIGTERM stop loop (gn_loop_stop is async-signal-safe). */
+/* SIGINT and SIGTERM stop loop (signal watchers, closed with the loop). */
 void cli_catch_signals(gn_loop *loop);
 
 /* "remote -> local" endpoints of conn into buf, for the connection log. */

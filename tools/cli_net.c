@@ -3,7 +3,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,23 +18,20 @@
 #define CHAT_TOTAL_MAX  (32u << 20) /* queued for all of them together */
 #define CHAT_LAGGING    (64u << 10) /* a member this far behind is lagging */
 
-static gn_loop *signal_loop;
-
-static void on_signal(int sig)
+static void stop_loop(gn_signal *s, int signum, void *arg)
 {
-    (void)sig;
-    if (signal_loop)
-        gn_loop_stop(signal_loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(arg);
 }
 
 void cli_catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sig;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* Closed by gn_loop_free, which puts the dispositions back. */
+    gn_signal_watch(loop, SIGINT, stop_loop, loop, &sig);
+    gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sig);
 }
 
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len)
@@ -357,113 +353,121 @@ int cli_listen(int argc, char **argv)
 
 /* ---- connect -------------------------------------------------------- */
 
-/* stdin is read by a thread (it may be a terminal, a pipe or a file, none
- * of which the loop can poll uniformly); each chunk is handed to the loop
- * with gn_loop_post, and the thread waits until the loop has taken it, so
- * a slow peer slows the reader instead of filling memory. */
+/* stdin is read on the loop's own thread.  A terminal, pipe or socket is
+ * watched (gn_watch_fd) and read one chunk per readiness, so the read
+ * never blocks; a file or /dev/null cannot be watched (always ready) and
+ * is read a chunk per loop iteration by a task that posts itself again.
+ * Either way a slow peer pauses the reading: past STDIN_BEHIND bytes
+ * queued for the socket, stdin waits for on_drain instead of filling
+ * memory. */
+#define STDIN_CHUNK  65536
+#define STDIN_BEHIND (1u << 20)
+
 struct stdin_pump {
     gn_loop *loop;
     gn_conn *conn;
-    pthread_mutex_t lock;
-    pthread_cond_t taken;
-    char buf[65536];
-    size_t len;
-    bool busy, eof, closed;
+    gn_watch *watch; /* NULL when stdin is a file, read by tasks */
+    bool paused;     /* the socket's output is full */
+    bool done;       /* end of stdin, or the connection closed */
 };
 
-static struct stdin_pump pump = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                                 .taken = PTHREAD_COND_INITIALIZER};
+static struct stdin_pump pump;
 static int connect_status;
 
-static void pump_release(void)
+static void pump_stop(void)
 {
-    pthread_mutex_lock(&pump.lock);
-    pump.busy = false;
-    pthread_cond_signal(&pump.taken);
-    pthread_mutex_unlock(&pump.lock);
+    pump.done = true;
+    if (pump.watch)
+        gn_watch_close(pump.watch);
+    pump.watch = NULL;
 }
 
-static void pump_deliver(gn_loop *loop, void *arg)
+static void pump_read(void)
 {
+    static char buf[STDIN_CHUNK];
     gn_conn_stats st;
+    ssize_t n;
 
-    (void)loop;
-    (void)arg;
-    if (pump.closed) {
-        pump_release();
+    do {
+        n = read(STDIN_FILENO, buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) /* a non-blocking stdin someone else read */
         return;
-    }
-    if (pump.eof) {
+    if (n <= 0) {
+        pump_stop();
         gn_shutdown(pump.conn); /* half-close: the peer sees EOF, we keep reading */
         return;
     }
-    gn_send(pump.conn, pump.buf, pump.len);
+    gn_send(pump.conn, buf, (size_t)n);
     gn_conn_get_stats(pump.conn, &st);
-    if (st.queued < (1u << 20))
-        pump_release(); /* else on_drain releases */
+    if (st.queued >= STDIN_BEHIND) {
+        pump.paused = true; /* on_drain resumes */
+        if (pump.watch)
+            gn_watch_pause(pump.watch);
+    }
 }
 
-static void *pump_main(void *arg)
+static void stdin_readable(gn_watch *w, int fd, unsigned events, void *arg)
 {
-    ssize_t n;
-
+    (void)w;
+    (void)fd;
+    (void)events;
     (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&pump.lock);
-        while (pump.busy)
-            pthread_cond_wait(&pump.taken, &pump.lock);
-        bool closed = pump.closed;
-        pthread_mutex_unlock(&pump.lock);
-        if (closed)
-            return NULL;
-        do {
-            n = read(STDIN_FILENO, pump.buf, sizeof(pump.buf));
-        } while (n < 0 && errno == EINTR);
-        /* Posting under the lock: once on_close has set closed, the
-         * loop may be freed at any moment and must not be posted to. */
-        pthread_mutex_lock(&pump.lock);
-        bool posted = false;
-        if (!pump.closed) {
-            pump.busy = true;
-            pump.len = n > 0 ? (size_t)n : 0;
-            pump.eof = n <= 0;
-            posted = gn_loop_post(pump.loop, pump_deliver, NULL) == 0;
-        }
-        pthread_mutex_unlock(&pump.lock);
-        if (!posted || n <= 0)
-            return NULL;
+    pump_read();
+}
+
+/* For a file: one chunk per iteration, so the socket is served between. */
+static void stdin_file_task(gn_loop *loop, void *arg)
+{
+    (void)arg;
+    if (pump.done || pump.paused)
+        return;
+    pump_read();
+    if (!pump.done && !pump.paused && gn_loop_post(loop, stdin_file_task, NULL) < 0)
+        pump_stop();
+}
+
+static void pump_start(void)
+{
+    int rc = gn_watch_fd(pump.loop, STDIN_FILENO, GN_READABLE, stdin_readable, NULL, &pump.watch);
+
+    if (rc == GN_ENOTSUP)
+        rc = gn_loop_post(pump.loop, stdin_file_task, NULL);
+    if (rc == GN_EINVAL) { /* stdin is closed: nothing to send */
+        pump_stop();
+        gn_shutdown(pump.conn);
+    } else if (rc < 0) {
+        fprintf(stderr, "gnezdo: cannot read stdin: %s\n", gn_strerror(rc));
+        pump_stop();
+        gn_shutdown(pump.conn);
     }
 }
 
 static void conn_connected(gn_conn *conn)
 {
-    pthread_t thread;
     char who[2 * GN_ENDPOINT_STRLEN + 8];
 
     cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    if (pthread_create(&thread, NULL, pump_main, NULL) != 0) {
-        fprintf(stderr, "gnezdo: cannot start the stdin reader\n");
-        gn_shutdown(conn);
-        return;
-    }
-    pthread_detach(thread);
+    pump_start();
 }
 
 static void conn_drain(gn_conn *conn)
 {
     (void)conn;
-    if (pump.busy && !pump.eof)
-        pump_release();
+    if (pump.done || !pump.paused)
+        return;
+    pump.paused = false;
+    if (pump.watch)
+        gn_watch_resume(pump.watch);
+    else if (gn_loop_post(pump.loop, stdin_file_task, NULL) < 0)
+        pump_stop();
 }
 
 static void conn_closed(gn_conn *conn, int reason)
 {
     (void)conn;
-    pthread_mutex_lock(&pump.lock);
-    pump.closed = true;
-    pthread_cond_signal(&pump.taken);
-    pthread_mutex_unlock(&pump.lock);
+    pump_stop(); /* the watcher would keep the loop running */
     if (reason < 0)
         connect_status = 1;
 }
