@@ -6,8 +6,10 @@
  * sent whole.
  */
 #define _GNU_SOURCE /* pipe2 */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -167,6 +169,39 @@ Test(cli_connect_stdin, one_thread_while_waiting_on_stdin_on_every_backend, .tim
     talk_on_one_thread("epoll");
     if (GN_TEST_HAVE_URING)
         talk_on_one_thread("uring");
+}
+
+/* `gnezdo connect udp://...` too: each stdin line a datagram, one thread. */
+Test(cli_connect_stdin, datagrams_one_thread_and_a_datagram_per_line, .timeout = 60)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    char addr[64], buf[64];
+    struct client c;
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), in[2];
+    struct pollfd pfd = {.fd = udp, .events = POLLIN};
+
+    cr_assert_geq(udp, 0);
+    cr_assert_eq(bind(udp, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    getsockname(udp, (struct sockaddr *)&sin, &slen);
+    snprintf(addr, sizeof(addr), "udp://127.0.0.1:%d", ntohs(sin.sin_port));
+    cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+    start_client(&c, addr, in[0], "epoll");
+    close(in[0]);
+    wait_log(&c, "sending    ");
+    cr_expect_eq(thread_count(c.pid), 1, "gnezdo connect udp:// runs more than one thread");
+    cr_assert_eq(write(in[1], "one\ntwo\n", 8), 8);
+    cr_assert_eq(poll(&pfd, 1, 5000), 1);
+    cr_assert_eq(recv(udp, buf, sizeof(buf), 0), 4);
+    cr_assert_eq(memcmp(buf, "one\n", 4), 0);
+    cr_assert_eq(poll(&pfd, 1, 5000), 1);
+    cr_assert_eq(recv(udp, buf, sizeof(buf), 0), 4);
+    cr_assert_eq(memcmp(buf, "two\n", 4), 0);
+    close(in[1]); /* then a second for late replies, and exit 0 */
+    cr_expect_eq(wait_exit(c.pid), 0, "%s", c.log);
+    close(c.out);
+    close(c.err);
+    close(udp);
 }
 
 /* 8 MiB from a file, several times the client's 1 MiB output bound, so

@@ -353,121 +353,53 @@ int cli_listen(int argc, char **argv)
 
 /* ---- connect -------------------------------------------------------- */
 
-/* stdin is read on the loop's own thread.  A terminal, pipe or socket is
- * watched (gn_watch_fd) and read one chunk per readiness, so the read
- * never blocks; a file or /dev/null cannot be watched (always ready) and
- * is read a chunk per loop iteration by a task that posts itself again.
- * Either way a slow peer pauses the reading: past STDIN_BEHIND bytes
- * queued for the socket, stdin waits for on_drain instead of filling
- * memory. */
-#define STDIN_CHUNK  65536
+/* stdin is read on the loop's own thread (cli_stdin.c); past
+ * STDIN_BEHIND bytes queued for the socket it waits for on_drain, so a
+ * slow peer slows the reading instead of filling memory. */
 #define STDIN_BEHIND (1u << 20)
 
-struct stdin_pump {
-    gn_loop *loop;
-    gn_conn *conn;
-    gn_watch *watch; /* NULL when stdin is a file, read by tasks */
-    bool paused;     /* the socket's output is full */
-    bool done;       /* end of stdin, or the connection closed */
-};
-
-static struct stdin_pump pump;
+static gn_loop *connect_loop;
 static int connect_status;
 
-static void pump_stop(void)
+static void stdin_to_conn(const char *data, size_t len, void *arg)
 {
-    pump.done = true;
-    if (pump.watch)
-        gn_watch_close(pump.watch);
-    pump.watch = NULL;
-}
-
-static void pump_read(void)
-{
-    static char buf[STDIN_CHUNK];
+    gn_conn *conn = arg;
     gn_conn_stats st;
-    ssize_t n;
 
-    do {
-        n = read(STDIN_FILENO, buf, sizeof(buf));
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == EAGAIN) /* a non-blocking stdin someone else read */
-        return;
-    if (n <= 0) {
-        pump_stop();
-        gn_shutdown(pump.conn); /* half-close: the peer sees EOF, we keep reading */
+    if (len == 0) {
+        gn_shutdown(conn); /* half-close: the peer sees EOF, we keep reading */
         return;
     }
-    gn_send(pump.conn, buf, (size_t)n);
-    gn_conn_get_stats(pump.conn, &st);
-    if (st.queued >= STDIN_BEHIND) {
-        pump.paused = true; /* on_drain resumes */
-        if (pump.watch)
-            gn_watch_pause(pump.watch);
-    }
-}
-
-static void stdin_readable(gn_watch *w, int fd, unsigned events, void *arg)
-{
-    (void)w;
-    (void)fd;
-    (void)events;
-    (void)arg;
-    pump_read();
-}
-
-/* For a file: one chunk per iteration, so the socket is served between. */
-static void stdin_file_task(gn_loop *loop, void *arg)
-{
-    (void)arg;
-    if (pump.done || pump.paused)
-        return;
-    pump_read();
-    if (!pump.done && !pump.paused && gn_loop_post(loop, stdin_file_task, NULL) < 0)
-        pump_stop();
-}
-
-static void pump_start(void)
-{
-    int rc = gn_watch_fd(pump.loop, STDIN_FILENO, GN_READABLE, stdin_readable, NULL, &pump.watch);
-
-    if (rc == GN_ENOTSUP)
-        rc = gn_loop_post(pump.loop, stdin_file_task, NULL);
-    if (rc == GN_EINVAL) { /* stdin is closed: nothing to send */
-        pump_stop();
-        gn_shutdown(pump.conn);
-    } else if (rc < 0) {
-        fprintf(stderr, "gnezdo: cannot read stdin: %s\n", gn_strerror(rc));
-        pump_stop();
-        gn_shutdown(pump.conn);
-    }
+    gn_send(conn, data, len);
+    gn_conn_get_stats(conn, &st);
+    if (st.queued >= STDIN_BEHIND)
+        cli_stdin_pause();
 }
 
 static void conn_connected(gn_conn *conn)
 {
     char who[2 * GN_ENDPOINT_STRLEN + 8];
+    int rc;
 
     cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    pump_start();
+    rc = cli_stdin_start(connect_loop, stdin_to_conn, conn);
+    if (rc < 0) {
+        fprintf(stderr, "gnezdo: cannot read stdin: %s\n", gn_strerror(rc));
+        gn_shutdown(conn);
+    }
 }
 
 static void conn_drain(gn_conn *conn)
 {
     (void)conn;
-    if (pump.done || !pump.paused)
-        return;
-    pump.paused = false;
-    if (pump.watch)
-        gn_watch_resume(pump.watch);
-    else if (gn_loop_post(pump.loop, stdin_file_task, NULL) < 0)
-        pump_stop();
+    cli_stdin_resume();
 }
 
 static void conn_closed(gn_conn *conn, int reason)
 {
     (void)conn;
-    pump_stop(); /* the watcher would keep the loop running */
+    cli_stdin_stop();
     if (reason < 0)
         connect_status = 1;
 }
@@ -489,6 +421,7 @@ int cli_connect(int argc, char **argv)
                            .on_close = conn_closed};
     char err[GN_ERRBUF_SIZE];
     gn_options opts;
+    gn_conn *conn;
     int rc;
 
     if (argc == 2 && (strcmp(argv[0], "--sync") == 0 || strcmp(argv[1], "--sync") == 0)) {
@@ -507,16 +440,16 @@ int cli_connect(int argc, char **argv)
         return rc;
     if (cli_is_dgram_address(argv[0], 0))
         return cli_dgram_connect(argv[0]);
-    if (gn_loop_new(&pump.loop) < 0)
+    if (gn_loop_new(&connect_loop) < 0)
         return cli_fail("cannot create an event loop");
     opts = cli_options();
-    rc = gn_connect(pump.loop, argv[0], &h, &opts, &pump.conn, err, sizeof(err));
+    rc = gn_connect(connect_loop, argv[0], &h, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
-        gn_loop_free(pump.loop);
+        gn_loop_free(connect_loop);
         return cli_open_error(rc, err);
     }
-    cli_catch_signals(pump.loop);
-    gn_loop_run(pump.loop);
-    gn_loop_free(pump.loop);
+    cli_catch_signals(connect_loop);
+    gn_loop_run(connect_loop);
+    gn_loop_free(connect_loop);
     return cli_output_broken ? CLI_FAILURE : connect_status;
 }
