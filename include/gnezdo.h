@@ -634,6 +634,10 @@ GN_API int gn_watch_close(gn_watch *w);
  *    disposition.
  *  - SIGKILL and SIGSTOP cannot be watched; SIGSEGV, SIGBUS, SIGFPE and
  *    SIGILL raised by a fault cannot be blocked and are not watchable.
+ *  - A child made by fork inherits the blocked mask, and a program it
+ *    execs keeps it: unblock the signals in the child before exec
+ *    (posix_spawnattr_setsigmask), or the program cannot be stopped by
+ *    them.
  */
 typedef struct gn_signal gn_signal;
 
