@@ -7,16 +7,18 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
 #   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
+TSAN_RUNS    ?= 1
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-abi abi-baseline fuzz install bench clean
 
 all: build
 
@@ -39,15 +41,28 @@ check-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
 
+# The ABI only grows within a major version (docs/api.md); abi-baseline
+# rewrites the baseline, for a release or a new major version.
+check-abi: build
+	@scripts/install-deps --abi
+	scripts/check-abi $(BUILD)
+
+abi-baseline: build
+	@scripts/install-deps --abi
+	scripts/check-abi --update $(BUILD)
+
 # Threads under ThreadSanitizer: a plain stress program (Criterion cannot
-# start under TSan), not part of CI.
+# start under TSan), TSAN_RUNS times in a row; CI runs three.
 check-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGN_TSAN_STRESS=ON \
 		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF -DGN_BUILD_BENCH=OFF \
 		-DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target tsan_stress
 	sh tests/make_certs.sh build-tsan/certs
-	TSAN_OPTIONS=halt_on_error=1 build-tsan/tsan_stress build-tsan/certs
+	for i in $$(seq 1 $(TSAN_RUNS)); do \
+		echo "tsan_stress: pass $$i of $(TSAN_RUNS)"; \
+		TSAN_OPTIONS=halt_on_error=1 timeout 300 build-tsan/tsan_stress build-tsan/certs || exit 1; \
+	done
 
 fuzz:
 	@scripts/install-deps --fuzz

@@ -38,18 +38,42 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
- * Version
+ * Version and compatibility
+ *
+ * Within one major version the ABI only grows: a program built against an
+ * older 1.x header runs with any newer 1.x library (the SONAME is
+ * libgnezdo.so.MAJOR).  Structs the program fills or receives end in
+ * reserved space, so their size never changes within a major version:
+ * a later minor release turns reserved space into new fields whose zero
+ * value means "as before".  The rule for every such struct (docs/api.md):
+ * start from all zeros ({0} or a designated initializer) and set what you
+ * need; a library given non-zero reserved space (a field from a newer
+ * header, or an uninitialised struct) refuses it with GN_EINVAL.
  */
-#define GN_VERSION_MAJOR  0
-#define GN_VERSION_MINOR  1
+#define GN_VERSION_MAJOR  1
+#define GN_VERSION_MINOR  0
 #define GN_VERSION_PATCH  0
-#define GN_VERSION_STRING "0.1.0"
+#define GN_VERSION_STRING "1.0.0"
+/* One number that compares in order: 10203 for 1.2.3. */
+#define GN_VERSION_NUMBER (GN_VERSION_MAJOR * 10000 + GN_VERSION_MINOR * 100 + GN_VERSION_PATCH)
+
+/* Reserved space at the end of a public struct: leave it zero. */
+#define GN_RESERVED(n)          uint64_t reserved_[n]
+#define GN_RESERVED_HANDLERS(n) void (*reserved_[n])(void)
 
 /*
- * gn_version - the library's version, "MAJOR.MINOR.PATCH".
+ * gn_version - the library's version, "MAJOR.MINOR.PATCH", of the library
+ * running, which may be newer than the header a program was built with.
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_version(void);
+
+/*
+ * gn_version_number - the running library's GN_VERSION_NUMBER, to check at
+ * run time what a program needs ("gn_version_number() >= 10100").
+ * Thread: any.
+ */
+GN_API unsigned gn_version_number(void);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -208,14 +232,17 @@ typedef struct gn_endpoint {
     struct sockaddr_storage addr_;
     char host_[GN_HOST_MAX + 1];
     uint16_t port_;
+    GN_RESERVED(4);
 } gn_endpoint;
 
-/* Flags for gn_endpoint_parse. */
-enum {
+/* Flags for gn_endpoint_parse: an OR of these, passed as unsigned (as
+ * every set of flags in this header is: a named enum of GN_<AREA>_<FLAG>
+ * bits). */
+typedef enum gn_parse_flags {
     /* A listen address: a bare port (":8080", "8080") means every local
      * address of the transport's family (GN_FAMILY_ANY). */
     GN_PARSE_LISTEN = 1u << 0,
-};
+} gn_parse_flags;
 
 /*
  * gn_endpoint_parse - parse the address text (see above) into *out.
@@ -690,6 +717,7 @@ typedef struct gn_handlers {
      * (either side) and a GN_E... code otherwise.  conn is freed when this
      * returns. */
     void (*on_close)(gn_conn *conn, int reason);
+    GN_RESERVED_HANDLERS(8);
 } gn_handlers;
 
 /* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
@@ -711,6 +739,7 @@ typedef struct gn_tls_options {
                                       Defeats TLS against an active attacker;
                                       logged as a warning for every connection */
     uint32_t handshake_timeout_ms; /* 10000 */
+    GN_RESERVED(6);
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field
@@ -750,6 +779,7 @@ typedef struct gn_options {
                                          Delay", the wait before the next address
                                          is tried while earlier attempts are
                                          pending (Go's FallbackDelay); 250 */
+    GN_RESERVED(8);
 } gn_options;
 
 #define GN_NO_TIMEOUT UINT32_MAX
@@ -921,6 +951,7 @@ GN_API bool gn_conn_is_blocking(const gn_conn *conn);
 typedef struct gn_peer_cred {
     int64_t pid;
     uint32_t uid, gid;
+    GN_RESERVED(2);
 } gn_peer_cred;
 
 /* gn_conn_peer_cred - the peer's credentials of a Unix socket connection
@@ -946,6 +977,7 @@ typedef struct gn_transport_ops {
     ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
     ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
     int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
+    GN_RESERVED_HANDLERS(4);
 } gn_transport_ops;
 
 /*
@@ -975,6 +1007,7 @@ typedef struct gn_tls_info {
     char alpn[64];    /* the protocol chosen by ALPN, "" if none */
     char peer[256];   /* the peer certificate's subject, "" if none */
     bool resumed;     /* the session was resumed */
+    GN_RESERVED(4);
 } gn_tls_info;
 
 /* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
@@ -989,6 +1022,7 @@ typedef struct gn_conn_stats {
     uint64_t reads, writes;       /* successful read and write syscalls */
     size_t queued;                /* bytes waiting in the output queue */
     size_t buffered;              /* unconsumed input bytes */
+    GN_RESERVED(4);
 } gn_conn_stats;
 
 /* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
@@ -1082,6 +1116,7 @@ typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
     size_t cache;       /* idle threads kept for reuse; 8 */
     size_t queue;       /* clients waiting for a thread; 64 */
+    GN_RESERVED(4);
 } gn_thread_options;
 
 typedef struct gn_thread_stats {
@@ -1092,6 +1127,7 @@ typedef struct gn_thread_stats {
     uint64_t created; /* threads ever created */
     uint64_t served;  /* handlers that returned */
     uint64_t refused; /* clients closed at once: queue full, max_conns */
+    GN_RESERVED(4);
 } gn_thread_stats;
 
 /*
@@ -1149,6 +1185,7 @@ typedef struct gn_dgram_handlers {
     /* Exactly once, after gn_dgram_close (or gn_loop_free); reason is 0.
      * sock is freed when it returns. */
     void (*on_close)(gn_dgram *sock, int reason);
+    GN_RESERVED_HANDLERS(4);
 } gn_dgram_handlers;
 
 /* Options of a datagram socket; a field left 0 takes the default shown,
@@ -1162,12 +1199,15 @@ typedef struct gn_dgram_options {
                             fails with GN_ENOBUFS, queueing nothing. */
     bool ipv6_only;      /* binding "[::]": IPv6 only, not dual stack */
     void *user_data;     /* initial user data */
+    GN_RESERVED(4);
 } gn_dgram_options;
 
-#define GN_DGRAM_BIND 1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT                                                                           \
-    2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive                       \
-        */
+/* Flags for gn_dgram_open and gn_dgram_open_blocking: one of these. */
+typedef enum gn_dgram_flags {
+    GN_DGRAM_BIND = 1u << 0,    /* bind to the address (a server, or a fixed local port) */
+    GN_DGRAM_CONNECT = 1u << 1, /* connect to it: gn_dgram_send goes there, only its
+                                   datagrams arrive */
+} gn_dgram_flags;
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags

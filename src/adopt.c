@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "reserved.h"
 
 static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
 {
@@ -90,7 +91,9 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
     gn_conn *conn;
     int rc;
 
-    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev))) {
+    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev)) ||
+        !GN__RESERVED_CLEAR(ops) || !GN__RESERVED_CLEAR(handlers) ||
+        gn__options_check(opts, NULL, 0) < 0) {
         if (fd >= 0)
             close(fd);
         return GN_EINVAL;

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "resolver.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define MAX_ATTEMPTS        32
 #define DEFAULT_FALLBACK_MS 250 /* RFC 8305 section 5 recommends 250 ms */
@@ -321,6 +322,11 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         errbuf[0] = '\0';
     if (!loop || !address || !handlers || !out)
         return GN_EINVAL;
+    if (!GN__RESERVED_CLEAR(handlers))
+        return gn__reserved_error("gn_handlers", errbuf, errlen);
+    rc = gn__options_check(opts, errbuf, errlen);
+    if (rc < 0)
+        return rc;
     rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;

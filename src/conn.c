@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "conn_queue.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define DEFAULT_BACKLOG            511
 #define DEFAULT_MAX_CONNS          10000
@@ -296,7 +297,7 @@ int gn_resume_reading(gn_conn *conn)
 
 int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 {
-    if (!conn || !handlers)
+    if (!conn || !handlers || !GN__RESERVED_CLEAR(handlers))
         return GN_EINVAL;
     return conn->prof->owner->mode->set_handlers(conn, handlers);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "blocking.h"
+#include "reserved.h"
 
 struct dial {
     gn_conn *conn;
@@ -112,6 +113,9 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     if (!address || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address and out must not be NULL");
+    rc = gn__options_check(opts, errbuf, errlen);
+    if (rc < 0)
+        return rc;
     gn__options_resolve(&o, opts, false);
     if (timeout_ms)
         o.connect_timeout_ms = timeout_ms;

@@ -8,7 +8,8 @@ build=$1
 consumer=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-want='gnezdo 0.1.0: [::1]:80, https is port 443'
+version=$(sed -n 's/^#define GN_VERSION_STRING "\(.*\)"/\1/p' "$consumer/../../include/gnezdo.h")
+want="gnezdo $version: [::1]:80, https is port 443"
 
 cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
 test -x "$scratch/prefix/bin/gnezdo"

@@ -58,7 +58,7 @@ static ssize_t xor_writev(gn_conn *conn, int fd, const struct iovec *iov, int io
     return n; /* a partial send is fine: bytes map one to one */
 }
 
-static const gn_transport_ops xor_ops = {"xor", xor_read, xor_writev, NULL};
+static const gn_transport_ops xor_ops = {.name = "xor", .read = xor_read, .writev = xor_writev};
 
 /* ---- handlers --------------------------------------------------------- */
 
@@ -193,7 +193,7 @@ Test(conn_pair, a_raw_peer_sees_the_user_transport_on_the_wire)
 
 Test(conn_pair, bad_arguments_and_the_descriptor_is_taken_even_then)
 {
-    const gn_transport_ops half = {"half", xor_read, NULL, NULL};
+    const gn_transport_ops half = {.name = "half", .read = xor_read};
     gn_conn *a, *b;
     gn_loop *loop;
     int sv[2];
