@@ -575,8 +575,10 @@ GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
  */
 typedef struct gn_watch gn_watch;
 
-#define GN_READABLE 1u
-#define GN_WRITABLE 2u
+typedef enum gn_watch_events {
+    GN_WATCH_READABLE = 1u << 0, /* data to read, or the end of it */
+    GN_WATCH_WRITABLE = 1u << 1, /* room to write */
+} gn_watch_events;
 
 /* events: what is ready, among those watched; an error or hang-up on the
  * descriptor is reported as every event watched, so the read or write
@@ -585,7 +587,7 @@ typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
 
 /*
  * gn_watch_fd - call fn(w, fd, events, arg) on the loop's thread whenever
- * fd is ready for events (GN_READABLE, GN_WRITABLE or both).  *out
+ * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).  *out
  * receives the watcher.  fd may be blocking; the watcher changes none of
  * its flags.  Returns 0, GN_EINVAL (loop, fn or out NULL, fd negative or
  * not open, events 0 or unknown bits), GN_EEXIST (a watcher of this loop
@@ -599,7 +601,7 @@ GN_API int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, v
                        gn_watch **out);
 
 /*
- * gn_watch_set_events - watch for events (GN_READABLE, GN_WRITABLE or
+ * gn_watch_set_events - watch for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or
  * both) from now on; on a paused watcher, from gn_watch_resume on.
  * Returns 0, GN_EINVAL (w NULL or closed; events 0 or unknown bits).
  * Thread: the loop's; safe in the watcher's own callback.

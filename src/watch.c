@@ -15,7 +15,7 @@
 
 #include "loop.h"
 
-#define EVENTS_ALL (GN_READABLE | GN_WRITABLE)
+#define EVENTS_ALL (GN_WATCH_READABLE | GN_WATCH_WRITABLE)
 
 struct gn_watch {
     struct gn__io io;
@@ -25,14 +25,15 @@ struct gn_watch {
     gn_loop *loop;
     gn_watch_fn fn;
     void *arg;
-    unsigned events; /* GN_READABLE | GN_WRITABLE wanted */
+    unsigned events; /* GN_WATCH_READABLE | GN_WATCH_WRITABLE wanted */
     bool paused;
     bool closed;
 };
 
 static unsigned to_io_events(unsigned events)
 {
-    return (events & GN_READABLE ? GN__READ : 0u) | (events & GN_WRITABLE ? GN__WRITE : 0u);
+    return (events & GN_WATCH_READABLE ? GN__READ : 0u) |
+           (events & GN_WATCH_WRITABLE ? GN__WRITE : 0u);
 }
 
 /* An error or hang-up is told as every event watched: the user's read or
@@ -41,7 +42,8 @@ static unsigned to_user_events(unsigned ready, unsigned watched)
 {
     if (ready & GN__ERROR)
         return watched;
-    return ((ready & GN__READ ? GN_READABLE : 0u) | (ready & GN__WRITE ? GN_WRITABLE : 0u)) &
+    return ((ready & GN__READ ? GN_WATCH_READABLE : 0u) |
+            (ready & GN__WRITE ? GN_WATCH_WRITABLE : 0u)) &
            watched;
 }
 

@@ -49,7 +49,7 @@ static void read_some(gn_watch *w, int fd, unsigned events, void *arg)
     struct reader *r = arg;
     ssize_t n;
 
-    cr_assert_eq(events, GN_READABLE);
+    cr_assert_eq(events, GN_WATCH_READABLE);
     r->calls++;
     n = read(fd, r->got + r->len, sizeof(r->got) - 1 - r->len);
     cr_assert(n >= 0, "read: %s", strerror(errno));
@@ -67,7 +67,7 @@ Test(watch, pipe_readable_then_closed_in_its_own_callback)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     cr_assert_eq(write(p[1], "hello", 5), 5);
     /* The watcher keeps the loop running; closing it lets the run end. */
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -76,7 +76,7 @@ Test(watch, pipe_readable_then_closed_in_its_own_callback)
     cr_assert_eq(r.calls, 1);
     /* The descriptor is the caller's: still open, and watchable again. */
     cr_assert_geq(fcntl(p[0], F_GETFD), 0);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     gn_loop_free(loop);
     cr_assert_geq(fcntl(p[0], F_GETFD), 0, "gn_loop_free closed the user's descriptor");
     close(p[0]);
@@ -91,7 +91,7 @@ Test(watch, hang_up_is_reported_as_readable_and_reads_end_of_file)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     cr_assert_eq(write(p[1], "ab", 2), 2);
     close(p[1]);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -113,7 +113,7 @@ static void write_until_full(gn_watch *w, int fd, unsigned events, void *arg)
     struct writer *wr = arg;
     ssize_t n;
 
-    cr_assert_eq(events, GN_WRITABLE);
+    cr_assert_eq(events, GN_WATCH_WRITABLE);
     wr->calls++;
     while ((n = write(fd, block, sizeof(block))) > 0)
         wr->wrote += (size_t)n;
@@ -132,7 +132,7 @@ Test(watch, pipe_writable_until_full)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[1], GN_WRITABLE, write_until_full, &wr, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[1], GN_WATCH_WRITABLE, write_until_full, &wr, &w), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     cr_assert_eq(wr.calls, 1);
     cr_assert_gt(wr.wrote, 0);
@@ -192,7 +192,7 @@ Test(watch, paused_watcher_is_not_called_until_resumed)
 
     make_pipe(p);
     cr_assert_eq(write(p[1], "xyz", 3), 3);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, read_one_byte_pausing, &ps, &ps.w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_one_byte_pausing, &ps, &ps.w), 0);
     /* Several iterations pass while paused: the pipe is still readable. */
     cr_assert_eq(gn_timer_start(loop, 30, 0, resume_later, &ps, &id), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -221,12 +221,12 @@ Test(watch, paused_watcher_does_not_keep_the_loop_running)
 
     make_pipe(p);
     cr_assert_eq(write(p[1], "x", 1), 1);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, never_called, NULL, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
     cr_assert_eq(gn_watch_pause(w), 0);
     cr_assert_eq(gn_watch_pause(w), 0, "pausing twice is harmless");
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     /* Events set while paused take effect on resume. */
-    cr_assert_eq(gn_watch_set_events(w, GN_READABLE | GN_WRITABLE), 0);
+    cr_assert_eq(gn_watch_set_events(w, GN_WATCH_READABLE | GN_WATCH_WRITABLE), 0);
     cr_assert(gn_watch_is_paused(w));
     gn_loop_free(loop); /* closes w */
     close(p[0]);
@@ -240,7 +240,7 @@ static void expect_writable(gn_watch *w, int fd, unsigned events, void *arg)
     int *calls = arg;
 
     (void)fd;
-    cr_assert_eq(events, GN_WRITABLE);
+    cr_assert_eq(events, GN_WATCH_WRITABLE);
     ++*calls;
     gn_watch_close(w);
 }
@@ -252,8 +252,8 @@ Test(watch, set_events_switches_what_is_watched)
     int sv[2], calls = 0;
 
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    cr_assert_eq(gn_watch_fd(loop, sv[0], GN_READABLE, expect_writable, &calls, &w), 0);
-    cr_assert_eq(gn_watch_set_events(w, GN_WRITABLE), 0);
+    cr_assert_eq(gn_watch_fd(loop, sv[0], GN_WATCH_READABLE, expect_writable, &calls, &w), 0);
+    cr_assert_eq(gn_watch_set_events(w, GN_WATCH_WRITABLE), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     cr_assert_eq(calls, 1);
     gn_loop_free(loop);
@@ -297,7 +297,7 @@ Test(watch, eventfd_written_by_another_thread)
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
     cr_assert_geq(fd, 0);
-    cr_assert_eq(gn_watch_fd(loop, fd, GN_READABLE, read_counter, &c, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, fd, GN_WATCH_READABLE, read_counter, &c, &w), 0);
     cr_assert_eq(pthread_create(&thread, NULL, add_to_eventfd, &fd), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     pthread_join(thread, NULL);
@@ -318,8 +318,8 @@ Test(watch, terminal_reads_a_typed_line)
 
     cr_assert_eq(openpty(&m, &s, NULL, NULL, NULL), 0);
     cr_assert(isatty(s));
-    cr_assert_eq(gn_watch_fd(loop, s, GN_READABLE, read_some, &tty, &wt), 0);
-    cr_assert_eq(gn_watch_fd(loop, m, GN_READABLE, read_some, &master, &wm), 0);
+    cr_assert_eq(gn_watch_fd(loop, s, GN_WATCH_READABLE, read_some, &tty, &wt), 0);
+    cr_assert_eq(gn_watch_fd(loop, m, GN_WATCH_READABLE, read_some, &master, &wm), 0);
     cr_assert_eq(write(m, "hello\n", 6), 6);
     cr_assert_eq(write(s, "ok\n", 3), 3); /* the terminal turns \n into \r\n */
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -362,8 +362,8 @@ Test(watch, closing_another_watcher_ready_in_the_same_batch)
     make_pipe(q);
     cr_assert_eq(write(p[1], "1", 1), 1);
     cr_assert_eq(write(q[1], "2", 1), 1);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, close_the_other, &a, &wa), 0);
-    cr_assert_eq(gn_watch_fd(loop, q[0], GN_READABLE, close_the_other, &b, &wb), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, close_the_other, &a, &wa), 0);
+    cr_assert_eq(gn_watch_fd(loop, q[0], GN_WATCH_READABLE, close_the_other, &b, &wb), 0);
     a.other = wb;
     b.other = wa;
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -383,28 +383,28 @@ Test(watch, bad_input_is_refused)
     int p[2], file;
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(NULL, p[0], GN_READABLE, never_called, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, NULL, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, never_called, NULL, NULL), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, -1, GN_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_fd(NULL, p[0], GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, NULL, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, NULL), GN_EINVAL);
+    cr_assert_eq(gn_watch_fd(loop, -1, GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
     cr_assert_eq(gn_watch_fd(loop, p[0], 0, never_called, NULL, &w), GN_EINVAL);
     cr_assert_eq(gn_watch_fd(loop, p[0], 4, never_called, NULL, &w), GN_EINVAL);
     /* A descriptor number that is not open. */
     int closed = dup(p[0]);
     close(closed);
-    cr_assert_eq(gn_watch_fd(loop, closed, GN_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_fd(loop, closed, GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
     /* A regular file is always ready: read it directly. */
     file = mkstemp(path);
     cr_assert_geq(file, 0);
     unlink(path);
-    cr_assert_eq(gn_watch_fd(loop, file, GN_READABLE, never_called, NULL, &w), GN_ENOTSUP);
+    cr_assert_eq(gn_watch_fd(loop, file, GN_WATCH_READABLE, never_called, NULL, &w), GN_ENOTSUP);
     close(file);
     /* One watcher per descriptor and loop. */
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_READABLE, never_called, NULL, &w), 0);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
     gn_watch *again;
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WRITABLE, never_called, NULL, &again), GN_EEXIST);
+    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_WRITABLE, never_called, NULL, &again), GN_EEXIST);
     cr_assert_eq(gn_watch_set_events(w, 0), GN_EINVAL);
-    cr_assert_eq(gn_watch_set_events(NULL, GN_READABLE), GN_EINVAL);
+    cr_assert_eq(gn_watch_set_events(NULL, GN_WATCH_READABLE), GN_EINVAL);
     cr_assert_eq(gn_watch_pause(NULL), GN_EINVAL);
     cr_assert_eq(gn_watch_resume(NULL), GN_EINVAL);
     cr_assert_eq(gn_watch_close(NULL), GN_EINVAL);

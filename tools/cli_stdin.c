@@ -68,7 +68,7 @@ int cli_stdin_start(gn_loop *loop, cli_stdin_fn fn, void *arg)
     in.arg = arg;
     in.paused = false;
     in.done = false;
-    rc = gn_watch_fd(loop, STDIN_FILENO, GN_READABLE, stdin_readable, NULL, &in.watch);
+    rc = gn_watch_fd(loop, STDIN_FILENO, GN_WATCH_READABLE, stdin_readable, NULL, &in.watch);
     if (rc == GN_ENOTSUP)
         rc = gn_loop_post(loop, read_file_task, NULL);
     if (rc == GN_EINVAL) { /* stdin is closed: at its end already */
