@@ -12,9 +12,12 @@
  *    watches a signal, its handler is forward(), which runs only where
  *    the signal is not blocked (a thread started before the watcher, or
  *    another library's) and sends it on to a thread whose loop watches
- *    it, instead of letting the default action kill the process.  The
- *    disposition found before the first watcher is put back after the
- *    last.
+ *    it, instead of letting the default action kill the process.  A
+ *    handler matters for ignored signals too (nohup's SIGHUP): with
+ *    SIG_IGN, one sent to the process while its main thread does not
+ *    block it is discarded at once, before a signalfd could read it.
+ *    The disposition found before the first watcher is put back after
+ *    the last.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -151,14 +154,15 @@ static void signals_ready(gn_loop *loop, struct gn__io *io, unsigned events)
     struct signalfd_siginfo info[READ_BATCH];
     ssize_t n;
 
+    (void)loop;
     (void)events;
-    /* A batch at a time: a callback may close the last watcher, and the
-     * signalfd stays open until after this batch of events. */
+    /* A callback may close every watcher: the signalfd and s stay until
+     * after this batch of events, and read nothing more then. */
     do {
         n = read(io->fd, info, sizeof(info));
         for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(info[0]); i++)
             deliver(s, (int)info[i].ssi_signo);
-    } while (n == (ssize_t)sizeof(info) && loop->signals == s);
+    } while (n == (ssize_t)sizeof(info));
 }
 
 static int signals_create(gn_loop *loop, struct gn__signals **out)

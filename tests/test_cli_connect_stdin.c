@@ -171,6 +171,46 @@ Test(cli_connect_stdin, one_thread_while_waiting_on_stdin_on_every_backend, .tim
         talk_on_one_thread("uring");
 }
 
+/* A terminal on stdin: under script(1), a line typed reaches the peer
+ * and ^D at the start of a line is the end of input (a half-close). */
+Test(cli_connect_stdin, a_terminal_on_stdin_under_script, .timeout = 60)
+{
+    char addr[64], command[256], buf[16];
+    int listener = gn_test_raw_listener("", addr, sizeof(addr), 4);
+    int in[2], out[2], peer;
+    pid_t pid;
+
+    if (access("/usr/bin/script", X_OK) != 0)
+        cr_skip_test("script(1) is not installed");
+    snprintf(command, sizeof(command), "exec %s connect %s", GN_TEST_CLI, addr);
+    cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        execl("/usr/bin/script", "script", "-qec", command, "/dev/null", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    peer = accept_one(listener);
+    cr_assert_eq(write(in[1], "typed\n", 6), 6);
+    read_exactly(peer, buf, 6);
+    cr_assert_eq(memcmp(buf, "typed\n", 6), 0);
+    cr_assert_eq(write(in[1], "\x04", 1), 1); /* ^D */
+    struct pollfd pfd = {.fd = peer, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 5000), 1);
+    cr_assert_eq(read(peer, buf, sizeof(buf)), 0, "no EOF after ^D");
+    close(peer);
+    cr_expect_eq(wait_exit(pid), 0);
+    close(in[1]);
+    close(out[0]);
+    close(listener);
+}
+
 /* `gnezdo connect udp://...` too: each stdin line a datagram, one thread. */
 Test(cli_connect_stdin, datagrams_one_thread_and_a_datagram_per_line, .timeout = 60)
 {

@@ -416,6 +416,29 @@ Test(watch, bad_input_is_refused)
     close(p[1]);
 }
 
+/* /dev/null is always ready: epoll refuses it (and io_uring's readiness
+ * is epoll's); poll(2) reports it readable, and a read gives end of file. */
+Test(watch, dev_null_is_refused_where_epoll_cannot_poll_it)
+{
+    gn_loop *loop = new_loop();
+    struct reader r = {0};
+    gn_watch *w;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int rc;
+
+    cr_assert_geq(fd, 0);
+    rc = gn_watch_fd(loop, fd, GN_WATCH_READABLE, read_some, &r, &w);
+    if (strcmp(gn_loop_backend(loop), "poll") == 0) {
+        cr_assert_eq(rc, 0);
+        cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
+        cr_assert(r.eof);
+    } else {
+        cr_assert_eq(rc, GN_ENOTSUP, "%s: %s", gn_loop_backend(loop), gn_strerror(rc));
+    }
+    gn_loop_free(loop);
+    close(fd);
+}
+
 /* ---- signals ------------------------------------------------------------ */
 
 /* Watchers of one signal; the run ends when each has seen what it wants. */
@@ -610,6 +633,23 @@ Test(signal, last_watcher_restores_disposition_and_mask)
     cr_assert_eq(now.sa_handler, user_handler);
     cr_assert_eq(gn_signal_close(b), GN_EINVAL, "closed twice");
     gn_loop_free(loop);
+}
+
+/* An ignored signal (nohup's SIGHUP) still reaches its watchers, and is
+ * ignored again once the last is closed. */
+Test(signal, an_ignored_signal_reaches_its_watcher_and_is_ignored_again_after)
+{
+    struct sig_case sc = {0};
+    struct sender snd = {.how = TO_THREAD, .times = 1};
+    struct sigaction now;
+
+    signal(SIGUSR1, SIG_IGN);
+    sig_case_start(&sc, 1, 1);
+    run_with_sender(&sc, &snd);
+    cr_assert_eq(sc.calls[0], 1);
+    gn_loop_free(sc.loop);
+    sigaction(SIGUSR1, NULL, &now);
+    cr_assert_eq(now.sa_handler, SIG_IGN);
 }
 
 Test(signal, a_signal_blocked_before_stays_blocked)
