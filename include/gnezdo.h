@@ -587,8 +587,8 @@ typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
 
 /*
  * gn_watch_fd - call fn(w, fd, events, arg) on the loop's thread whenever
- * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).  *out
- * receives the watcher.  fd may be blocking; the watcher changes none of
+ * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).
+ * *out receives the watcher.  fd may be blocking; the watcher changes none of
  * its flags.  Returns 0, GN_EINVAL (loop, fn or out NULL, fd negative or
  * not open, events 0 or unknown bits), GN_EEXIST (a watcher of this loop
  * already watches fd: one per descriptor), GN_ENOTSUP (a regular file or
@@ -601,8 +601,9 @@ GN_API int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, v
                        gn_watch **out);
 
 /*
- * gn_watch_set_events - watch for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or
- * both) from now on; on a paused watcher, from gn_watch_resume on.
+ * gn_watch_set_events - watch for events (GN_WATCH_READABLE,
+ * GN_WATCH_WRITABLE or both) from now on; on a paused watcher, from
+ * gn_watch_resume on.
  * Returns 0, GN_EINVAL (w NULL or closed; events 0 or unknown bits).
  * Thread: the loop's; safe in the watcher's own callback.
  */
@@ -640,6 +641,7 @@ GN_API int gn_watch_close(gn_watch *w);
  * loop reads them are reported once.  A signal watcher alone does not
  * keep gn_loop_run running (a server that stops on SIGTERM need not
  * close it first); it waits alongside the loop's other work.
+ * gn_loop_free closes the signal watchers still open.
  *
  * What the library does to the process, and what holds with threads:
  *  - The signal is blocked (pthread_sigmask) in the thread that calls
@@ -676,8 +678,9 @@ typedef void (*gn_signal_fn)(gn_signal *s, int signum, void *arg);
  * gn_signal_watch - call fn(s, signum, arg) on the loop's thread each
  * time signum arrives (see above).  *out receives the watcher.
  * Returns 0, GN_EINVAL (loop, fn or out NULL; signum not a signal
- * number, or SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL), GN_EMFILE,
- * GN_ENOMEM.  Thread: the loop's (the one that runs it).
+ * number, one glibc keeps for its threads (32, 33), or SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL), GN_EMFILE, GN_ENOMEM.  Thread: the loop's (the one that runs
+ * it).
  */
 GN_API int gn_signal_watch(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out);
 
