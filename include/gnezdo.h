@@ -506,9 +506,11 @@ GN_API void gn_loop_stop(gn_loop *loop);
 
 /*
  * gn_loop_free - free the loop.  Connections still open are aborted,
- * servers closed and timers cancelled; their on_close handlers run first.
- * Waits for resolutions under way on worker threads.  NULL is a no-op.
- * Must not be called while the loop runs.
+ * servers closed, timers cancelled and watchers closed (descriptors stay
+ * open; signal masks and dispositions are put back); on_close handlers
+ * run first.  Waits for resolutions under way on worker threads.  NULL is
+ * a no-op.  Must not be called while the loop runs; call it on the
+ * loop's thread when it has signal watchers (the mask is per thread).
  */
 GN_API void gn_loop_free(gn_loop *loop);
 
