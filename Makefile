@@ -8,16 +8,22 @@
 #   make check-faults    the tests again on a hostile network (GNEZDO_FAULTS)
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
+#   make package         a .deb for /usr in $(BUILD)/ (gnezdo_VERSION_ARCH.deb)
+#   make check-package   install that .deb, build the consumers against it,
+#                        remove it again (needs root; not part of check)
 #   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
+TSAN_RUNS    ?= 1
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize check-faults fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-faults check-abi abi-baseline fuzz \
+	install package check-package bench clean
 
 all: build
 
@@ -43,28 +49,42 @@ check-sanitize: deps
 # The suite on a hostile network (docs/testing.md): short reads and
 # writes, EAGAIN, EINTR and late connects in FAULTS_RATE of socket calls.
 # One pass with a fixed seed, one with a random seed printed first (or
-# FAULTS_SEED, to replay it).  install_consumer is left out: it builds and
-# links a program against the installed library and opens no socket.
+# FAULTS_SEED, to replay it).  Left out, as they open no socket:
+# install_consumer and abi_compat (build programs against the library)
+# and man_pages (renders the manuals).
 FAULTS_RATE ?= 0.1
 FAULTS_SEED ?=
 check-faults: build
 	GNEZDO_FAULTS=20261201:$(FAULTS_RATE) \
-		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^install_consumer$$'
+		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^(install_consumer|abi_compat|man_pages)$$'
 	@seed=$${FAULTS_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
 	echo "check-faults: GNEZDO_FAULTS=$$seed:$(FAULTS_RATE) (replay: make check-faults FAULTS_SEED=$$seed)"; \
 	GNEZDO_FAULTS=$$seed:$(FAULTS_RATE) \
-		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^install_consumer$$' || \
+		ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -E '^(install_consumer|abi_compat|man_pages)$$' || \
 	{ echo "check-faults: failed under GNEZDO_FAULTS=$$seed:$(FAULTS_RATE)"; exit 1; }
 
+# The ABI only grows within a major version (docs/api.md); abi-baseline
+# rewrites the baseline, for a release or a new major version.
+check-abi: build
+	@scripts/install-deps --abi
+	scripts/check-abi $(BUILD)
+
+abi-baseline: build
+	@scripts/install-deps --abi
+	scripts/check-abi --update $(BUILD)
+
 # Threads under ThreadSanitizer: a plain stress program (Criterion cannot
-# start under TSan), not part of CI.
+# start under TSan), TSAN_RUNS times in a row; CI runs three.
 check-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGN_TSAN_STRESS=ON \
 		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF -DGN_BUILD_BENCH=OFF \
 		-DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target tsan_stress
 	sh tests/make_certs.sh build-tsan/certs
-	TSAN_OPTIONS=halt_on_error=1 build-tsan/tsan_stress build-tsan/certs
+	for i in $$(seq 1 $(TSAN_RUNS)); do \
+		echo "tsan_stress: pass $$i of $(TSAN_RUNS)"; \
+		TSAN_OPTIONS=halt_on_error=1 timeout 300 build-tsan/tsan_stress build-tsan/certs || exit 1; \
+	done
 
 fuzz:
 	@scripts/install-deps --fuzz
@@ -78,6 +98,17 @@ fuzz:
 
 install: build
 	cmake --install $(BUILD)
+
+# CPack's DEB generator (CMakeLists.txt); the package lands in $(BUILD)/.
+package: build
+	rm -f $(BUILD)/gnezdo_*.deb
+	cd $(BUILD) && cpack -G DEB
+
+# Installs into /usr, so it is its own target rather than a ctest entry:
+# apt-get holds the dpkg lock, and `make check` must not change the system.
+# Exit 77 is a skip (not root, not Debian, gnezdo already installed).
+check-package: package
+	sh tests/package_test.sh $(BUILD) || [ $$? -eq 77 ]
 
 # Not part of check and not run in CI: numbers depend on the machine.  The
 # peers (liburing, libuv, libev) are installed before CMake looks for them.

@@ -6,46 +6,45 @@
  *     127.0.0.1:53122 joined
  *     127.0.0.1:53122 left
  *
- * Shows framing with gn_frame_line (a line longer than LINE_MAX closes
- * its sender, so no client can make the server buffer without bound),
- * walking the server's live connections with gn_server_foreach, and
- * dropping a client that reads too slowly to keep up (gn_send answers
- * GN_ENOBUFS past max_output).
+ * Shows a framed connection: the server's options cut the input into
+ * lines for on_message, and a line longer than LINE_MAX_BYTES closes its
+ * sender (the library refuses it with GN_EMSGSIZE, so no client can make
+ * the server buffer without bound), walking the server's live connections with gn_server_foreach,
+ * and dropping a client that reads too slowly to keep up (gn_send answers GN_ENOBUFS past
+ * max_output).
  *
  * Try it:
  *     build/examples/chat_server 127.0.0.1:7001
  *     nc 127.0.0.1 7001          # in two or three terminals
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <gnezdo.h>
 #include <signal.h>
 #include <stdio.h>
 
 #define DEFAULT_ADDR   "127.0.0.1:7001"
 #define CLOSE_GRACE_MS 1000
-#define LINE_MAX_BYTES 1024       /* newline included */
+#define LINE_MAX_BYTES 1024       /* without the newline */
 #define OUTPUT_MAX     (1u << 20) /* per client: 1 MiB of unread chat */
 
-static gn_loop *volatile signal_loop; /* NULL once freed */
-static gn_server *server;             /* NULL once closing */
+static gn_server *server; /* NULL once closing */
 
-static void on_signal(int sig)
+/* SIGINT and SIGTERM stop the loop: signal watchers, callbacks on the
+ * loop like any other, closed with it by gn_loop_free. */
+static void stop_loop(gn_signal *s, int signum, void *loop)
 {
-    gn_loop *loop = signal_loop; /* read once: main may clear it */
-
-    (void)sig;
-    if (loop)
-        gn_loop_stop(loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(loop);
 }
 
-static void catch_signals(gn_loop *loop)
+static int catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sigint, *sigterm;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (gn_signal_watch(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
+        gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
+        return -1;
+    return 0;
 }
 
 static void print_listening(const gn_server *srv)
@@ -107,23 +106,11 @@ static void on_close(gn_conn *conn, int reason)
     broadcast(conn, " ", "left", 4);
 }
 
-static size_t on_data(gn_conn *conn, const char *data, size_t len)
+/* A whole line, without its "\n" (or "\r\n"): a partial one waits in the
+ * library for the rest. */
+static void on_message(gn_conn *conn, const char *line, size_t len)
 {
-    size_t used = 0, line_len, frame_len;
-    int rc;
-
-    while ((rc = gn_frame_line(data + used, len - used, LINE_MAX_BYTES, &line_len, &frame_len)) ==
-           1) {
-        broadcast(conn, ": ", data + used, line_len);
-        used += frame_len;
-    }
-    if (rc < 0) { /* GN_EMSGSIZE: a line longer than LINE_MAX_BYTES */
-        static const char bye[] = "line too long: goodbye\n";
-        gn_send(conn, bye, sizeof(bye) - 1);
-        gn_close(conn);
-        return len;
-    }
-    return used; /* a partial line waits for the rest */
+    broadcast(conn, ": ", line, len);
 }
 
 static int listen_status(int rc)
@@ -133,8 +120,11 @@ static int listen_status(int rc)
 
 int main(int argc, char **argv)
 {
-    const gn_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_close = on_close};
-    const gn_options opts = {.max_output = OUTPUT_MAX};
+    const gn_handlers h = {.on_accept = on_accept, .on_message = on_message, .on_close = on_close};
+    const gn_options opts = {
+        .max_output = OUTPUT_MAX,
+        .framing = {.kind = GN_FRAMING_LINE, .max_message = LINE_MAX_BYTES},
+    };
     const char *addr = argc > 1 ? argv[1] : DEFAULT_ADDR;
     char err[GN_ERRBUF_SIZE];
     gn_server *srv;
@@ -150,11 +140,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat_server: cannot create an event loop\n");
         return 1;
     }
-    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    /* Before 'listening on': a signal may follow it at once. */
+    if (catch_signals(loop) < 0) {
+        fprintf(stderr, "chat_server: cannot watch SIGINT and SIGTERM\n");
+        gn_loop_free(loop);
+        return 1;
+    }
     rc = gn_listen(loop, addr, &h, &opts, &server, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "chat_server: %s\n", err);
-        signal_loop = NULL;
         gn_loop_free(loop);
         return listen_status(rc);
     }
@@ -164,7 +158,6 @@ int main(int argc, char **argv)
     server = NULL; /* no more broadcasts: the closing server is not ours */
     gn_server_close(srv, CLOSE_GRACE_MS);
     gn_loop_run(loop);
-    signal_loop = NULL;
     gn_loop_free(loop);
     return 0;
 }

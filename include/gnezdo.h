@@ -12,7 +12,9 @@
  *    "'localhost:65536': port 65536 is out of range 0-65535".
  *    errbuf may be NULL; GN_ERRBUF_SIZE is always enough.
  *  - The library never prints, exits, raises signals or touches errno
- *    on purpose: every failure comes back as a return code.
+ *    on purpose: every failure comes back as a return code.  (A signal
+ *    watcher forwards a signal that landed on the wrong thread, see
+ *    gn_signal_watch.)
  *  - Names: gn_ + object + verb; types carry no _t suffix.
  */
 #ifndef GNEZDO_H
@@ -36,18 +38,42 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
- * Version
+ * Version and compatibility
+ *
+ * Within one major version the ABI only grows: a program built against an
+ * older 1.x header runs with any newer 1.x library (the SONAME is
+ * libgnezdo.so.MAJOR).  Structs the program fills or receives end in
+ * reserved space, so their size never changes within a major version:
+ * a later minor release turns reserved space into new fields whose zero
+ * value means "as before".  The rule for every such struct (docs/api.md):
+ * start from all zeros ({0} or a designated initializer) and set what you
+ * need; a library given non-zero reserved space (a field from a newer
+ * header, or an uninitialised struct) refuses it with GN_EINVAL.
  */
-#define GN_VERSION_MAJOR  0
-#define GN_VERSION_MINOR  1
+#define GN_VERSION_MAJOR  1
+#define GN_VERSION_MINOR  0
 #define GN_VERSION_PATCH  0
-#define GN_VERSION_STRING "0.1.0"
+#define GN_VERSION_STRING "1.0.0"
+/* One number that compares in order: 10203 for 1.2.3. */
+#define GN_VERSION_NUMBER (GN_VERSION_MAJOR * 10000 + GN_VERSION_MINOR * 100 + GN_VERSION_PATCH)
+
+/* Reserved space at the end of a public struct: leave it zero. */
+#define GN_RESERVED(n)          uint64_t reserved_[n]
+#define GN_RESERVED_HANDLERS(n) void (*reserved_[n])(void)
 
 /*
- * gn_version - the library's version, "MAJOR.MINOR.PATCH".
+ * gn_version - the library's version, "MAJOR.MINOR.PATCH", of the library
+ * running, which may be newer than the header a program was built with.
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_version(void);
+
+/*
+ * gn_version_number - the running library's GN_VERSION_NUMBER, to check at
+ * run time what a program needs ("gn_version_number() >= 10100").
+ * Thread: any.
+ */
+GN_API unsigned gn_version_number(void);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -85,7 +111,9 @@ GN_API const char *gn_version(void);
     XX(EEOF, -26, "end of stream before the data expected")                                        \
     XX(ETLS, -27, "TLS handshake or protocol failure")                                             \
     XX(ECERT, -28, "peer certificate not accepted")                                                \
-    XX(EAGAIN, -29, "not now: try again when the socket is ready")
+    XX(EAGAIN, -29, "not now: try again when the socket is ready")                                 \
+    XX(EEXIST, -30, "already watched")                                                             \
+    XX(ENOTSUP, -31, "not supported for this descriptor")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -98,14 +126,16 @@ enum gn_error {
 
 /*
  * gn_strerror - a short English text for a GN_E... code, e.g.
- * "malformed address".  Unknown codes give "unknown error".
+ * "malformed address"; 0 gives "success".  Any other code (positive
+ * ones included) gives "unknown error".
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_strerror(int code);
 
 /*
  * gn_errname - the code's symbolic name without prefix, e.g. "EBADADDR",
- * for logs and JSON.  Unknown codes give "EUNKNOWN".  Thread: any.
+ * for logs and JSON; 0 gives "OK".  Any other code (positive ones
+ * included) gives "EUNKNOWN".  Thread: any.
  */
 GN_API const char *gn_errname(int code);
 
@@ -204,14 +234,17 @@ typedef struct gn_endpoint {
     struct sockaddr_storage addr_;
     char host_[GN_HOST_MAX + 1];
     uint16_t port_;
+    GN_RESERVED(4);
 } gn_endpoint;
 
-/* Flags for gn_endpoint_parse. */
-enum {
+/* Flags for gn_endpoint_parse: an OR of these, passed as unsigned (as
+ * every set of flags in this header is: a named enum of GN_<AREA>_<FLAG>
+ * bits). */
+typedef enum gn_parse_flags {
     /* A listen address: a bare port (":8080", "8080") means every local
      * address of the transport's family (GN_FAMILY_ANY). */
     GN_PARSE_LISTEN = 1u << 0,
-};
+} gn_parse_flags;
 
 /*
  * gn_endpoint_parse - parse the address text (see above) into *out.
@@ -511,9 +544,11 @@ GN_API void gn_loop_stop(gn_loop *loop);
 
 /*
  * gn_loop_free - free the loop.  Connections still open are aborted,
- * servers closed and timers cancelled; their on_close handlers run first.
- * Waits for resolutions under way on worker threads.  NULL is a no-op.
- * Must not be called while the loop runs.
+ * servers closed, timers cancelled and watchers closed (descriptors stay
+ * open; signal masks and dispositions are put back); on_close handlers
+ * run first.  Waits for resolutions under way on worker threads.  NULL is
+ * a no-op.  Must not be called while the loop runs; call it on the
+ * loop's thread when it has signal watchers (the mask is per thread).
  */
 GN_API void gn_loop_free(gn_loop *loop);
 
@@ -565,6 +600,139 @@ GN_API int gn_timer_start(gn_loop *loop, uint64_t delay_ms, uint64_t repeat_ms, 
 GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
 
 /* ------------------------------------------------------------------------
+ * Descriptor watchers
+ *
+ * A watcher tells you when a descriptor the loop does not own becomes
+ * readable or writable: standard input, a pipe, a terminal, an eventfd,
+ * another library's socket (libuv's uv_poll_t, libevent's event_new).
+ * The descriptor stays yours: the watcher never reads, writes or closes
+ * it, so your callback does the reading (non-blocking, or one read per
+ * call) and gn_watch_close comes before your close(2).  Readiness is
+ * level-triggered: a descriptor still readable after the callback is
+ * reported again on the next iteration.  A watcher watching something
+ * keeps gn_loop_run running; a paused one does not.  gn_loop_free closes
+ * the watchers still open.  The same on every backend.
+ */
+typedef struct gn_watch gn_watch;
+
+typedef enum gn_watch_events {
+    GN_WATCH_READABLE = 1u << 0, /* data to read, or the end of it */
+    GN_WATCH_WRITABLE = 1u << 1, /* room to write */
+} gn_watch_events;
+
+/* events: what is ready, among those watched; an error or hang-up on the
+ * descriptor is reported as every event watched, so the read or write
+ * that follows finds out (0 bytes, EPIPE, ...). */
+typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
+
+/*
+ * gn_watch_fd - call fn(w, fd, events, arg) on the loop's thread whenever
+ * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).
+ * *out receives the watcher.  fd may be blocking; the watcher changes none of
+ * its flags.  Returns 0, GN_EINVAL (loop, fn or out NULL, fd negative or
+ * not open, events 0 or unknown bits), GN_EEXIST (a watcher of this loop
+ * already watches fd: one per descriptor), GN_ENOTSUP (a regular file or
+ * directory, always ready, or another file the kernel cannot poll, such
+ * as /dev/null under epoll: read it directly), GN_ENOMEM.  A descriptor a
+ * connection, server or datagram socket of the same loop owns must not
+ * be watched.  Thread: the loop's.
+ */
+GN_API int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+                       gn_watch **out);
+
+/*
+ * gn_watch_set_events - watch for events (GN_WATCH_READABLE,
+ * GN_WATCH_WRITABLE or both) from now on; on a paused watcher, from
+ * gn_watch_resume on.
+ * Returns 0, GN_EINVAL (w NULL or closed; events 0 or unknown bits).
+ * Thread: the loop's; safe in the watcher's own callback.
+ */
+GN_API int gn_watch_set_events(gn_watch *w, unsigned events);
+
+/*
+ * gn_watch_pause - stop reporting until gn_watch_resume (back-pressure:
+ * pause standard input while the connection's output is full, resume in
+ * on_drain).  Idempotent.  gn_watch_resume - report again the events set.
+ * Return 0 or GN_EINVAL (w NULL or closed).  Thread: the loop's; safe in
+ * the watcher's own callback.
+ */
+GN_API int gn_watch_pause(gn_watch *w);
+GN_API int gn_watch_resume(gn_watch *w);
+
+/* gn_watch_is_paused - whether w is paused (false for NULL). */
+GN_API bool gn_watch_is_paused(const gn_watch *w);
+
+/*
+ * gn_watch_close - stop watching and free w (after the current batch of
+ * events, so it is safe inside w's own callback: no call follows).  The
+ * descriptor is not closed.  Returns 0 or GN_EINVAL (w NULL or already
+ * closed).  Thread: the loop's.
+ */
+GN_API int gn_watch_close(gn_watch *w);
+
+/* ------------------------------------------------------------------------
+ * Signal watchers
+ *
+ * Signals delivered on the loop, as ordinary callbacks (signalfd(2)): no
+ * async-signal-safety rules in the callback, no sigaction block of your
+ * own.  Several watchers may watch one signal, on one loop or on several;
+ * each on the loop that receives it is called, in the order they were
+ * added.  Standard signals do not queue: several arriving before the
+ * loop reads them are reported once.  A signal watcher alone does not
+ * keep gn_loop_run running (a server that stops on SIGTERM need not
+ * close it first); it waits alongside the loop's other work.
+ * gn_loop_free closes the signal watchers still open.
+ *
+ * What the library does to the process, and what holds with threads:
+ *  - The signal is blocked (pthread_sigmask) in the thread that calls
+ *    gn_signal_watch, which must be the thread that runs the loop, and
+ *    threads it starts afterwards inherit the block.
+ *  - While a signal has a watcher anywhere in the process, its
+ *    disposition (sigaction) is the library's: a signal that lands on a
+ *    thread that does not block it (one started before, or another
+ *    library's) is forwarded to a thread whose loop watches it, so it is
+ *    never lost to the default action.  Block the signal in your other
+ *    threads anyway and nothing is forwarded.
+ *  - A signal sent to the process (kill, a terminal's ^C) reaches one
+ *    loop that watches it, whichever reads it first; one sent to a
+ *    thread (pthread_kill) reaches that thread's loop.  To tell every
+ *    loop, watch on one and gn_loop_post to the others.
+ *  - When the last watcher of a signal on a loop closes, the signal is
+ *    unblocked in that thread again unless it was blocked before; when
+ *    the last in the process closes, the disposition it had before the
+ *    first is restored (a change you made in between is overwritten).
+ *    A signal that arrived but was not yet read then meets that
+ *    disposition.
+ *  - SIGKILL and SIGSTOP cannot be watched; SIGSEGV, SIGBUS, SIGFPE and
+ *    SIGILL raised by a fault cannot be blocked and are not watchable.
+ *  - A child made by fork inherits the blocked mask, and a program it
+ *    execs keeps it: unblock the signals in the child before exec
+ *    (posix_spawnattr_setsigmask), or the program cannot be stopped by
+ *    them.
+ */
+typedef struct gn_signal gn_signal;
+
+typedef void (*gn_signal_fn)(gn_signal *s, int signum, void *arg);
+
+/*
+ * gn_signal_watch - call fn(s, signum, arg) on the loop's thread each
+ * time signum arrives (see above).  *out receives the watcher.
+ * Returns 0, GN_EINVAL (loop, fn or out NULL; signum not a signal
+ * number, one glibc keeps for its threads (32, 33), or SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL), GN_EMFILE, GN_ENOMEM.  Thread: the loop's (the one that runs
+ * it).
+ */
+GN_API int gn_signal_watch(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out);
+
+/*
+ * gn_signal_close - stop watching and free s (after the current batch of
+ * events, so it is safe inside s's own callback: no call follows).  The
+ * last watcher of a signal restores the mask and disposition, as above.
+ * Returns 0 or GN_EINVAL (s NULL or already closed).  Thread: the loop's.
+ */
+GN_API int gn_signal_close(gn_signal *s);
+
+/* ------------------------------------------------------------------------
  * Handlers and options of connections and servers
  *
  * A connection's events.  Every member may be NULL.  Handlers run on the
@@ -594,7 +762,55 @@ typedef struct gn_handlers {
      * (either side) and a GN_E... code otherwise.  conn is freed when this
      * returns. */
     void (*on_close)(gn_conn *conn, int reason);
+    /* A framed connection (gn_options.framing, gn_conn_set_framing) got
+     * a whole message: a line without its delimiter, an exact count, a
+     * payload without its length prefix.  msg points into the input
+     * (no copy) and is valid only during the call.  While a framing is
+     * set, on_data is not called; NULL drops the messages. */
+    void (*on_message)(gn_conn *conn, const char *msg, size_t len);
+    GN_RESERVED_HANDLERS(8);
 } gn_handlers;
+
+/*
+ * Framing: how a connection cuts its input into messages for on_message
+ * (and for gn_read_message in blocking mode), so that no handler loops
+ * over partial frames.  A value; {0} means no framing.
+ *  - GN_FRAMING_LINE: bytes up to a delimiter ("\n" unless set), which
+ *    is dropped with one "\r" before a "\n" (keep_delimiter keeps both).
+ *  - GN_FRAMING_FIXED: exactly `size` bytes each.
+ *  - GN_FRAMING_LENGTH: a prefix_bytes-long unsigned length, big-endian
+ *    unless prefix_little_endian, then that many bytes (the payload,
+ *    delivered without the prefix).  With length_counts_prefix the
+ *    length counts its own bytes too.
+ * A line longer than max_message, or a length announcing more, is
+ * refused as soon as it shows: every message before it has been
+ * delivered; on an event-driven connection on_error then gets
+ * GN_EMSGSIZE and a message such as "127.0.0.1:5000: message of
+ * 2000000 bytes exceeds max_message 1048576", and the connection closes
+ * after flushing what was sent before (on_close's reason GN_EMSGSIZE).
+ */
+typedef enum gn_framing_kind {
+    GN_FRAMING_NONE = 0, /* raw bytes to on_data */
+    GN_FRAMING_LINE,
+    GN_FRAMING_FIXED,
+    GN_FRAMING_LENGTH,
+} gn_framing_kind;
+
+typedef struct gn_framing {
+    gn_framing_kind kind;
+    size_t max_message;        /* longest message (a line without its
+                                  delimiter, a payload without its prefix);
+                                  0 = max_input (1 MiB).  Not used by
+                                  GN_FRAMING_FIXED, whose size is the limit */
+    size_t size;               /* FIXED: bytes per message, >= 1 */
+    unsigned prefix_bytes;     /* LENGTH: 1, 2, 4 or 8; 0 = 4 */
+    bool prefix_little_endian; /* LENGTH: the length is little-endian */
+    bool length_counts_prefix; /* LENGTH: the length includes the prefix */
+    bool keep_delimiter;       /* LINE: deliver the delimiter (and "\r") too */
+    char delimiter[8];         /* LINE: 1 to 7 bytes, NUL-terminated;
+                                  "" = "\n" */
+    GN_RESERVED(2);
+} gn_framing;
 
 /* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
  * the server or client is made, not kept. */
@@ -615,6 +831,7 @@ typedef struct gn_tls_options {
                                       Defeats TLS against an active attacker;
                                       logged as a warning for every connection */
     uint32_t handshake_timeout_ms; /* 10000 */
+    GN_RESERVED(6);
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field
@@ -654,6 +871,11 @@ typedef struct gn_options {
                                          Delay", the wait before the next address
                                          is tried while earlier attempts are
                                          pending (Go's FallbackDelay); 250 */
+    gn_framing framing;               /* deliver whole messages to on_message
+                                         (see gn_framing); {0}: bytes to on_data.
+                                         max_input grows to hold the longest
+                                         message with its framing bytes */
+    GN_RESERVED(8);
 } gn_options;
 
 #define GN_NO_TIMEOUT UINT32_MAX
@@ -799,6 +1021,26 @@ GN_API int gn_resume_reading(gn_conn *conn);
  * or GN_EMODE on a blocking connection, which has no events. */
 GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
 
+/*
+ * gn_conn_set_framing - cut conn's input into messages for on_message
+ * as framing says (copied), from the next unconsumed byte on; NULL (or
+ * kind GN_FRAMING_NONE) gives raw bytes to on_data again.  Safe inside
+ * on_data and on_message: the bytes after the current message are cut
+ * the new way, so a protocol can read a header line and then a body of
+ * a fixed size, or switch to raw bytes.  Messages are delivered while
+ * the connection is open and reading: after gn_close, or while reading
+ * is paused (gn_pause_reading, or pause_reading_when_full with the
+ * output full), they wait in the input buffer and come on resume.
+ * Bytes of a message the peer's end cut short are not delivered
+ * (gn_conn_get_stats counts them as buffered).  The connection's
+ * max_input grows to hold the longest message with its framing bytes.
+ * Returns 0, GN_EINVAL (conn NULL; kind out of range, FIXED size 0,
+ * prefix_bytes not 1, 2, 4 or 8, a delimiter of 8 bytes or more),
+ * GN_ENOMEM, or GN_EMODE on a blocking connection (gn_read_message takes
+ * the framing with each call).  Thread: conn's loop.
+ */
+GN_API int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing);
+
 GN_API void *gn_conn_user_data(const gn_conn *conn);
 GN_API void gn_conn_set_user_data(gn_conn *conn, void *data);
 
@@ -825,6 +1067,7 @@ GN_API bool gn_conn_is_blocking(const gn_conn *conn);
 typedef struct gn_peer_cred {
     int64_t pid;
     uint32_t uid, gid;
+    GN_RESERVED(2);
 } gn_peer_cred;
 
 /* gn_conn_peer_cred - the peer's credentials of a Unix socket connection
@@ -850,6 +1093,7 @@ typedef struct gn_transport_ops {
     ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
     ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
     int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
+    GN_RESERVED_HANDLERS(4);
 } gn_transport_ops;
 
 /*
@@ -857,7 +1101,11 @@ typedef struct gn_transport_ops {
  * stream socket (TCP or Unix), driven through ops (NULL: plain reads and
  * writes).  fd becomes the connection's, even on failure.  on_connect
  * fires from the loop, never inside this call.  ops must outlive the
- * connection.  Returns 0, GN_EINVAL, GN_ENOMEM.  Thread: the loop's.
+ * connection.  Returns 0, GN_ENOMEM or GN_EINVAL: loop, handlers or out
+ * NULL, fd negative, ops without read or writev, or fd no connected
+ * stream socket (a pipe, a file, a directory, a datagram or a listening
+ * socket: refused at once, and the log, gn_log_set, says which).
+ * Thread: the loop's.
  */
 GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
                          const gn_handlers *handlers, const gn_options *opts, gn_conn **out);
@@ -879,6 +1127,7 @@ typedef struct gn_tls_info {
     char alpn[64];    /* the protocol chosen by ALPN, "" if none */
     char peer[256];   /* the peer certificate's subject, "" if none */
     bool resumed;     /* the session was resumed */
+    GN_RESERVED(4);
 } gn_tls_info;
 
 /* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
@@ -893,6 +1142,7 @@ typedef struct gn_conn_stats {
     uint64_t reads, writes;       /* successful read and write syscalls */
     size_t queued;                /* bytes waiting in the output queue */
     size_t buffered;              /* unconsumed input bytes */
+    GN_RESERVED(4);
 } gn_conn_stats;
 
 /* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
@@ -956,6 +1206,20 @@ GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_
 GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
 
 /*
+ * gn_read_message - read one message as framing says (NULL: the
+ * framing of the options the connection was made with) into buf, then a
+ * NUL byte, so size must exceed the message's length.  Returns the
+ * length (0 is a message too: an empty line), or GN_EEOF when the peer
+ * finished first (a message it cut short stays buffered: gn_read takes
+ * its bytes), GN_EMSGSIZE when the message is longer than max_message or
+ * size - 1 (known from a length prefix before its payload comes; nothing
+ * is consumed), GN_EINVAL (no framing, or one gn_conn_set_framing would
+ * refuse), or gn_read's errors.  Bytes after the message stay buffered.
+ */
+GN_API ssize_t gn_read_message(gn_conn *conn, const gn_framing *framing, void *buf, size_t size,
+                               uint32_t timeout_ms);
+
+/*
  * gn_write_all - write all len bytes of buf.  0, GN_ETIMEDOUT (some may
  * have been written: the stats say how many), GN_EPIPE, GN_ECONNRESET,
  * GN_ECLOSED (after gn_shutdown or close), GN_EMODE, GN_EINVAL.
@@ -986,6 +1250,7 @@ typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
     size_t cache;       /* idle threads kept for reuse; 8 */
     size_t queue;       /* clients waiting for a thread; 64 */
+    GN_RESERVED(4);
 } gn_thread_options;
 
 typedef struct gn_thread_stats {
@@ -996,6 +1261,7 @@ typedef struct gn_thread_stats {
     uint64_t created; /* threads ever created */
     uint64_t served;  /* handlers that returned */
     uint64_t refused; /* clients closed at once: queue full, max_conns */
+    GN_RESERVED(4);
 } gn_thread_stats;
 
 /*
@@ -1053,6 +1319,7 @@ typedef struct gn_dgram_handlers {
     /* Exactly once, after gn_dgram_close (or gn_loop_free); reason is 0.
      * sock is freed when it returns. */
     void (*on_close)(gn_dgram *sock, int reason);
+    GN_RESERVED_HANDLERS(4);
 } gn_dgram_handlers;
 
 /* Options of a datagram socket; a field left 0 takes the default shown,
@@ -1066,12 +1333,15 @@ typedef struct gn_dgram_options {
                             fails with GN_ENOBUFS, queueing nothing. */
     bool ipv6_only;      /* binding "[::]": IPv6 only, not dual stack */
     void *user_data;     /* initial user data */
+    GN_RESERVED(4);
 } gn_dgram_options;
 
-#define GN_DGRAM_BIND 1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT                                                                           \
-    2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive                       \
-        */
+/* Flags for gn_dgram_open and gn_dgram_open_blocking: one of these. */
+typedef enum gn_dgram_flags {
+    GN_DGRAM_BIND = 1u << 0,    /* bind to the address (a server, or a fixed local port) */
+    GN_DGRAM_CONNECT = 1u << 1, /* connect to it: gn_dgram_send goes there, only its
+                                   datagrams arrive */
+} gn_dgram_flags;
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags

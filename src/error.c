@@ -32,9 +32,9 @@ const char *gn_strerror(int code)
 {
     const struct error_info *info;
 
-    if (code >= 0)
+    if (code == 0)
         return "success";
-    info = error_find(code);
+    info = error_find(code); /* a positive code is no code: unknown, not success */
     return info ? info->text : "unknown error";
 }
 
@@ -42,7 +42,7 @@ const char *gn_errname(int code)
 {
     const struct error_info *info;
 
-    if (code >= 0)
+    if (code == 0)
         return "OK";
     info = error_find(code);
     return info ? info->name : "EUNKNOWN";
@@ -93,6 +93,10 @@ int gn_error_from_errno(int err)
         return GN_EADDRNOTAVAIL;
     case ENOENT: /* a Unix socket path that does not exist */
         return GN_ENOTFOUND;
+    case EEXIST:
+        return GN_EEXIST;
+    case EOPNOTSUPP:
+        return GN_ENOTSUP;
     default:
         return GN_ESYS;
     }
