@@ -246,7 +246,7 @@ Test(cli_connect_stdin, datagrams_one_thread_and_a_datagram_per_line, .timeout =
 
 /* 8 MiB from a file, several times the client's 1 MiB output bound, so
  * reading stops and resumes on the way. */
-Test(cli_connect_stdin, a_file_on_stdin_is_sent_whole, .timeout = 60)
+static void send_a_file_whole(void)
 {
     static char chunk[65536];
     char addr[64], path[] = "/tmp/gn_stdin_XXXXXX";
@@ -276,4 +276,18 @@ Test(cli_connect_stdin, a_file_on_stdin_is_sent_whole, .timeout = 60)
     close(c.out);
     close(c.err);
     close(listener);
+}
+
+Test(cli_connect_stdin, a_file_on_stdin_is_sent_whole, .timeout = 60)
+{
+    send_a_file_whole();
+}
+
+/* Sends the kernel refuses (spurious EAGAIN, GNEZDO_FAULTS) queue whole
+ * 64 KiB reads: the queue then met the 1 MiB pause exactly, below
+ * high_watermark, and the on_drain that resumes reading never came. */
+Test(cli_connect_stdin, a_file_on_stdin_is_sent_whole_when_sends_are_refused, .timeout = 60)
+{
+    cr_assert_eq(setenv("GNEZDO_FAULTS", "20261201:0.1:eagain", 1), 0); /* for the client */
+    send_a_file_whole();
 }

@@ -346,7 +346,10 @@ int cli_listen(int argc, char **argv)
 
 /* stdin is read on the loop's own thread (cli_stdin.c); past
  * STDIN_BEHIND bytes queued for the socket it waits for on_drain, so a
- * slow peer slows the reading instead of filling memory. */
+ * slow peer slows the reading instead of filling memory.  on_drain comes
+ * only after the output went above high_watermark (1 MiB by default, as
+ * STDIN_BEHIND): pausing at exactly 1 MiB queued (whole 64 KiB reads
+ * after a send the kernel refused) would have waited for it forever. */
 #define STDIN_BEHIND (1u << 20)
 
 static gn_loop *connect_loop;
@@ -363,7 +366,7 @@ static void stdin_to_conn(const char *data, size_t len, void *arg)
     }
     gn_send(conn, data, len);
     gn_conn_get_stats(conn, &st);
-    if (st.queued >= STDIN_BEHIND)
+    if (st.queued > STDIN_BEHIND)
         cli_stdin_pause();
 }
 
