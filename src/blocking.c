@@ -31,13 +31,56 @@
 
 /* ---- time ----------------------------------------------------------- */
 
-/* The call's own timeout, cut short by the idle timeout of the
- * connection (a server's read deadline). */
-static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms)
-{
-    uint32_t idle = conn->prof->opts.idle_timeout_ms;
+/* The two directions of gn_conn_set_deadline, as indexes of ext->deadline. */
+enum direction { READING, WRITING };
 
-    return gn__deadline_after(idle < timeout_ms ? idle : timeout_ms);
+/* The connection's deadline for dir, GN__NO_DEADLINE for none. */
+static uint64_t conn_deadline(const gn_conn *conn, enum direction dir)
+{
+    uint64_t d = conn->ext ? conn->ext->deadline[dir] : GN_NO_DEADLINE;
+
+    return d == GN_NO_DEADLINE ? GN__NO_DEADLINE : d;
+}
+
+/* When a call starting now must end: at the earliest of its own timeout
+ * (none by default), the idle timeout of the connection (a server's) and
+ * the connection's deadline for dir. */
+static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms, enum direction dir)
+{
+    uint64_t own = gn__deadline_after(gn__timeout_or(timeout_ms, GN_NO_TIMEOUT));
+    uint64_t idle = gn__deadline_after(conn->prof->opts.idle_timeout_ms);
+
+    return gn__deadline_min(gn__deadline_min(own, idle), conn_deadline(conn, dir));
+}
+
+/* A deadline that has passed fails every call in its direction at once,
+ * buffered input or not, until it is moved (Go's rule): a deadline set
+ * to "now" stops a reading loop wherever it is. */
+static int check_deadline(const gn_conn *conn, enum direction dir)
+{
+    uint64_t d = conn_deadline(conn, dir);
+
+    return d != GN__NO_DEADLINE && gn__clock_ms() >= d ? GN_ETIMEDOUT : 0;
+}
+
+int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)
+{
+    int rc = conn ? 0 : GN_EINVAL;
+
+    if (rc == 0 && conn->prof->owner->mode != &gn__conn_mode_blocking)
+        rc = GN_EMODE;
+    if (rc == 0 && (which == 0 || which > GN_DEADLINE_BOTH))
+        rc = GN_EINVAL;
+    if (rc == 0 && conn->state == GN__CLOSED)
+        rc = GN_ECLOSED;
+    if (rc < 0)
+        return rc;
+    /* The extension exists: blocking connections are made with it. */
+    if (which & GN_DEADLINE_READ)
+        conn->ext->deadline[READING] = deadline_ms;
+    if (which & GN_DEADLINE_WRITE)
+        conn->ext->deadline[WRITING] = deadline_ms;
+    return 0;
 }
 
 /* ---- waiting -------------------------------------------------------- */
@@ -115,11 +158,25 @@ ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return GN_EINVAL;
     if (len == 0)
         return 0;
+    rc = check_deadline(conn, READING);
+    if (rc < 0)
+        return rc;
     if (gn__inbuf_len(conn) > 0)
         return (ssize_t)take_buffered(conn, buf, len);
     if (conn->peer_ended)
         return 0;
-    return read_some(conn, buf, len, call_deadline(conn, timeout_ms));
+    return read_some(conn, buf, len, call_deadline(conn, timeout_ms, READING));
+}
+
+/* Put back the got bytes a failed gn_read_exact took (the buffer is empty
+ * then: they were read past it), so that a call after a timeout reads
+ * them again.  Without memory for them they are lost. */
+static void give_back(gn_conn *conn, const void *buf, size_t got)
+{
+    if (got == 0 || gn__inbuf_reserve(conn, got, got) < 0)
+        return;
+    memcpy(conn->in->data, buf, got);
+    conn->in->len = got;
 }
 
 int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
@@ -132,12 +189,17 @@ int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return rc;
     if (!buf && len > 0)
         return GN_EINVAL;
-    deadline = call_deadline(conn, timeout_ms);
+    rc = check_deadline(conn, READING);
+    if (rc < 0)
+        return rc;
+    deadline = call_deadline(conn, timeout_ms, READING);
     got = take_buffered(conn, buf, len);
     while (got < len) {
         ssize_t n = conn->peer_ended ? 0 : read_some(conn, (char *)buf + got, len - got, deadline);
         if (n == 0)
             return GN_EEOF;
+        if (n == GN_ETIMEDOUT)
+            give_back(conn, buf, got);
         if (n < 0)
             return (int)n;
         got += (size_t)n;
@@ -181,8 +243,11 @@ int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t ti
         return GN_EINVAL;
     *len = 0;
     buf[0] = '\0';
+    rc = check_deadline(conn, READING);
+    if (rc < 0)
+        return rc;
     max = size - 1 < conn->prof->opts.max_input ? size - 1 : conn->prof->opts.max_input;
-    deadline = call_deadline(conn, timeout_ms);
+    deadline = call_deadline(conn, timeout_ms, READING);
     for (;;) {
         size_t have = gn__inbuf_len(conn);
         const char *start = have ? conn->in->data + conn->in->start : NULL;
@@ -219,11 +284,13 @@ int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms)
 {
     int rc = check_blocking(conn);
 
+    if (rc == 0)
+        rc = check_deadline(conn, READING);
     if (rc < 0)
         return rc;
     if (gn__inbuf_len(conn) > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
         return 0;
-    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms));
+    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms, READING));
 }
 
 /* ---- writing -------------------------------------------------------- */
@@ -234,6 +301,8 @@ static int check_writable(const gn_conn *conn)
 
     if (rc == 0 && conn->shutdown_asked)
         rc = GN_ECLOSED;
+    if (rc == 0)
+        rc = check_deadline(conn, WRITING);
     return rc;
 }
 
@@ -247,7 +316,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         return rc;
     if (!buf && len > 0)
         return GN_EINVAL;
-    deadline = call_deadline(conn, timeout_ms);
+    deadline = call_deadline(conn, timeout_ms, WRITING);
     while (done < len) {
         struct iovec iov = {.iov_base = (char *)buf + done, .iov_len = len - done};
         ssize_t n = conn->transport->writev(conn, &iov, 1);
@@ -273,7 +342,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
 
     if (rc < 0)
         return rc;
-    deadline = call_deadline(conn, GN_NO_TIMEOUT);
+    deadline = call_deadline(conn, GN_NO_TIMEOUT, WRITING);
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
         ssize_t n = conn->transport->sendfile(conn, fd, &offset, chunk);
@@ -298,7 +367,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
 
 static int blocking_shutdown(gn_conn *conn)
 {
-    uint64_t deadline = call_deadline(conn, 1000);
+    uint64_t deadline = call_deadline(conn, 1000, WRITING);
     int rc;
 
     if (conn->state == GN__CLOSED || conn->shutdown_asked)
@@ -333,7 +402,7 @@ int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg)
 
     if (rc < 0)
         return rc;
-    return handshake_until(conn, call_deadline(conn, gn__tls_handshake_ms(cfg)));
+    return handshake_until(conn, call_deadline(conn, gn__tls_handshake_ms(cfg), READING));
 }
 
 void gn__blocking_conn_free(gn_conn *conn)
@@ -386,7 +455,12 @@ int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn_
     conn->announced = true;
     atomic_init(&conn->woken, false);
     rc = gn__socket_options(fd, kind, &prof->opts);
+    /* Made now, on the accepting thread, so that the reader and the
+     * writer of a shared connection can each set a deadline in it. */
+    if (rc == 0 && !gn__conn_ext(conn))
+        rc = GN_ENOMEM;
     if (rc < 0) {
+        gn__conn_ext_free(conn);
         free(conn);
         return rc;
     }

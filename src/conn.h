@@ -98,6 +98,9 @@ struct gn__conn_ext {
     const gn_transport_ops *user_ops; /* a transport of the user's (adopt.c) */
     struct gn__deferred ready;        /* on_connect of an adopted connection */
     uint64_t handshake_timer;
+    /* Blocking mode: gn_conn_set_deadline's read and write deadlines
+     * (gn_now_ms), GN_NO_DEADLINE for none. */
+    uint64_t deadline[2];
 };
 
 /* Input the handler left unconsumed, at data[start..start+len). */

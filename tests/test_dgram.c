@@ -587,7 +587,7 @@ Test(dgram_blocking, recv_returns_etimedout_at_its_deadline)
     cr_expect_eq(gn_dgram_recv(sock, buf, sizeof(buf), NULL, 200), GN_ETIMEDOUT);
     took = ms_now() - start;
     cr_expect(took >= 200 && took < 400, "took %llu ms", (unsigned long long)took);
-    cr_expect_eq(gn_dgram_recv(sock, buf, sizeof(buf), NULL, 0), GN_ETIMEDOUT);
+    cr_expect_eq(gn_dgram_recv(sock, buf, sizeof(buf), NULL, GN_NO_WAIT), GN_ETIMEDOUT);
     gn_dgram_close(sock);
 }
 
@@ -638,7 +638,7 @@ Test(dgram_blocking, send_wait_times_out_while_the_receiver_is_full)
     receiver = unixgram_receiver(name);
     snprintf(addr, sizeof(addr), "unixgram:@%s", name);
     sock = open_blocking(addr, GN_DGRAM_CONNECT, NULL);
-    while ((rc = gn_dgram_send_wait(sock, msg, sizeof(msg), NULL, 0)) == 0)
+    while ((rc = gn_dgram_send_wait(sock, msg, sizeof(msg), NULL, GN_NO_WAIT)) == 0)
         cr_assert_lt(++sent, 10000);
     cr_expect_eq(rc, GN_ETIMEDOUT);
     start = ms_now();
