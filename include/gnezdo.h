@@ -938,6 +938,8 @@ GN_API ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms
 /*
  * gn_read_exact - read exactly len bytes into buf.  0, GN_EEOF (the peer
  * finished first: what came is lost to the caller), or gn_read's errors.
+ * After GN_ETIMEDOUT nothing is consumed: what came waits for the next
+ * read.
  */
 GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms);
 
@@ -949,7 +951,7 @@ GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_
  * newline, GN_EEOF at the end of the stream, GN_EMSGSIZE when no newline
  * comes within size - 1 bytes (or the connection's max_input; nothing is
  * consumed), or gn_read's errors.  Bytes after the line stay buffered
- * for the next read.
+ * for the next read, as does a partial line after GN_ETIMEDOUT.
  */
 GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
 

@@ -7,7 +7,10 @@
  * under a hail of signals.  Times are asserted loosely: never before a
  * deadline, and within a generous bound after it.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -126,6 +129,56 @@ Test(timeouts, datagram_calls_read_the_constants_the_same_way)
     gn_dgram_close(server);
 }
 
+/* A listener whose accept queue is full drops further SYNs: a connect to
+ * it can only time out.  Its address into addr; close the listener and
+ * the fillers with close_silent_listener. */
+static int silent_listener(char *addr, size_t len, int fillers[8])
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert_geq(lfd, 0);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(lfd, 0), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+    snprintf(addr, len, "127.0.0.1:%d", ntohs(sin.sin_port));
+    for (int i = 0; i < 8; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&sin, sizeof(sin));
+    }
+    return lfd;
+}
+
+static void close_silent_listener(int lfd, int fillers[8])
+{
+    for (int i = 0; i < 8; i++)
+        close(fillers[i]);
+    close(lfd);
+}
+
+Test(timeouts, dial_and_connect_timeout_ms_read_the_constants_the_same_way)
+{
+    char addr[64], err[GN_ERRBUF_SIZE];
+    int fillers[8], lfd = silent_listener(addr, sizeof(addr), fillers);
+    gn_options no_wait = {.connect_timeout_ms = GN_NO_WAIT};
+    gn_options forever = {.connect_timeout_ms = GN_NO_TIMEOUT};
+    gn_conn *conn = NULL;
+    uint64_t t0 = gn_now_ms();
+
+    cr_expect_eq(gn_dial(addr, GN_NO_WAIT, NULL, &conn, err, sizeof(err)), GN_ETIMEDOUT, "%s", err);
+    cr_expect_eq(gn_dial(addr, GN_DEFAULT_TIMEOUT, &no_wait, &conn, err, sizeof(err)), GN_ETIMEDOUT,
+                 "%s", err);
+    cr_expect_lt(gn_now_ms() - t0, SLACK_MS, "GN_NO_WAIT waited");
+    /* the call's own timeout wins over the option's */
+    t0 = gn_now_ms();
+    cr_expect_eq(gn_dial(addr, 200, &forever, &conn, err, sizeof(err)), GN_ETIMEDOUT, "%s", err);
+    cr_expect_geq(gn_now_ms() - t0, 195);
+    cr_expect_lt(gn_now_ms() - t0, 200 + SLACK_MS);
+    cr_expect_null(conn);
+    close_silent_listener(lfd, fillers);
+}
+
 Test(deadline, bounds_a_series_of_reads_as_a_whole)
 {
     int lfd, peer;
@@ -219,6 +272,7 @@ Test(deadline, write_deadline_against_a_peer_that_does_not_read)
     gn_conn *conn = dial_pair(&lfd, &peer);
     char *big = calloc(1, SIZE), c;
     uint64_t t0 = gn_now_ms(), deadline = t0 + 300;
+    int file;
     gn_conn_stats st;
 
     cr_assert_not_null(big);
@@ -230,6 +284,9 @@ Test(deadline, write_deadline_against_a_peer_that_does_not_read)
     cr_expect_gt(st.bytes_out, 0);
     cr_expect_lt(st.bytes_out, SIZE);
     cr_expect_eq(gn_write_all(conn, "x", 1, GN_NO_WAIT), GN_ETIMEDOUT, "passed: no more writes");
+    cr_assert_geq(file = open("/dev/null", O_RDONLY), 0);
+    cr_expect_eq(gn_send_file(conn, file, 0, 1), GN_ETIMEDOUT);
+    close(file);
     /* reading is not bound by the write deadline */
     cr_assert_eq(write(peer, "r", 1), 1);
     cr_expect_eq(gn_read(conn, &c, 1, 5000), 1);
