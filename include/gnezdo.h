@@ -984,11 +984,12 @@ GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
  * and its own timeout_ms.  Once the deadline has passed, every call in
  * that direction returns GN_ETIMEDOUT at once, even with input buffered,
  * until the deadline is moved or cleared; the connection stays usable.
- * A call takes the deadline as it starts: a change made while it waits
- * applies to the next call.  Returns 0, GN_EINVAL (NULL, or `which` not
- * one of the three), GN_EMODE (an asynchronous connection: use a timer),
- * GN_ECLOSED.  Thread: the one that uses the connection; with a reader
- * and a writer sharing it, each sets its own direction's deadline only.
+ * A call waiting in another thread sees a moved deadline at once: setting
+ * it to gn_now_ms() cancels a blocked read, as in Go.  (For that, each
+ * thread that waits in a blocking call keeps one eventfd, closed when
+ * the thread ends.)  Returns 0, GN_EINVAL (NULL, or `which` not one of
+ * the three), GN_EMODE (an asynchronous connection: use a timer).
+ * Thread: any, while the connection is open (not after gn_close).
  */
 GN_API int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms);
 

@@ -31,56 +31,25 @@
 
 /* ---- time ----------------------------------------------------------- */
 
-/* The two directions of gn_conn_set_deadline, as indexes of ext->deadline. */
-enum direction { READING, WRITING };
-
-/* The connection's deadline for dir, GN__NO_DEADLINE for none. */
-static uint64_t conn_deadline(const gn_conn *conn, enum direction dir)
-{
-    uint64_t d = conn->ext ? conn->ext->deadline[dir] : GN_NO_DEADLINE;
-
-    return d == GN_NO_DEADLINE ? GN__NO_DEADLINE : d;
-}
-
-/* When a call starting now must end: at the earliest of its own timeout
- * (none by default), the idle timeout of the connection (a server's) and
- * the connection's deadline for dir. */
-static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms, enum direction dir)
+/* When a call starting now must end by itself: at the earlier of its own
+ * timeout (none by default) and the idle timeout of the connection (a
+ * server's).  The connection's deadline is read at each wait, as another
+ * thread may move it. */
+static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms)
 {
     uint64_t own = gn__deadline_after(gn__timeout_or(timeout_ms, GN_NO_TIMEOUT));
-    uint64_t idle = gn__deadline_after(conn->prof->opts.idle_timeout_ms);
 
-    return gn__deadline_min(gn__deadline_min(own, idle), conn_deadline(conn, dir));
+    return gn__deadline_min(own, gn__deadline_after(conn->prof->opts.idle_timeout_ms));
 }
 
 /* A deadline that has passed fails every call in its direction at once,
  * buffered input or not, until it is moved (Go's rule): a deadline set
  * to "now" stops a reading loop wherever it is. */
-static int check_deadline(const gn_conn *conn, enum direction dir)
+static int check_deadline(const gn_conn *conn, enum gn__direction dir)
 {
-    uint64_t d = conn_deadline(conn, dir);
+    uint64_t d = gn__blocking_deadline(conn, dir);
 
     return d != GN__NO_DEADLINE && gn__clock_ms() >= d ? GN_ETIMEDOUT : 0;
-}
-
-int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)
-{
-    int rc = conn ? 0 : GN_EINVAL;
-
-    if (rc == 0 && conn->prof->owner->mode != &gn__conn_mode_blocking)
-        rc = GN_EMODE;
-    if (rc == 0 && (which == 0 || which > GN_DEADLINE_BOTH))
-        rc = GN_EINVAL;
-    if (rc == 0 && conn->state == GN__CLOSED)
-        rc = GN_ECLOSED;
-    if (rc < 0)
-        return rc;
-    /* The extension exists: blocking connections are made with it. */
-    if (which & GN_DEADLINE_READ)
-        conn->ext->deadline[READING] = deadline_ms;
-    if (which & GN_DEADLINE_WRITE)
-        conn->ext->deadline[WRITING] = deadline_ms;
-    return 0;
 }
 
 /* ---- waiting -------------------------------------------------------- */
@@ -92,9 +61,9 @@ static int woken_code(gn_conn *conn, int code)
 
 /* Wait until the socket is ready for events or the deadline passes; a
  * closing threaded server's shutdown ends the wait with GN_ECLOSED. */
-static int wait_fd(gn_conn *conn, short events, uint64_t deadline)
+static int wait_fd(gn_conn *conn, short events, uint64_t deadline, enum gn__direction dir)
 {
-    int rc = gn__wait_fd(conn->io.fd, events, deadline);
+    int rc = gn__blocking_wait(conn, events, deadline, dir);
 
     return atomic_load(&conn->woken) ? GN_ECLOSED : rc;
 }
@@ -129,7 +98,8 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
         }
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
+        n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline,
+                    GN__READING);
         if (n < 0)
             return n;
     }
@@ -158,14 +128,14 @@ ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return GN_EINVAL;
     if (len == 0)
         return 0;
-    rc = check_deadline(conn, READING);
+    rc = check_deadline(conn, GN__READING);
     if (rc < 0)
         return rc;
     if (gn__inbuf_len(conn) > 0)
         return (ssize_t)take_buffered(conn, buf, len);
     if (conn->peer_ended)
         return 0;
-    return read_some(conn, buf, len, call_deadline(conn, timeout_ms, READING));
+    return read_some(conn, buf, len, call_deadline(conn, timeout_ms));
 }
 
 /* Put back the got bytes a failed gn_read_exact took (the buffer is empty
@@ -189,10 +159,10 @@ int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return rc;
     if (!buf && len > 0)
         return GN_EINVAL;
-    rc = check_deadline(conn, READING);
+    rc = check_deadline(conn, GN__READING);
     if (rc < 0)
         return rc;
-    deadline = call_deadline(conn, timeout_ms, READING);
+    deadline = call_deadline(conn, timeout_ms);
     got = take_buffered(conn, buf, len);
     while (got < len) {
         ssize_t n = conn->peer_ended ? 0 : read_some(conn, (char *)buf + got, len - got, deadline);
@@ -243,11 +213,11 @@ int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t ti
         return GN_EINVAL;
     *len = 0;
     buf[0] = '\0';
-    rc = check_deadline(conn, READING);
+    rc = check_deadline(conn, GN__READING);
     if (rc < 0)
         return rc;
     max = size - 1 < conn->prof->opts.max_input ? size - 1 : conn->prof->opts.max_input;
-    deadline = call_deadline(conn, timeout_ms, READING);
+    deadline = call_deadline(conn, timeout_ms);
     for (;;) {
         size_t have = gn__inbuf_len(conn);
         const char *start = have ? conn->in->data + conn->in->start : NULL;
@@ -285,12 +255,12 @@ int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms)
     int rc = check_blocking(conn);
 
     if (rc == 0)
-        rc = check_deadline(conn, READING);
+        rc = check_deadline(conn, GN__READING);
     if (rc < 0)
         return rc;
     if (gn__inbuf_len(conn) > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
         return 0;
-    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms, READING));
+    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms), GN__READING);
 }
 
 /* ---- writing -------------------------------------------------------- */
@@ -302,7 +272,7 @@ static int check_writable(const gn_conn *conn)
     if (rc == 0 && conn->shutdown_asked)
         rc = GN_ECLOSED;
     if (rc == 0)
-        rc = check_deadline(conn, WRITING);
+        rc = check_deadline(conn, GN__WRITING);
     return rc;
 }
 
@@ -316,7 +286,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         return rc;
     if (!buf && len > 0)
         return GN_EINVAL;
-    deadline = call_deadline(conn, timeout_ms, WRITING);
+    deadline = call_deadline(conn, timeout_ms);
     while (done < len) {
         struct iovec iov = {.iov_base = (char *)buf + done, .iov_len = len - done};
         ssize_t n = conn->transport->writev(conn, &iov, 1);
@@ -328,7 +298,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         }
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        rc = wait_fd(conn, POLLOUT, deadline);
+        rc = wait_fd(conn, POLLOUT, deadline, GN__WRITING);
         if (rc < 0)
             return rc;
     }
@@ -342,7 +312,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
 
     if (rc < 0)
         return rc;
-    deadline = call_deadline(conn, GN_NO_TIMEOUT, WRITING);
+    deadline = call_deadline(conn, GN_NO_TIMEOUT);
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
         ssize_t n = conn->transport->sendfile(conn, fd, &offset, chunk);
@@ -356,7 +326,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
             return GN_EEOF; /* the file is shorter than len */
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        rc = wait_fd(conn, POLLOUT, deadline);
+        rc = wait_fd(conn, POLLOUT, deadline, GN__WRITING);
         if (rc < 0)
             return rc;
     }
@@ -367,7 +337,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
 
 static int blocking_shutdown(gn_conn *conn)
 {
-    uint64_t deadline = call_deadline(conn, 1000, WRITING);
+    uint64_t deadline = call_deadline(conn, 1000);
     int rc;
 
     if (conn->state == GN__CLOSED || conn->shutdown_asked)
@@ -376,7 +346,7 @@ static int blocking_shutdown(gn_conn *conn)
     /* TLS: close_notify goes out before the FIN; a peer that takes
      * nothing for a second does not get it. */
     while ((rc = conn->transport->shutdown(conn)) == GN__AGAIN)
-        if (wait_fd(conn, POLLOUT, deadline) < 0)
+        if (wait_fd(conn, POLLOUT, deadline, GN__WRITING) < 0)
             break;
     return rc == GN__AGAIN ? GN_ETIMEDOUT : rc;
 }
@@ -388,7 +358,8 @@ static int handshake_until(gn_conn *conn, uint64_t deadline)
         int rc = conn->transport->handshake(conn);
         if (rc != GN__AGAIN)
             return rc;
-        rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
+        rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline,
+                     GN__READING);
         if (rc == GN_ETIMEDOUT)
             gn__conn_set_error(conn, "TLS handshake timed out");
         if (rc < 0)
@@ -402,7 +373,7 @@ int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg)
 
     if (rc < 0)
         return rc;
-    return handshake_until(conn, call_deadline(conn, gn__tls_handshake_ms(cfg), READING));
+    return handshake_until(conn, call_deadline(conn, gn__tls_handshake_ms(cfg)));
 }
 
 void gn__blocking_conn_free(gn_conn *conn)

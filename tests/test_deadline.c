@@ -299,6 +299,74 @@ Test(deadline, write_deadline_against_a_peer_that_does_not_read)
     close(lfd);
 }
 
+/* ---- from another thread ------------------------------------------- */
+
+/* Moves conn's deadline(s) to `to_ms` from now, after delay_ms. */
+struct mover {
+    gn_conn *conn;
+    unsigned which, delay_ms;
+    uint64_t to_ms, moved_at;
+    pthread_t tid;
+};
+
+static void *mover_main(void *arg)
+{
+    struct mover *m = arg;
+
+    usleep(m->delay_ms * 1000u);
+    m->moved_at = gn_now_ms();
+    cr_assert_eq(gn_conn_set_deadline(m->conn, m->which, m->moved_at + m->to_ms), 0);
+    return NULL;
+}
+
+static void move_later(struct mover *m, gn_conn *conn, unsigned which, unsigned delay_ms,
+                       uint64_t to_ms)
+{
+    *m = (struct mover){.conn = conn, .which = which, .delay_ms = delay_ms, .to_ms = to_ms};
+    cr_assert_eq(pthread_create(&m->tid, NULL, mover_main, m), 0);
+}
+
+Test(deadline, another_thread_cancels_a_blocked_read_or_write)
+{
+    enum { SIZE = 64 << 20 };
+    int lfd, peer;
+    gn_conn *conn = dial_pair(&lfd, &peer);
+    char buf[16], *big = calloc(1, SIZE);
+    struct mover m;
+
+    cr_assert_not_null(big);
+    /* the read would wait 20 s: the other thread ends it now */
+    move_later(&m, conn, GN_DEADLINE_READ, 150, 0);
+    cr_expect_eq(gn_read(conn, buf, sizeof(buf), 20000), GN_ETIMEDOUT);
+    pthread_join(m.tid, NULL);
+    cr_expect_geq(gn_now_ms(), m.moved_at);
+    cr_expect_lt(gn_now_ms() - m.moved_at, SLACK_MS, "the blocked read did not see the move");
+
+    /* a write to a peer that does not read, likewise */
+    move_later(&m, conn, GN_DEADLINE_WRITE, 150, 0);
+    cr_expect_eq(gn_write_all(conn, big, SIZE, 20000), GN_ETIMEDOUT);
+    pthread_join(m.tid, NULL);
+    cr_expect_lt(gn_now_ms() - m.moved_at, SLACK_MS, "the blocked write did not see the move");
+    free(big);
+    end_pair(conn, lfd, peer);
+}
+
+Test(deadline, moved_later_from_another_thread_the_wait_goes_on)
+{
+    int lfd, peer;
+    gn_conn *conn = dial_pair(&lfd, &peer);
+    struct mover m;
+    char buf[16];
+
+    cr_assert_eq(gn_conn_set_deadline(conn, GN_DEADLINE_READ, gn_now_ms() + 200), 0);
+    move_later(&m, conn, GN_DEADLINE_READ, 50, 700);
+    cr_expect_eq(gn_read(conn, buf, sizeof(buf), 20000), GN_ETIMEDOUT);
+    pthread_join(m.tid, NULL);
+    cr_expect_geq(gn_now_ms(), m.moved_at + 700, "ended at the old deadline");
+    cr_expect_lt(gn_now_ms() - m.moved_at, 700 + SLACK_MS);
+    end_pair(conn, lfd, peer);
+}
+
 /* ---- signals -------------------------------------------------------- */
 
 static atomic_int signals_caught;
