@@ -756,8 +756,9 @@ GN_API int gn_send(gn_conn *conn, const void *buf, size_t len);
  * must stay open until on_drain or on_close.  Returns as gn_send, and
  * GN_EINVAL for a negative fd or offset.
  * Blocking mode: sends all len bytes before returning, within the
- * connection's write deadline and idle_timeout_ms; returns 0, GN_ETIMEDOUT, GN_EEOF (the
- * file ended first), GN_EPIPE, GN_ECONNRESET or GN_ECLOSED.
+ * connection's write deadline and idle_timeout_ms; returns 0,
+ * GN_ETIMEDOUT, GN_EEOF (the file ended first), GN_EPIPE, GN_ECONNRESET
+ * or GN_ECLOSED.
  */
 GN_API int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 
@@ -906,7 +907,7 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
  * or by two at most when one only reads (gn_read, gn_read_exact,
  * gn_read_line, gn_wait_readable) and the other only writes (gn_write_all,
  * gn_send_file), as a socket is full duplex; gn_shutdown and gn_close
- * belong to the writer.  The accessors above (endpoints, stats, user
+ * belong to the writer; gn_conn_set_deadline, to any thread.  The accessors above (endpoints, stats, user
  * data) work on it too, and
  * the asynchronous calls (gn_send, gn_pause_reading, ...) return
  * GN_EMODE, as the calls below do on an asynchronous connection.
