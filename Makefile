@@ -7,16 +7,22 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make check-tsan      a threads stress run under ThreadSanitizer
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
+#   make package         a .deb for /usr in $(BUILD)/ (gnezdo_VERSION_ARCH.deb)
+#   make check-package   install that .deb, build the consumers against it,
+#                        remove it again (needs root; not part of check)
 #   make bench           benchmarks: gnezdo vs epoll and io_uring floors, libuv, libev
 
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
+TSAN_RUNS    ?= 1
 BUILD        ?= build
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps build demo check check-sanitize fuzz install bench clean
+.PHONY: all deps build demo check check-sanitize check-abi abi-baseline fuzz install package \
+	check-package bench clean
 
 all: build
 
@@ -39,15 +45,28 @@ check-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-sanitize --output-on-failure -j $(JOBS)
 
+# The ABI only grows within a major version (docs/api.md); abi-baseline
+# rewrites the baseline, for a release or a new major version.
+check-abi: build
+	@scripts/install-deps --abi
+	scripts/check-abi $(BUILD)
+
+abi-baseline: build
+	@scripts/install-deps --abi
+	scripts/check-abi --update $(BUILD)
+
 # Threads under ThreadSanitizer: a plain stress program (Criterion cannot
-# start under TSan), not part of CI.
+# start under TSan), TSAN_RUNS times in a row; CI runs three.
 check-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGN_TSAN_STRESS=ON \
 		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF -DGN_BUILD_BENCH=OFF \
 		-DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target tsan_stress
 	sh tests/make_certs.sh build-tsan/certs
-	TSAN_OPTIONS=halt_on_error=1 build-tsan/tsan_stress build-tsan/certs
+	for i in $$(seq 1 $(TSAN_RUNS)); do \
+		echo "tsan_stress: pass $$i of $(TSAN_RUNS)"; \
+		TSAN_OPTIONS=halt_on_error=1 timeout 300 build-tsan/tsan_stress build-tsan/certs || exit 1; \
+	done
 
 fuzz:
 	@scripts/install-deps --fuzz
@@ -61,6 +80,17 @@ fuzz:
 
 install: build
 	cmake --install $(BUILD)
+
+# CPack's DEB generator (CMakeLists.txt); the package lands in $(BUILD)/.
+package: build
+	rm -f $(BUILD)/gnezdo_*.deb
+	cd $(BUILD) && cpack -G DEB
+
+# Installs into /usr, so it is its own target rather than a ctest entry:
+# apt-get holds the dpkg lock, and `make check` must not change the system.
+# Exit 77 is a skip (not root, not Debian, gnezdo already installed).
+check-package: package
+	sh tests/package_test.sh $(BUILD) || [ $$? -eq 77 ]
 
 # Not part of check and not run in CI: numbers depend on the machine.  The
 # peers (liburing, libuv, libev) are installed before CMake looks for them.

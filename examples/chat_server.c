@@ -6,11 +6,12 @@
  *     127.0.0.1:53122 joined
  *     127.0.0.1:53122 left
  *
- * Shows framing with gn_frame_line (a line longer than LINE_MAX closes
- * its sender, so no client can make the server buffer without bound),
- * walking the server's live connections with gn_server_foreach, and
- * dropping a client that reads too slowly to keep up (gn_send answers
- * GN_ENOBUFS past max_output).
+ * Shows a framed connection: the server's options cut the input into
+ * lines for on_message, and a line longer than LINE_MAX_BYTES closes its
+ * sender (the library refuses it with GN_EMSGSIZE, so no client can make
+ * the server buffer without bound), walking the server's live connections with gn_server_foreach,
+ * and dropping a client that reads too slowly to keep up (gn_send answers GN_ENOBUFS past
+ * max_output).
  *
  * Try it:
  *     build/examples/chat_server 127.0.0.1:7001
@@ -23,7 +24,7 @@
 
 #define DEFAULT_ADDR   "127.0.0.1:7001"
 #define CLOSE_GRACE_MS 1000
-#define LINE_MAX_BYTES 1024       /* newline included */
+#define LINE_MAX_BYTES 1024       /* without the newline */
 #define OUTPUT_MAX     (1u << 20) /* per client: 1 MiB of unread chat */
 
 static gn_loop *volatile signal_loop; /* NULL once freed */
@@ -107,23 +108,11 @@ static void on_close(gn_conn *conn, int reason)
     broadcast(conn, " ", "left", 4);
 }
 
-static size_t on_data(gn_conn *conn, const char *data, size_t len)
+/* A whole line, without its "\n" (or "\r\n"): a partial one waits in the
+ * library for the rest. */
+static void on_message(gn_conn *conn, const char *line, size_t len)
 {
-    size_t used = 0, line_len, frame_len;
-    int rc;
-
-    while ((rc = gn_frame_line(data + used, len - used, LINE_MAX_BYTES, &line_len, &frame_len)) ==
-           1) {
-        broadcast(conn, ": ", data + used, line_len);
-        used += frame_len;
-    }
-    if (rc < 0) { /* GN_EMSGSIZE: a line longer than LINE_MAX_BYTES */
-        static const char bye[] = "line too long: goodbye\n";
-        gn_send(conn, bye, sizeof(bye) - 1);
-        gn_close(conn);
-        return len;
-    }
-    return used; /* a partial line waits for the rest */
+    broadcast(conn, ": ", line, len);
 }
 
 static int listen_status(int rc)
@@ -133,8 +122,11 @@ static int listen_status(int rc)
 
 int main(int argc, char **argv)
 {
-    const gn_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_close = on_close};
-    const gn_options opts = {.max_output = OUTPUT_MAX};
+    const gn_handlers h = {.on_accept = on_accept, .on_message = on_message, .on_close = on_close};
+    const gn_options opts = {
+        .max_output = OUTPUT_MAX,
+        .framing = {.kind = GN_FRAMING_LINE, .max_message = LINE_MAX_BYTES},
+    };
     const char *addr = argc > 1 ? argv[1] : DEFAULT_ADDR;
     char err[GN_ERRBUF_SIZE];
     gn_server *srv;

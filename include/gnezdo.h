@@ -36,18 +36,42 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
- * Version
+ * Version and compatibility
+ *
+ * Within one major version the ABI only grows: a program built against an
+ * older 1.x header runs with any newer 1.x library (the SONAME is
+ * libgnezdo.so.MAJOR).  Structs the program fills or receives end in
+ * reserved space, so their size never changes within a major version:
+ * a later minor release turns reserved space into new fields whose zero
+ * value means "as before".  The rule for every such struct (docs/api.md):
+ * start from all zeros ({0} or a designated initializer) and set what you
+ * need; a library given non-zero reserved space (a field from a newer
+ * header, or an uninitialised struct) refuses it with GN_EINVAL.
  */
-#define GN_VERSION_MAJOR  0
-#define GN_VERSION_MINOR  1
+#define GN_VERSION_MAJOR  1
+#define GN_VERSION_MINOR  0
 #define GN_VERSION_PATCH  0
-#define GN_VERSION_STRING "0.1.0"
+#define GN_VERSION_STRING "1.0.0"
+/* One number that compares in order: 10203 for 1.2.3. */
+#define GN_VERSION_NUMBER (GN_VERSION_MAJOR * 10000 + GN_VERSION_MINOR * 100 + GN_VERSION_PATCH)
+
+/* Reserved space at the end of a public struct: leave it zero. */
+#define GN_RESERVED(n)          uint64_t reserved_[n]
+#define GN_RESERVED_HANDLERS(n) void (*reserved_[n])(void)
 
 /*
- * gn_version - the library's version, "MAJOR.MINOR.PATCH".
+ * gn_version - the library's version, "MAJOR.MINOR.PATCH", of the library
+ * running, which may be newer than the header a program was built with.
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_version(void);
+
+/*
+ * gn_version_number - the running library's GN_VERSION_NUMBER, to check at
+ * run time what a program needs ("gn_version_number() >= 10100").
+ * Thread: any.
+ */
+GN_API unsigned gn_version_number(void);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -98,14 +122,16 @@ enum gn_error {
 
 /*
  * gn_strerror - a short English text for a GN_E... code, e.g.
- * "malformed address".  Unknown codes give "unknown error".
+ * "malformed address"; 0 gives "success".  Any other code (positive
+ * ones included) gives "unknown error".
  * Static storage; never NULL.  Thread: any.
  */
 GN_API const char *gn_strerror(int code);
 
 /*
  * gn_errname - the code's symbolic name without prefix, e.g. "EBADADDR",
- * for logs and JSON.  Unknown codes give "EUNKNOWN".  Thread: any.
+ * for logs and JSON; 0 gives "OK".  Any other code (positive ones
+ * included) gives "EUNKNOWN".  Thread: any.
  */
 GN_API const char *gn_errname(int code);
 
@@ -204,14 +230,17 @@ typedef struct gn_endpoint {
     struct sockaddr_storage addr_;
     char host_[GN_HOST_MAX + 1];
     uint16_t port_;
+    GN_RESERVED(4);
 } gn_endpoint;
 
-/* Flags for gn_endpoint_parse. */
-enum {
+/* Flags for gn_endpoint_parse: an OR of these, passed as unsigned (as
+ * every set of flags in this header is: a named enum of GN_<AREA>_<FLAG>
+ * bits). */
+typedef enum gn_parse_flags {
     /* A listen address: a bare port (":8080", "8080") means every local
      * address of the transport's family (GN_FAMILY_ANY). */
     GN_PARSE_LISTEN = 1u << 0,
-};
+} gn_parse_flags;
 
 /*
  * gn_endpoint_parse - parse the address text (see above) into *out.
@@ -536,7 +565,7 @@ GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
  * gn_server_close's grace_ms), is a uint32_t read the same way:
  *
  *   GN_DEFAULT_TIMEOUT (0)   the default written beside it.  For a call
- *                            that moves data (gn_read, gn_write_all,
+ *                            that moves data (gn_read, gn_read_message, gn_write_all,
  *                            gn_dgram_recv ...) that is no limit of its
  *                            own: only the connection's deadline and
  *                            idle timeout bound it;
@@ -589,7 +618,55 @@ typedef struct gn_handlers {
      * (either side) and a GN_E... code otherwise.  conn is freed when this
      * returns. */
     void (*on_close)(gn_conn *conn, int reason);
+    /* A framed connection (gn_options.framing, gn_conn_set_framing) got
+     * a whole message: a line without its delimiter, an exact count, a
+     * payload without its length prefix.  msg points into the input
+     * (no copy) and is valid only during the call.  While a framing is
+     * set, on_data is not called; NULL drops the messages. */
+    void (*on_message)(gn_conn *conn, const char *msg, size_t len);
+    GN_RESERVED_HANDLERS(8);
 } gn_handlers;
+
+/*
+ * Framing: how a connection cuts its input into messages for on_message
+ * (and for gn_read_message in blocking mode), so that no handler loops
+ * over partial frames.  A value; {0} means no framing.
+ *  - GN_FRAMING_LINE: bytes up to a delimiter ("\n" unless set), which
+ *    is dropped with one "\r" before a "\n" (keep_delimiter keeps both).
+ *  - GN_FRAMING_FIXED: exactly `size` bytes each.
+ *  - GN_FRAMING_LENGTH: a prefix_bytes-long unsigned length, big-endian
+ *    unless prefix_little_endian, then that many bytes (the payload,
+ *    delivered without the prefix).  With length_counts_prefix the
+ *    length counts its own bytes too.
+ * A line longer than max_message, or a length announcing more, is
+ * refused as soon as it shows: every message before it has been
+ * delivered; on an event-driven connection on_error then gets
+ * GN_EMSGSIZE and a message such as "127.0.0.1:5000: message of
+ * 2000000 bytes exceeds max_message 1048576", and the connection closes
+ * after flushing what was sent before (on_close's reason GN_EMSGSIZE).
+ */
+typedef enum gn_framing_kind {
+    GN_FRAMING_NONE = 0, /* raw bytes to on_data */
+    GN_FRAMING_LINE,
+    GN_FRAMING_FIXED,
+    GN_FRAMING_LENGTH,
+} gn_framing_kind;
+
+typedef struct gn_framing {
+    gn_framing_kind kind;
+    size_t max_message;        /* longest message (a line without its
+                                  delimiter, a payload without its prefix);
+                                  0 = max_input (1 MiB).  Not used by
+                                  GN_FRAMING_FIXED, whose size is the limit */
+    size_t size;               /* FIXED: bytes per message, >= 1 */
+    unsigned prefix_bytes;     /* LENGTH: 1, 2, 4 or 8; 0 = 4 */
+    bool prefix_little_endian; /* LENGTH: the length is little-endian */
+    bool length_counts_prefix; /* LENGTH: the length includes the prefix */
+    bool keep_delimiter;       /* LINE: deliver the delimiter (and "\r") too */
+    char delimiter[8];         /* LINE: 1 to 7 bytes, NUL-terminated;
+                                  "" = "\n" */
+    GN_RESERVED(2);
+} gn_framing;
 
 /* TLS settings (OpenSSL 3), for tls:// addresses.  Strings are read when
  * the server or client is made, not kept. */
@@ -610,6 +687,7 @@ typedef struct gn_tls_options {
                                       Defeats TLS against an active attacker;
                                       logged as a warning for every connection */
     uint32_t handshake_timeout_ms; /* 10000; GN_NO_TIMEOUT for none */
+    GN_RESERVED(6);
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field
@@ -650,6 +728,11 @@ typedef struct gn_options {
                                          Delay", the wait before the next address
                                          is tried while earlier attempts are
                                          pending (Go's FallbackDelay); 250 */
+    gn_framing framing;               /* deliver whole messages to on_message
+                                         (see gn_framing); {0}: bytes to on_data.
+                                         max_input grows to hold the longest
+                                         message with its framing bytes */
+    GN_RESERVED(8);
 } gn_options;
 
 /* ------------------------------------------------------------------------
@@ -796,6 +879,26 @@ GN_API int gn_resume_reading(gn_conn *conn);
  * or GN_EMODE on a blocking connection, which has no events. */
 GN_API int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers);
 
+/*
+ * gn_conn_set_framing - cut conn's input into messages for on_message
+ * as framing says (copied), from the next unconsumed byte on; NULL (or
+ * kind GN_FRAMING_NONE) gives raw bytes to on_data again.  Safe inside
+ * on_data and on_message: the bytes after the current message are cut
+ * the new way, so a protocol can read a header line and then a body of
+ * a fixed size, or switch to raw bytes.  Messages are delivered while
+ * the connection is open and reading: after gn_close, or while reading
+ * is paused (gn_pause_reading, or pause_reading_when_full with the
+ * output full), they wait in the input buffer and come on resume.
+ * Bytes of a message the peer's end cut short are not delivered
+ * (gn_conn_get_stats counts them as buffered).  The connection's
+ * max_input grows to hold the longest message with its framing bytes.
+ * Returns 0, GN_EINVAL (conn NULL; kind out of range, FIXED size 0,
+ * prefix_bytes not 1, 2, 4 or 8, a delimiter of 8 bytes or more),
+ * GN_ENOMEM, or GN_EMODE on a blocking connection (gn_read_message takes
+ * the framing with each call).  Thread: conn's loop.
+ */
+GN_API int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing);
+
 GN_API void *gn_conn_user_data(const gn_conn *conn);
 GN_API void gn_conn_set_user_data(gn_conn *conn, void *data);
 
@@ -822,6 +925,7 @@ GN_API bool gn_conn_is_blocking(const gn_conn *conn);
 typedef struct gn_peer_cred {
     int64_t pid;
     uint32_t uid, gid;
+    GN_RESERVED(2);
 } gn_peer_cred;
 
 /* gn_conn_peer_cred - the peer's credentials of a Unix socket connection
@@ -847,6 +951,7 @@ typedef struct gn_transport_ops {
     ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
     ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
     int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
+    GN_RESERVED_HANDLERS(4);
 } gn_transport_ops;
 
 /*
@@ -854,7 +959,11 @@ typedef struct gn_transport_ops {
  * stream socket (TCP or Unix), driven through ops (NULL: plain reads and
  * writes).  fd becomes the connection's, even on failure.  on_connect
  * fires from the loop, never inside this call.  ops must outlive the
- * connection.  Returns 0, GN_EINVAL, GN_ENOMEM.  Thread: the loop's.
+ * connection.  Returns 0, GN_ENOMEM or GN_EINVAL: loop, handlers or out
+ * NULL, fd negative, ops without read or writev, or fd no connected
+ * stream socket (a pipe, a file, a directory, a datagram or a listening
+ * socket: refused at once, and the log, gn_log_set, says which).
+ * Thread: the loop's.
  */
 GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
                          const gn_handlers *handlers, const gn_options *opts, gn_conn **out);
@@ -876,6 +985,7 @@ typedef struct gn_tls_info {
     char alpn[64];    /* the protocol chosen by ALPN, "" if none */
     char peer[256];   /* the peer certificate's subject, "" if none */
     bool resumed;     /* the session was resumed */
+    GN_RESERVED(4);
 } gn_tls_info;
 
 /* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
@@ -890,6 +1000,7 @@ typedef struct gn_conn_stats {
     uint64_t reads, writes;       /* successful read and write syscalls */
     size_t queued;                /* bytes waiting in the output queue */
     size_t buffered;              /* unconsumed input bytes */
+    GN_RESERVED(4);
 } gn_conn_stats;
 
 /* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
@@ -957,6 +1068,20 @@ GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_
 GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
 
 /*
+ * gn_read_message - read one message as framing says (NULL: the
+ * framing of the options the connection was made with) into buf, then a
+ * NUL byte, so size must exceed the message's length.  Returns the
+ * length (0 is a message too: an empty line), or GN_EEOF when the peer
+ * finished first (a message it cut short stays buffered: gn_read takes
+ * its bytes), GN_EMSGSIZE when the message is longer than max_message or
+ * size - 1 (known from a length prefix before its payload comes; nothing
+ * is consumed), GN_EINVAL (no framing, or one gn_conn_set_framing would
+ * refuse), or gn_read's errors.  Bytes after the message stay buffered.
+ */
+GN_API ssize_t gn_read_message(gn_conn *conn, const gn_framing *framing, void *buf, size_t size,
+                               uint32_t timeout_ms);
+
+/*
  * gn_write_all - write all len bytes of buf.  0, GN_ETIMEDOUT (some may
  * have been written: the stats say how many), GN_EPIPE, GN_ECONNRESET,
  * GN_ECLOSED (after gn_shutdown or close), GN_EMODE, GN_EINVAL.
@@ -971,7 +1096,8 @@ GN_API int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t tim
 GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
 
 /* Which deadline gn_conn_set_deadline sets. */
-#define GN_DEADLINE_READ  1u /* gn_read, gn_read_exact, gn_read_line, gn_wait_readable */
+#define GN_DEADLINE_READ  1u /* gn_read, gn_read_exact, gn_read_line, gn_read_message,
+                                gn_wait_readable */
 #define GN_DEADLINE_WRITE 2u /* gn_write_all, gn_send_file, gn_shutdown */
 #define GN_DEADLINE_BOTH  3u
 #define GN_NO_DEADLINE    0u /* a deadline of 0: none */
@@ -1011,6 +1137,7 @@ typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
     size_t cache;       /* idle threads kept for reuse; 8 */
     size_t queue;       /* clients waiting for a thread; 64 */
+    GN_RESERVED(4);
 } gn_thread_options;
 
 typedef struct gn_thread_stats {
@@ -1021,6 +1148,7 @@ typedef struct gn_thread_stats {
     uint64_t created; /* threads ever created */
     uint64_t served;  /* handlers that returned */
     uint64_t refused; /* clients closed at once: queue full, max_conns */
+    GN_RESERVED(4);
 } gn_thread_stats;
 
 /*
@@ -1078,6 +1206,7 @@ typedef struct gn_dgram_handlers {
     /* Exactly once, after gn_dgram_close (or gn_loop_free); reason is 0.
      * sock is freed when it returns. */
     void (*on_close)(gn_dgram *sock, int reason);
+    GN_RESERVED_HANDLERS(4);
 } gn_dgram_handlers;
 
 /* Options of a datagram socket; a field left 0 takes the default shown,
@@ -1091,12 +1220,15 @@ typedef struct gn_dgram_options {
                             fails with GN_ENOBUFS, queueing nothing. */
     bool ipv6_only;      /* binding "[::]": IPv6 only, not dual stack */
     void *user_data;     /* initial user data */
+    GN_RESERVED(4);
 } gn_dgram_options;
 
-#define GN_DGRAM_BIND 1u /* bind to the address (a server, or a fixed local port) */
-#define GN_DGRAM_CONNECT                                                                           \
-    2u /* connect to it: gn_dgram_send goes there, only its datagrams arrive                       \
-        */
+/* Flags for gn_dgram_open and gn_dgram_open_blocking: one of these. */
+typedef enum gn_dgram_flags {
+    GN_DGRAM_BIND = 1u << 0,    /* bind to the address (a server, or a fixed local port) */
+    GN_DGRAM_CONNECT = 1u << 1, /* connect to it: gn_dgram_send goes there, only its
+                                   datagrams arrive */
+} gn_dgram_flags;
 
 /*
  * gn_dgram_open - open a datagram socket on address with flags

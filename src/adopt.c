@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "reserved.h"
 
 static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
 {
@@ -73,6 +75,35 @@ static void adopted_close_handle(struct gn__handle *h)
     gn_abort(gn__container_of(h, struct gn__conn_ext, handle)->conn);
 }
 
+/* Why fd cannot be a connection, or NULL when it can.  A pipe or a file
+ * would otherwise be taken and fail only later, at the first socket
+ * option, with nothing better than GN_ESYS. */
+static const char *unfit_reason(int fd)
+{
+    struct stat st;
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+
+    if (fstat(fd, &st) < 0)
+        return "closed";
+    if (S_ISFIFO(st.st_mode))
+        return "a pipe";
+    if (S_ISREG(st.st_mode))
+        return "a regular file";
+    if (S_ISDIR(st.st_mode))
+        return "a directory";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+        return "a device";
+    if (!S_ISSOCK(st.st_mode))
+        return "another kind of file";
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+        return type == SOCK_DGRAM ? "a datagram socket" : "a socket of another type";
+    len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+        return "a listening socket (accept its clients, then adopt those)";
+    return NULL;
+}
+
 static gn_transport kind_of(int fd)
 {
     struct sockaddr_storage ss;
@@ -87,12 +118,22 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
                   const gn_options *opts, gn_conn **out)
 {
     gn_options resolved;
+    const char *why;
     gn_conn *conn;
     int rc;
 
-    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev))) {
+    if (!loop || fd < 0 || !handlers || !out || (ops && (!ops->read || !ops->writev)) ||
+        !GN__RESERVED_CLEAR(ops) || !GN__RESERVED_CLEAR(handlers) ||
+        gn__options_check(opts, "", NULL, 0) < 0) {
         if (fd >= 0)
             close(fd);
+        return GN_EINVAL;
+    }
+    why = unfit_reason(fd);
+    if (why) {
+        gn__log(GN_LOG_ERROR, "gn_conn_adopt: descriptor %d is %s, not a connected stream socket",
+                fd, why);
+        close(fd);
         return GN_EINVAL;
     }
     gn__options_resolve(&resolved, opts, false);

@@ -439,6 +439,34 @@ int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn_
     return 0;
 }
 
+/* ---- for the blocking calls of other files --------------------------- */
+
+int gn__blocking_start(gn_conn *conn, uint32_t timeout_ms, uint64_t *deadline)
+{
+    int rc = check_blocking(conn);
+
+    if (rc == 0)
+        rc = check_deadline(conn, GN__READING);
+    if (rc == 0)
+        *deadline = call_deadline(conn, timeout_ms);
+    return rc;
+}
+
+ssize_t gn__blocking_read_more(gn_conn *conn, size_t limit, uint64_t deadline)
+{
+    int rc = make_room(conn, limit);
+    ssize_t n;
+
+    if (rc < 0)
+        return rc;
+    if (conn->in->len == conn->in->cap)
+        return GN_EMSGSIZE; /* read_some of 0 bytes would look like the end */
+    n = read_some(conn, conn->in->data + conn->in->len, conn->in->cap - conn->in->len, deadline);
+    if (n > 0)
+        conn->in->len += (size_t)n;
+    return n;
+}
+
 /* ---- the mode's table ---------------------------------------------- */
 
 /* gn_write_all is the blocking send; reading is never "paused" in a mode

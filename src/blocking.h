@@ -31,4 +31,15 @@ int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__d
 /* A threaded server's TLS handshake, within the configured timeout. */
 int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 
+/* For blocking reads made in other files (blocking_message.c): check
+ * conn is a blocking connection, open, its read deadline not passed, and
+ * set the call's own deadline (the connection's idle timeout may cut
+ * timeout_ms short; the read deadline is applied at each wait); 0 or a
+ * code. */
+int gn__blocking_start(gn_conn *conn, uint32_t timeout_ms, uint64_t *deadline);
+/* One read, waiting, appended to the input buffer (moved to its front),
+ * which grows to limit + 1 bytes at most: the count, 0 at the end,
+ * GN_EMSGSIZE when the buffer is full, or a code. */
+ssize_t gn__blocking_read_more(gn_conn *conn, size_t limit, uint64_t deadline);
+
 #endif

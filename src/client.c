@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "resolver.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define MAX_ATTEMPTS        32
 #define DEFAULT_FALLBACK_MS 250 /* RFC 8305 section 5 recommends 250 ms */
@@ -35,7 +36,7 @@ struct gn__client {
     size_t naddrs, next, pending;
     uint64_t deadline_timer, delay_timer;
     int last_error;
-    char errors[GN_ERRBUF_SIZE]; /* "addr: reason; addr: reason" */
+    char errors[GN_ERRBUF_SIZE]; /* "addr: reason; addr: reason", or "reason" */
     struct gn__deferred free_later;
 };
 
@@ -49,15 +50,20 @@ static uint32_t fallback_delay(const gn_conn *conn)
                                               : DEFAULT_FALLBACK_MS;
 }
 
+/* Each failed address with its reason; an address the target already
+ * names (a literal such as 127.0.0.1:9) is not repeated: the message
+ * reads "connect to 127.0.0.1:9: connection refused". */
 static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
 {
     char text[GN_ENDPOINT_STRLEN];
     size_t used = strlen(c->errors);
+    bool named;
 
     c->last_error = code;
     gn_endpoint_format(ep, text, sizeof(text));
-    snprintf(c->errors + used, sizeof(c->errors) - used, "%s%s: %s", used ? "; " : "", text,
-             gn_strerror(code));
+    named = strcmp(text, c->target_text) == 0;
+    snprintf(c->errors + used, sizeof(c->errors) - used, "%s%s%s%s", used ? "; " : "",
+             named ? "" : text, named ? "" : ": ", gn_strerror(code));
 }
 
 static void close_attempt(struct gn__client *c, struct attempt *a)
@@ -74,7 +80,7 @@ static void give_up_if_done(struct gn__client *c)
 {
     if (c->pending > 0 || c->next < c->naddrs)
         return;
-    gn__conn_fail(c->conn, c->last_error, "connect to %s failed: %s", c->target_text, c->errors);
+    gn__conn_fail(c->conn, c->last_error, "connect to %s: %s", c->target_text, c->errors);
 }
 
 static void connected(struct gn__client *c, struct attempt *winner)
@@ -322,7 +328,11 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         errbuf[0] = '\0';
     if (!loop || !address || !handlers || !out)
         return GN_EINVAL;
+    if (!GN__RESERVED_CLEAR(handlers))
+        return gn__reserved_error("gn_handlers", errbuf, errlen);
     rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
+    if (rc == 0)
+        rc = gn__options_check(opts, address, errbuf, errlen);
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);

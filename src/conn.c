@@ -13,7 +13,9 @@
 
 #include "conn.h"
 #include "conn_queue.h"
+#include "frame.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define DEFAULT_BACKLOG            511
 #define DEFAULT_MAX_CONNS          10000
@@ -23,6 +25,16 @@
 #define DEFAULT_MAX_OUTPUT         (16u << 20)
 #define DEFAULT_HIGH_WATERMARK     (1u << 20)
 #define DEFAULT_LOW_WATERMARK      (64u << 10)
+
+/* The framing's defaults; the input buffer must hold its longest
+ * message, or that message would fail as over max_input instead. */
+static void resolve_framing(gn_options *opts)
+{
+    if (gn__framing_resolve(&opts->framing, &opts->framing, opts->max_input, NULL, 0) < 0)
+        opts->framing = (gn_framing){0};
+    if (gn__framing_span(&opts->framing) > opts->max_input)
+        opts->max_input = gn__framing_span(&opts->framing);
+}
 
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server)
 {
@@ -49,6 +61,21 @@ void gn__options_resolve(gn_options *out, const gn_options *in, bool server)
         out->low_watermark = DEFAULT_LOW_WATERMARK;
     if (out->low_watermark > out->high_watermark)
         out->low_watermark = out->high_watermark / 2;
+    resolve_framing(out);
+}
+
+int gn__options_check(const gn_options *opts, const char *address, char *errbuf, size_t errlen)
+{
+    char why[GN__FRAME_WHY_SIZE];
+    gn_framing f;
+
+    int rc = gn__options_reserved_clear(opts, errbuf, errlen);
+
+    if (rc < 0)
+        return rc;
+    if (!opts || gn__framing_resolve(&f, &opts->framing, DEFAULT_MAX_INPUT, why, sizeof(why)) == 0)
+        return 0;
+    return gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address), "%s", why);
 }
 
 int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *ep, char *errbuf,
@@ -97,6 +124,7 @@ int gn__conn_new(gn_loop *loop, void *owner_data, int fd, const struct gn__conn_
         return GN_ENOMEM;
     conn->prof = prof;
     conn->user_data = prof->opts.user_data;
+    conn->framed = prof->opts.framing.kind != GN_FRAMING_NONE;
     gn__loop_ref(loop);
     *out = conn;
     return 0;
@@ -114,6 +142,7 @@ int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *ow
     conn->ext->own = (struct gn__conn_profile){.owner = owner, .h = *h, .opts = *opts};
     conn->prof = &conn->ext->own;
     conn->user_data = opts->user_data;
+    conn->framed = opts->framing.kind != GN_FRAMING_NONE;
     gn__loop_ref(loop);
     *out = conn;
     return 0;
@@ -225,21 +254,29 @@ static int async_set_reading(gn_conn *conn, bool on)
     return 0;
 }
 
-/* A connection shares its server's handlers until it wants its own. */
-static int async_set_handlers(gn_conn *conn, const gn_handlers *h)
+/* A connection shares its server's handlers and options until it wants
+ * its own: then they are copied into its extension.  NULL: out of memory. */
+static struct gn__conn_profile *own_profile(gn_conn *conn)
 {
     struct gn__conn_ext *ext;
 
-    if (conn->ext && conn->prof == &conn->ext->own) {
-        conn->ext->own.h = *h;
-        return 0;
-    }
+    if (conn->ext && conn->prof == &conn->ext->own)
+        return &conn->ext->own;
     ext = gn__conn_ext(conn);
     if (!ext)
-        return GN_ENOMEM;
-    ext->own =
-        (struct gn__conn_profile){.owner = conn->prof->owner, .h = *h, .opts = conn->prof->opts};
+        return NULL;
+    ext->own = *conn->prof;
     conn->prof = &ext->own;
+    return &ext->own;
+}
+
+static int async_set_handlers(gn_conn *conn, const gn_handlers *h)
+{
+    struct gn__conn_profile *own = own_profile(conn);
+
+    if (!own)
+        return GN_ENOMEM;
+    own->h = *h;
     return 0;
 }
 
@@ -296,9 +333,35 @@ int gn_resume_reading(gn_conn *conn)
 
 int gn_conn_set_handlers(gn_conn *conn, const gn_handlers *handlers)
 {
-    if (!conn || !handlers)
+    if (!conn || !handlers || !GN__RESERVED_CLEAR(handlers))
         return GN_EINVAL;
     return conn->prof->owner->mode->set_handlers(conn, handlers);
+}
+
+/* The new framing cuts from the next unconsumed byte: a message loop
+ * under way (conn_message.c) reads it before cutting the next message,
+ * and input already buffered is offered again soon, cut the new way (set
+ * inside on_data, or from a timer, no other call would offer it). */
+int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing)
+{
+    static const gn_framing none;
+    struct gn__conn_profile *own;
+    gn_framing f;
+
+    if (!conn)
+        return GN_EINVAL;
+    if (conn->prof->owner->mode->blocking)
+        return GN_EMODE;
+    if (gn__framing_resolve(&f, framing ? framing : &none, conn->prof->opts.max_input, NULL, 0) < 0)
+        return GN_EINVAL;
+    own = own_profile(conn);
+    if (!own)
+        return GN_ENOMEM;
+    own->opts.framing = f;
+    resolve_framing(&own->opts);
+    conn->framed = f.kind != GN_FRAMING_NONE;
+    gn__conn_schedule_redeliver(conn);
+    return 0;
 }
 
 /* ---- accessors ------------------------------------------------------ */

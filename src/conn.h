@@ -147,6 +147,7 @@ struct gn_conn {
     unsigned receiving : 1;   /* a completion backend receives for it */
     unsigned recv_held : 1;   /* ... or holds it paused: stop before closing */
     unsigned eof_pending : 1; /* received the end while paused: tell on resume */
+    unsigned framed : 1;      /* prof->opts.framing cuts input for on_message */
     int16_t close_reason;
     /* Blocking mode (blocking.c): the threaded server is closing. */
     atomic_bool woken;
@@ -196,8 +197,12 @@ int gn__parse_stream_address(const char *address, unsigned flags, gn_endpoint *e
 #define GN__CONN_POOL_MAX 256
 #endif
 
-/* Defaults filled into a copy of the user's options. */
+/* Defaults filled into a copy of the user's options (checked first by
+ * gn__options_check: a framing it would refuse is dropped here). */
 void gn__options_resolve(gn_options *out, const gn_options *in, bool server);
+/* What gn__options_resolve cannot fill in: 0, or GN_EINVAL with errbuf
+ * naming address and the reason ("':7000': framing: ..."). */
+int gn__options_check(const gn_options *opts, const char *address, char *errbuf, size_t errlen);
 
 /* Create an event-driven connection around a connected, non-blocking fd
  * (server) or with fd -1 (client, still connecting); owner_data is its
@@ -248,6 +253,13 @@ int gn__conn_detach(gn_conn *conn);
 /* Offer buffered input again after the current batch (resume, or a
  * transport holding input the socket will not announce). */
 void gn__conn_schedule_redeliver(gn_conn *conn);
+
+/* Messages (conn_message.c): cut data into messages for on_message while
+ * conn is open, reading and framed; returns the bytes they took.  A
+ * message that cannot fit max_message stops it with *code GN_EMSGSIZE
+ * and the reason in why (*code is left alone otherwise). */
+size_t gn__messages_deliver(gn_conn *conn, const char *data, size_t len, int *code, char *why,
+                            size_t whylen);
 
 /* Socket helpers (socket.c). */
 int gn__socket_tcp_options(int fd, const gn_options *opts);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conn_queue.h"
+#include "frame.h"
 #include "inbuf.h"
 #include "tls.h"
 
@@ -135,7 +136,7 @@ void gn__conn_update_watch(gn_conn *conn)
 
 /* ---- input ---------------------------------------------------------- */
 
-static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
+static size_t offer_bytes(gn_conn *conn, const char *data, size_t len)
 {
     size_t used;
 
@@ -143,6 +144,49 @@ static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
         return len; /* nobody listens: discard, as /dev/null would */
     used = conn->prof->h.on_data(conn, data, len);
     return used > len ? len : used;
+}
+
+/* Input refused by the framing: what was sent before it still goes out
+ * (gn_close's flush), then on_error and on_close carry code. */
+static void fail_after_flush(gn_conn *conn, int code, const char *why)
+{
+    char peer[GN_ENDPOINT_STRLEN];
+
+    gn__conn_format_peer(conn, peer, sizeof(peer));
+    gn__conn_set_error(conn, "%.140s: %.110s", peer, why);
+    gn__log(GN_LOG_DEBUG, "connection %s", gn__conn_error(conn));
+    conn->close_reason = (int16_t)code;
+    conn->prof->owner->mode->close(conn, false);
+}
+
+/* Messages while framed; bytes to on_data once a handler turns framing
+ * off, or messages again once on_data turns it on.  Two turns take a
+ * byte at least (a message does), so this ends. */
+static size_t deliver_framed(gn_conn *conn, const char *data, size_t len)
+{
+    char why[GN__FRAME_WHY_SIZE];
+    size_t used = 0;
+    int code = 0;
+    bool framed;
+
+    do {
+        framed = conn->framed;
+        if (framed)
+            used += gn__messages_deliver(conn, data + used, len - used, &code, why, sizeof(why));
+        else
+            used += offer_bytes(conn, data + used, len - used);
+    } while (code == 0 && used < len && conn->framed != framed && conn->state == GN__OPEN &&
+             !conn->closing);
+    if (code < 0 && conn->state == GN__OPEN && !conn->closing)
+        fail_after_flush(conn, code, why);
+    return used;
+}
+
+static size_t call_on_data(gn_conn *conn, const char *data, size_t len)
+{
+    if (conn->framed)
+        return deliver_framed(conn, data, len);
+    return offer_bytes(conn, data, len);
 }
 
 static void input_over_cap(gn_conn *conn)
@@ -165,7 +209,9 @@ static void deliver_shared(gn_conn *conn, const char *data, size_t len)
     size_t used = call_on_data(conn, data, len);
     int rc;
 
-    if (used == len || conn->state == GN__CLOSED)
+    /* A closing connection delivers no more: the rest is dropped, as
+     * unread bytes are (and cannot fail it over max_input instead). */
+    if (used == len || conn->state == GN__CLOSED || conn->closing)
         return;
     rc = gn__inbuf_reserve(conn, len - used, conn->prof->opts.max_input);
     if (rc < 0) {
@@ -487,7 +533,7 @@ void gn__conn_check_done(gn_conn *conn)
             gn__conn_update_watch(conn);
             return;
         }
-        gn__conn_finish(conn, 0, false);
+        gn__conn_finish(conn, conn->close_reason, false); /* 0 unless input was refused */
         return;
     }
     if (conn->shutdown_asked && !conn->fin_sent) {
@@ -563,6 +609,8 @@ static void check_watermarks(gn_conn *conn)
     if (gn__conn_queued(conn) <= conn->prof->opts.low_watermark && conn->paused_by_output) {
         conn->paused_by_output = false;
         gn__conn_update_watch(conn);
+        if (conn->framed && conn->in)
+            gn__conn_schedule_redeliver(conn); /* messages held back while full */
     }
     if (gn__conn_queued(conn) <= conn->prof->opts.low_watermark && conn->above_high) {
         conn->above_high = false;

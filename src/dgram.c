@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "dgram.h"
+#include "reserved.h"
 
 #define READ_BUDGET          64
 #define DEFAULT_MAX_DATAGRAM 65507 /* 65535 - 20 (IPv4 header) - 8 (UDP header) */
@@ -192,6 +193,8 @@ int gn__dgram_create(gn_loop *loop, const char *address, unsigned flags,
     if (!address || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "loop, address and out must not be NULL");
+    if (!GN__RESERVED_CLEAR(opts))
+        return gn__reserved_error("gn_dgram_options", errbuf, errlen);
     rc = parse_address(address, flags, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;
@@ -597,6 +600,8 @@ int gn_dgram_open(gn_loop *loop, const char *address, unsigned flags,
     if (!loop || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "loop, address and out must not be NULL");
+    if (!GN__RESERVED_CLEAR(handlers))
+        return gn__reserved_error("gn_dgram_handlers", errbuf, errlen);
     rc = gn__dgram_create(loop, address, flags, opts, &sock, errbuf, errlen);
     if (rc < 0)
         return rc;

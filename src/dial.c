@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "blocking.h"
+#include "reserved.h"
 
 struct dial {
     gn_conn *conn;
@@ -70,6 +71,21 @@ static const gn_handlers dial_handlers = {
     .on_close = dial_closed,
 };
 
+/* The connection's own message names the target ("connect to
+ * 127.0.0.1:9: connection refused") or quotes the part of it at fault
+ * ("'no-such.invalid': cannot resolve: ..."): the input goes in front only
+ * when the message shows neither, so nothing is said twice. */
+static int dial_error_text(const struct dial *d, const char *address, char *errbuf, size_t errlen)
+{
+    if (d->error[0] == '\'' || (d->error[0] && strstr(d->error, address))) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", d->error);
+        return d->rc;
+    }
+    return gn__errbuf_input(errbuf, errlen, d->rc, address, strlen(address), "%s",
+                            d->error[0] ? d->error : gn_strerror(d->rc));
+}
+
 /* Run the connect on loop; 0 with d->conn connected, or a code. */
 static int dial_on(gn_loop *loop, const char *address, const gn_options *o, struct dial *d,
                    char *errbuf, size_t errlen)
@@ -97,14 +113,14 @@ static int dial_on(gn_loop *loop, const char *address, const gn_options *o, stru
     }
     if (d->rc == 0)
         d->rc = GN_ECONNRESET;
-    return gn__errbuf_input(errbuf, errlen, d->rc, address, strlen(address), "%s",
-                            d->error[0] ? d->error : gn_strerror(d->rc));
+    return dial_error_text(d, address, errbuf, errlen);
 }
 
 int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
             char *errbuf, size_t errlen)
 {
     struct dial d = {0};
+    gn_framing framing;
     gn_options o;
     gn_loop *loop;
     int rc;
@@ -114,7 +130,14 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     if (!address || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address and out must not be NULL");
+    rc = gn__options_check(opts, address, errbuf, errlen);
+    if (rc < 0)
+        return rc;
     gn__options_resolve(&o, opts, false);
+    /* Framed only once blocking, for gn_read_message: while connecting,
+     * bytes stay buffered as they came. */
+    framing = o.framing;
+    o.framing = (gn_framing){0};
     o.connect_timeout_ms = gn__timeout_or(timeout_ms, o.connect_timeout_ms);
     o.user_data = &d;
     rc = gn__loop_new_private(&loop);
@@ -126,6 +149,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
         rc = gn__conn_detach(d.conn);
         if (rc == 0) {
             d.conn->ext->own.owner = &gn__blocking_owner_client;
+            d.conn->ext->own.opts.framing = framing;
             d.conn->user_data = opts ? opts->user_data : NULL;
             *out = d.conn;
         } else {

@@ -32,9 +32,9 @@ const char *gn_strerror(int code)
 {
     const struct error_info *info;
 
-    if (code >= 0)
+    if (code == 0)
         return "success";
-    info = error_find(code);
+    info = error_find(code); /* a positive code is no code: unknown, not success */
     return info ? info->text : "unknown error";
 }
 
@@ -42,7 +42,7 @@ const char *gn_errname(int code)
 {
     const struct error_info *info;
 
-    if (code >= 0)
+    if (code == 0)
         return "OK";
     info = error_find(code);
     return info ? info->name : "EUNKNOWN";

@@ -14,6 +14,7 @@
 
 #include "server.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define ACCEPT_BUDGET   64
 #define ACCEPT_RETRY_MS 100
@@ -41,6 +42,8 @@ static int check_listen_args(gn_loop *loop, const char *address, const gn_handle
     if (!loop || !address || !handlers || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "loop, address, handlers and out must not be NULL");
+    if (!GN__RESERVED_CLEAR(handlers))
+        return gn__reserved_error("gn_handlers", errbuf, errlen);
     return 0;
 }
 

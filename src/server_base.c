@@ -22,6 +22,7 @@
 
 #include "server.h"
 #include "tls.h"
+#include "reserved.h"
 
 /* ---- listening ------------------------------------------------------ */
 
@@ -166,8 +167,10 @@ int gn__server_open(gn_loop *loop, const struct gn__server_kind *kind, const cha
 {
     gn_endpoint ep;
     gn_server *srv;
-    int rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
+    int rc = gn__options_check(opts, address, errbuf, errlen);
 
+    if (rc == 0)
+        rc = gn__parse_stream_address(address, GN_PARSE_LISTEN, &ep, errbuf, errlen);
     if (rc < 0)
         return rc;
     srv = calloc(1, sizeof(*srv));

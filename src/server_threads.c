@@ -30,6 +30,7 @@
 #include "blocking.h"
 #include "server.h"
 #include "tls.h"
+#include "reserved.h"
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_CACHE       8
@@ -356,6 +357,8 @@ int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_op
     if (!address || !handler || !out)
         return gn__errbuf_input(errbuf, errlen, GN_EINVAL, "", 0, "%s",
                                 "address, handler and out must not be NULL");
+    if (!GN__RESERVED_CLEAR(topts))
+        return gn__reserved_error("gn_thread_options", errbuf, errlen);
     rc = gn__server_open(NULL, &threads_kind, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;

@@ -385,24 +385,38 @@ static int configure_server(struct gn__tls_config *cfg, const gn_tls_options *o,
  * certificate exchange.  A resumed session is not verified again, so the
  * key holds everything the first verification depended on: the name, the
  * port, the CA file, the client certificate, and whether it was insecure.
+ *
+ * No SSL_SESSION object is ever shared by two live connections: the table
+ * keeps a copy of what arrived and hands each connection a copy of its
+ * own.  A TLS 1.3 client rewrites its session when a ticket arrives (inside
+ * SSL_read, copying the session it resumed), and a session shared with a
+ * connection on another thread is then read and freed by two threads at
+ * once, which ThreadSanitizer reported in tsan_stress (issue 13).  A copy
+ * per connection costs a few allocations per handshake and makes that
+ * impossible, whatever OpenSSL's locking does.
  */
 #define SESSION_SLOTS 64
 
 static struct {
     char key[sizeof(((struct gn__tls_config *)0)->session_key)];
-    SSL_SESSION *session;
+    SSL_SESSION *session; /* the table's own copy, attached to no SSL */
     uint64_t used;
 } sessions[SESSION_SLOTS];
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t sessions_clock;
 
-/* OpenSSL hands over a reference to each new session: kept (1). */
+/* A new session of a live connection: a copy is kept, and the reference
+ * OpenSSL hands over is not (0). */
 static int session_arrived(SSL *ssl, SSL_SESSION *session)
 {
     const struct gn__tls_config *cfg = SSL_get_app_data(ssl);
+    SSL_SESSION *copy;
     size_t slot = 0;
 
     if (!cfg || !cfg->session_key[0] || !SSL_SESSION_is_resumable(session))
+        return 0;
+    copy = SSL_SESSION_dup(session); /* this connection's thread: no one else reads it */
+    if (!copy)
         return 0;
     pthread_mutex_lock(&sessions_lock);
     for (size_t i = 0; i < SESSION_SLOTS; i++) {
@@ -416,24 +430,30 @@ static int session_arrived(SSL *ssl, SSL_SESSION *session)
     if (sessions[slot].session)
         SSL_SESSION_free(sessions[slot].session);
     snprintf(sessions[slot].key, sizeof(sessions[slot].key), "%s", cfg->session_key);
-    sessions[slot].session = session;
+    sessions[slot].session = copy;
     sessions[slot].used = ++sessions_clock;
     pthread_mutex_unlock(&sessions_lock);
-    return 1;
+    return 0;
 }
 
 static void offer_session(SSL *ssl, const struct gn__tls_config *cfg)
 {
+    SSL_SESSION *copy = NULL;
+
     if (!cfg->session_key[0])
         return;
     pthread_mutex_lock(&sessions_lock);
     for (size_t i = 0; i < SESSION_SLOTS; i++)
         if (sessions[i].session && strcmp(sessions[i].key, cfg->session_key) == 0) {
-            SSL_set_session(ssl, sessions[i].session); /* takes its own reference */
+            copy = SSL_SESSION_dup(sessions[i].session);
             sessions[i].used = ++sessions_clock;
             break;
         }
     pthread_mutex_unlock(&sessions_lock);
+    if (copy) {
+        SSL_set_session(ssl, copy); /* takes its own reference */
+        SSL_SESSION_free(copy);
+    }
 }
 
 /* One field of a session key: its length, then its bytes, so that no two

@@ -1,20 +1,31 @@
 #!/bin/sh
-# Installs the built tree into a scratch prefix, then builds and runs a
-# program against the installed copy three ways: pkg-config, CMake's
-# find_package with the shared library, and with the static one.
+# Builds and runs a program against an installed gnezdo three ways:
+# pkg-config, CMake's find_package with the shared library, and with the
+# static one.
 #   install_consumer.sh BUILD_DIR CONSUMER_SOURCE_DIR
+#       installs BUILD_DIR into a scratch prefix first
+#   install_consumer.sh --installed PREFIX CONSUMER_SOURCE_DIR
+#       uses what is installed in PREFIX (tests/package_test.sh: /usr)
 set -eu
-build=$1
-consumer=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-want='gnezdo 0.1.0: [::1]:80, https is port 443'
+if [ "$1" = "--installed" ]; then
+    prefix=$2
+    consumer=$3
+else
+    prefix=$scratch/prefix
+    consumer=$2
+    cmake --install "$1" --prefix "$prefix" >/dev/null
+fi
+version=$(sed -n 's/^#define GN_VERSION_STRING "\(.*\)"/\1/p' "$consumer/../../include/gnezdo.h")
+want="gnezdo $version: [::1]:80, https is port 443"
 
-cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
-test -x "$scratch/prefix/bin/gnezdo"
-test -f "$scratch/prefix/include/gnezdo.h"
+test -x "$prefix/bin/gnezdo"
+test -f "$prefix/include/gnezdo.h"
+test -f "$prefix/share/man/man1/gnezdo.1"
+test -f "$prefix/share/man/man3/gnezdo.3"
 
-libdir=$(dirname "$(find "$scratch/prefix" -name gnezdo.pc)")
+libdir=$(dirname "$(find "$prefix"/lib* -maxdepth 3 -name gnezdo.pc -path '*/pkgconfig/*' | head -n 1)")
 flags=$(PKG_CONFIG_PATH="$libdir" pkg-config --cflags --libs gnezdo)
 echo "pkg-config: $flags"
 cc -std=c17 -Wall -Wextra -Werror "$consumer/main.c" $flags -o "$scratch/by_pkgconfig"
@@ -22,12 +33,12 @@ got=$(LD_LIBRARY_PATH="$(dirname "$libdir")" "$scratch/by_pkgconfig")
 echo "$got"
 [ "$got" = "$want" ]
 
-cmake -S "$consumer" -B "$scratch/cmake-build" -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
+cmake -S "$consumer" -B "$scratch/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$scratch/cmake-build" >/dev/null
 for exe in consumer_shared consumer_static; do
     got=$("$scratch/cmake-build/$exe")
     echo "$exe: $got"
     [ "$got" = "$want" ]
 done
-"$scratch/prefix/bin/gnezdo" --version
+"$prefix/bin/gnezdo" --version
 echo "install_consumer: ok"

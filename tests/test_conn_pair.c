@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,7 +59,7 @@ static ssize_t xor_writev(gn_conn *conn, int fd, const struct iovec *iov, int io
     return n; /* a partial send is fine: bytes map one to one */
 }
 
-static const gn_transport_ops xor_ops = {"xor", xor_read, xor_writev, NULL};
+static const gn_transport_ops xor_ops = {.name = "xor", .read = xor_read, .writev = xor_writev};
 
 /* ---- handlers --------------------------------------------------------- */
 
@@ -193,7 +194,7 @@ Test(conn_pair, a_raw_peer_sees_the_user_transport_on_the_wire)
 
 Test(conn_pair, bad_arguments_and_the_descriptor_is_taken_even_then)
 {
-    const gn_transport_ops half = {"half", xor_read, NULL, NULL};
+    const gn_transport_ops half = {.name = "half", .read = xor_read};
     gn_conn *a, *b;
     gn_loop *loop;
     int sv[2];
@@ -205,5 +206,78 @@ Test(conn_pair, bad_arguments_and_the_descriptor_is_taken_even_then)
     close(sv[1]);
     cr_expect_eq(gn_conn_adopt(NULL, -1, NULL, &handlers, NULL, &a), GN_EINVAL);
     cr_expect_eq(gn_conn_pair(loop, NULL, NULL, &handlers, NULL, &a, &b), GN_EINVAL);
+    gn_loop_free(loop);
+}
+
+/* ---- descriptors that are no connection --------------------------------- */
+
+static char logged[512];
+
+static void keep_log(gn_log_level level, const char *message, void *arg)
+{
+    (void)level;
+    (void)arg;
+    snprintf(logged, sizeof(logged), "%s", message);
+}
+
+/* gn_conn_adopt(fd) is refused at once, fd is closed, and the log names
+ * why (what must appear in the message). */
+static void expect_refused(gn_loop *loop, int fd, const char *what)
+{
+    gn_options opts = {.user_data = &a_side};
+    gn_conn *conn = NULL;
+
+    cr_assert_geq(fd, 0, "%s: %s", what, strerror(errno));
+    logged[0] = '\0';
+    cr_expect_eq(gn_conn_adopt(loop, fd, NULL, &handlers, &opts, &conn), GN_EINVAL, "%s", what);
+    cr_expect_null(conn, "%s: no connection", what);
+    cr_expect_eq(fcntl(fd, F_GETFD), -1, "%s: closed by the failed call", what);
+    cr_expect(strstr(logged, what) && strstr(logged, "not a connected stream socket"),
+              "%s: logged '%s'", what, logged);
+}
+
+Test(conn_pair, a_pipe_a_file_a_directory_and_non_stream_sockets_are_refused_at_once)
+{
+    char path[] = "/tmp/gnezdo-adopt-XXXXXX", addr[64];
+    int p[2], before = gn_test_count_fds();
+    gn_loop *loop;
+
+    reset();
+    gn_log_set(keep_log, GN_LOG_ERROR, NULL);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    cr_assert_eq(pipe(p), 0);
+    close(p[1]);
+    expect_refused(loop, p[0], "a pipe");
+    expect_refused(loop, mkstemp(path), "a regular file");
+    unlink(path);
+    expect_refused(loop, open("/tmp", O_RDONLY | O_DIRECTORY), "a directory");
+    expect_refused(loop, socket(AF_INET, SOCK_DGRAM, 0), "a datagram socket");
+    expect_refused(loop, gn_test_raw_listener("", addr, sizeof(addr), 4), "a listening socket");
+    gn_test_run_loop_for(loop, 50);
+    cr_expect_eq(a_side.connects + a_side.closes, 0, "no event for a refused descriptor");
+    gn_loop_free(loop);
+    gn_log_set(NULL, GN_LOG_ERROR, NULL);
+    cr_expect_eq(gn_test_count_fds(), before, "no descriptor left behind");
+}
+
+Test(conn_pair, a_connected_tcp_socket_is_adopted)
+{
+    gn_options opts = {.user_data = &a_side};
+    char addr[64];
+    int lfd, cfd;
+    gn_conn *conn;
+    gn_loop *loop;
+
+    reset();
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    lfd = gn_test_raw_listener("", addr, sizeof(addr), 4);
+    cfd = gn_test_connect_fd(addr);
+    cr_assert_geq(cfd, 0);
+    cr_assert_eq(gn_conn_adopt(loop, cfd, NULL, &handlers, &opts, &conn), 0);
+    gn_test_run_loop_for(loop, 50);
+    cr_expect_eq(a_side.connects, 1, "on_connect fired");
+    gn_abort(conn);
+    gn_test_run_loop_for(loop, 50);
+    close(lfd);
     gn_loop_free(loop);
 }

@@ -210,6 +210,7 @@ Test(deadline, bounds_a_series_of_reads_as_a_whole)
 
 Test(deadline, once_passed_fails_every_call_until_moved_or_cleared)
 {
+    const gn_framing lines = {.kind = GN_FRAMING_LINE};
     int lfd, peer;
     gn_conn *conn = dial_pair(&lfd, &peer);
     char buf[16];
@@ -222,13 +223,14 @@ Test(deadline, once_passed_fails_every_call_until_moved_or_cleared)
     cr_expect_eq(gn_read(conn, buf, sizeof(buf), GN_NO_WAIT), GN_ETIMEDOUT);
     cr_expect_eq(gn_read_line(conn, buf, sizeof(buf), &len, 1000), GN_ETIMEDOUT);
     cr_expect_eq(gn_read_exact(conn, buf, 1, 1000), GN_ETIMEDOUT);
+    cr_expect_eq(gn_read_message(conn, &lines, buf, sizeof(buf), 1000), GN_ETIMEDOUT);
     cr_expect_eq(gn_wait_readable(conn, 1000), GN_ETIMEDOUT);
     /* the other direction is not touched */
     cr_expect_eq(gn_write_all(conn, "w", 1, 1000), 0);
     cr_expect_eq(read(peer, buf, 1), 1);
 
     cr_assert_eq(gn_conn_set_deadline(conn, GN_DEADLINE_READ, gn_now_ms() + 5000), 0);
-    cr_expect_eq(gn_read_line(conn, buf, sizeof(buf), &len, 1000), 1, "moved: usable again");
+    cr_expect_eq(gn_read_message(conn, &lines, buf, sizeof(buf), 1000), 5, "moved: usable again");
     cr_expect_str_eq(buf, "ready");
     cr_assert_eq(gn_conn_set_deadline(conn, GN_DEADLINE_READ, gn_now_ms()), 0);
     cr_assert_eq(gn_conn_set_deadline(conn, GN_DEADLINE_BOTH, GN_NO_DEADLINE), 0);

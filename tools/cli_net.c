@@ -191,23 +191,11 @@ static void chat_broadcast(gn_conn *from, const char *line, size_t len)
     gn_server_foreach(listening.srv, chat_send, &msg);
 }
 
-static size_t chat_data(gn_conn *conn, const char *data, size_t len)
+/* A line of a member, framed by the library: one longer than
+ * CHAT_LINE_MAX closes its sender with an error ("error" in the log). */
+static void chat_message(gn_conn *conn, const char *line, size_t len)
 {
-    size_t used = 0, line_len, frame_len;
-    int rc;
-
-    while ((rc = gn_frame_line(data + used, len - used, CHAT_LINE_MAX, &line_len, &frame_len)) ==
-           1) {
-        chat_broadcast(conn, data + used, line_len);
-        used += frame_len;
-    }
-    if (rc == GN_EMSGSIZE) {
-        static const char msg[] = "line too long: goodbye\n";
-        gn_send(conn, msg, sizeof(msg) - 1);
-        gn_close(conn);
-        return len;
-    }
-    return used;
+    chat_broadcast(conn, line, len);
 }
 
 /* Servers raise their descriptor limit to the hard limit: the soft
@@ -299,7 +287,7 @@ int cli_listen(int argc, char **argv)
     static size_t (*const data_fns[])(gn_conn *, const char *,
                                       size_t) = {[MODE_PRINT] = print_data,
                                                  [MODE_ECHO] = echo_data,
-                                                 [MODE_CHAT] = chat_data,
+                                                 [MODE_CHAT] = NULL, /* on_message */
                                                  [MODE_DISCARD] = discard_data};
     gn_handlers h = {.on_accept = log_accept, .on_close = log_close, .on_error = log_error};
     gn_options opts = cli_options();
@@ -335,8 +323,11 @@ int cli_listen(int argc, char **argv)
         h.on_error = NULL;
     }
     opts.pause_reading_when_full = listening.mode == MODE_ECHO || listening.mode == MODE_CHAT;
-    if (listening.mode == MODE_CHAT)
+    if (listening.mode == MODE_CHAT) {
         opts.max_output = CHAT_BEHIND_MAX;
+        opts.framing = (gn_framing){.kind = GN_FRAMING_LINE, .max_message = CHAT_LINE_MAX};
+        h.on_message = chat_message;
+    }
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
     rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
