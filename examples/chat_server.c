@@ -17,7 +17,6 @@
  *     build/examples/chat_server 127.0.0.1:7001
  *     nc 127.0.0.1 7001          # in two or three terminals
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <gnezdo.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,26 +26,25 @@
 #define LINE_MAX_BYTES 1024       /* without the newline */
 #define OUTPUT_MAX     (1u << 20) /* per client: 1 MiB of unread chat */
 
-static gn_loop *volatile signal_loop; /* NULL once freed */
-static gn_server *server;             /* NULL once closing */
+static gn_server *server; /* NULL once closing */
 
-static void on_signal(int sig)
+/* SIGINT and SIGTERM stop the loop: signal watchers, callbacks on the
+ * loop like any other, closed with it by gn_loop_free. */
+static void stop_loop(gn_signal *s, int signum, void *loop)
 {
-    gn_loop *loop = signal_loop; /* read once: main may clear it */
-
-    (void)sig;
-    if (loop)
-        gn_loop_stop(loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(loop);
 }
 
-static void catch_signals(gn_loop *loop)
+static int catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sigint, *sigterm;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (gn_signal_watch(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
+        gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
+        return -1;
+    return 0;
 }
 
 static void print_listening(const gn_server *srv)
@@ -142,11 +140,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat_server: cannot create an event loop\n");
         return 1;
     }
-    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    /* Before 'listening on': a signal may follow it at once. */
+    if (catch_signals(loop) < 0) {
+        fprintf(stderr, "chat_server: cannot watch SIGINT and SIGTERM\n");
+        gn_loop_free(loop);
+        return 1;
+    }
     rc = gn_listen(loop, addr, &h, &opts, &server, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "chat_server: %s\n", err);
-        signal_loop = NULL;
         gn_loop_free(loop);
         return listen_status(rc);
     }
@@ -156,7 +158,6 @@ int main(int argc, char **argv)
     server = NULL; /* no more broadcasts: the closing server is not ours */
     gn_server_close(srv, CLOSE_GRACE_MS);
     gn_loop_run(loop);
-    signal_loop = NULL;
     gn_loop_free(loop);
     return 0;
 }

@@ -13,7 +13,6 @@
  *     build/examples/echo_server 127.0.0.1:7000
  *     nc 127.0.0.1 7000          # type lines; each comes back
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <gnezdo.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,25 +20,23 @@
 #define DEFAULT_ADDR   "127.0.0.1:7000"
 #define CLOSE_GRACE_MS 1000
 
-static gn_loop *volatile signal_loop; /* NULL once freed */
-
-static void on_signal(int sig)
+/* SIGINT and SIGTERM stop the loop: signal watchers, callbacks on the
+ * loop like any other, closed with it by gn_loop_free. */
+static void stop_loop(gn_signal *s, int signum, void *loop)
 {
-    gn_loop *loop = signal_loop; /* read once: main may clear it */
-
-    (void)sig;
-    if (loop)
-        gn_loop_stop(loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(loop);
 }
 
-static void catch_signals(gn_loop *loop)
+static int catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sigint, *sigterm;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (gn_signal_watch(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
+        gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
+        return -1;
+    return 0;
 }
 
 /* The first stdout line says where we listen: with port 0 the caller
@@ -90,11 +87,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_server: cannot create an event loop\n");
         return 1;
     }
-    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    /* Before 'listening on': a signal may follow it at once. */
+    if (catch_signals(loop) < 0) {
+        fprintf(stderr, "echo_server: cannot watch SIGINT and SIGTERM\n");
+        gn_loop_free(loop);
+        return 1;
+    }
     rc = gn_listen(loop, addr, &h, &opts, &srv, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "echo_server: %s\n", err);
-        signal_loop = NULL;
         gn_loop_free(loop);
         return listen_status(rc);
     }
@@ -102,7 +103,6 @@ int main(int argc, char **argv)
     gn_loop_run(loop);                    /* until SIGINT or SIGTERM */
     gn_server_close(srv, CLOSE_GRACE_MS); /* flush clients, then close */
     gn_loop_run(loop);
-    signal_loop = NULL;
     gn_loop_free(loop);
     return 0;
 }

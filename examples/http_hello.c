@@ -24,7 +24,6 @@
  *     build/examples/http_hello tls://127.0.0.1:8443 --cert server.pem --key server.key
  *     curl --cacert ca.pem https://localhost:8443/
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <gnezdo.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,8 +50,6 @@ struct http_conn {
     bool finished;        /* last response sent: discard all input */
     uint64_t finished_at; /* when, by the loop's clock */
 };
-
-static gn_loop *volatile signal_loop; /* NULL once freed */
 
 /* ---- parsing ----------------------------------------------------------- */
 
@@ -292,23 +289,23 @@ static void on_close(gn_conn *conn, int reason)
 
 /* ---- main ---------------------------------------------------------------- */
 
-static void on_signal(int sig)
+/* SIGINT and SIGTERM stop the loop: signal watchers, callbacks on the
+ * loop like any other, closed with it by gn_loop_free. */
+static void stop_loop(gn_signal *s, int signum, void *loop)
 {
-    gn_loop *loop = signal_loop; /* read once: main may clear it */
-
-    (void)sig;
-    if (loop)
-        gn_loop_stop(loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(loop);
 }
 
-static void catch_signals(gn_loop *loop)
+static int catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sigint, *sigterm;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (gn_signal_watch(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
+        gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
+        return -1;
+    return 0;
 }
 
 static void print_listening(const gn_server *srv)
@@ -361,11 +358,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "http_hello: cannot create an event loop\n");
         return 1;
     }
-    catch_signals(loop); /* before 'listening on': a signal may follow it at once */
+    /* Before 'listening on': a signal may follow it at once. */
+    if (catch_signals(loop) < 0) {
+        fprintf(stderr, "http_hello: cannot watch SIGINT and SIGTERM\n");
+        gn_loop_free(loop);
+        return 1;
+    }
     rc = gn_listen(loop, addr, &h, &opts, &srv, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "http_hello: %s\n", err);
-        signal_loop = NULL;
         gn_loop_free(loop);
         return listen_status(rc);
     }
@@ -373,7 +374,6 @@ int main(int argc, char **argv)
     gn_loop_run(loop); /* until SIGINT or SIGTERM */
     gn_server_close(srv, CLOSE_GRACE_MS);
     gn_loop_run(loop);
-    signal_loop = NULL;
     gn_loop_free(loop);
     return 0;
 }

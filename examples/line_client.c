@@ -1,119 +1,95 @@
 /*
- * line_client - connect to ADDR, send each line of stdin, print what the
- * server sends back; at the end of stdin half-close (the server sees EOF)
- * and exit once the server closes.
+ * line_client - connect to ADDR, send stdin, print what the server sends
+ * back; at the end of stdin half-close (the server sees EOF) and exit
+ * once the server closes.
  *
- * Shows gn_connect and the way other threads talk to a loop: stdin is
- * read by a thread (a terminal, pipe or file cannot be watched by the
- * loop alike), which hands each line to the loop with gn_loop_post and
- * waits until the loop has taken it, so a slow server slows the reader
- * instead of filling memory.  gn_shutdown is the half-close.
+ * Shows gn_connect and a descriptor watcher: stdin (a terminal or a pipe)
+ * is watched by the loop, on the loop's one thread, and paused while the
+ * connection's output is full, resumed in on_drain, so a slow server
+ * slows the reading instead of filling memory.  A file on stdin cannot be
+ * watched (it is always ready): it is read a chunk per loop iteration by
+ * a task that posts itself again.  gn_shutdown is the half-close.
  *
  * Try it, with echo_server or chat_server running:
  *     printf 'one\ntwo\n' | build/examples/line_client 127.0.0.1:7000
  */
-#define _GNU_SOURCE /* getline */
+#include <errno.h>
 #include <gnezdo.h>
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <unistd.h>
 
-#define QUEUE_FULL (1u << 20) /* output bytes above which the reader waits */
+#define QUEUE_FULL (1u << 20) /* output bytes above which stdin waits */
 
-/* Shared by the reader thread and the loop's thread.  While busy, line
- * and len belong to the loop; closed says the connection is gone, so the
- * loop may be freed at any moment and must not be posted to. */
 static struct {
     gn_loop *loop;
     gn_conn *conn;
-    pthread_mutex_t lock;
-    pthread_cond_t taken;
-    const char *line; /* NULL: end of stdin */
-    size_t len;
-    bool busy, closed;
-    bool wait_drain; /* loop thread only: on_drain releases the reader */
+    gn_watch *stdin_watch; /* NULL when stdin is a file, read by tasks */
+    bool paused;           /* until on_drain */
+    bool done;             /* end of stdin, or the connection closed */
     int status;
-} cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .taken = PTHREAD_COND_INITIALIZER};
+} cl;
 
-static void release_reader(void)
+static void stop_reading(void)
 {
-    pthread_mutex_lock(&cl.lock);
-    cl.busy = false;
-    pthread_cond_signal(&cl.taken);
-    pthread_mutex_unlock(&cl.lock);
+    cl.done = true;
+    if (cl.stdin_watch)
+        gn_watch_close(cl.stdin_watch); /* stdin itself stays open */
+    cl.stdin_watch = NULL;
 }
 
-/* Loop thread: send the line the reader handed over, or half-close. */
-static void deliver(gn_loop *loop, void *arg)
+/* One read of stdin: send it, or half-close at its end. */
+static void read_stdin(void)
 {
+    char buf[16384];
     gn_conn_stats st = {0};
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
 
-    (void)loop;
-    (void)arg;
-    if (cl.closed)
-        return; /* on_close has released the reader already */
-    if (!cl.line) {
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return; /* ready again later */
+    if (n <= 0) {
+        stop_reading();
         gn_shutdown(cl.conn); /* FIN once the queue is flushed; keep reading */
-        release_reader();
         return;
     }
-    gn_send(cl.conn, cl.line, cl.len);
+    gn_send(cl.conn, buf, (size_t)n);
     gn_conn_get_stats(cl.conn, &st);
-    if (st.queued < QUEUE_FULL)
-        release_reader();
-    else
-        cl.wait_drain = true;
-}
-
-/* Reader thread: hand line (NULL at the end) to the loop and wait until
- * it is taken.  False when the connection is gone. */
-static bool hand_over(const char *line, size_t len)
-{
-    bool ok;
-
-    pthread_mutex_lock(&cl.lock);
-    ok = !cl.closed;
-    if (ok) {
-        cl.line = line;
-        cl.len = len;
-        cl.busy = true;
-        ok = gn_loop_post(cl.loop, deliver, NULL) == 0;
-        cl.busy = ok;
+    if (st.queued >= QUEUE_FULL) {
+        cl.paused = true;
+        if (cl.stdin_watch)
+            gn_watch_pause(cl.stdin_watch);
     }
-    while (cl.busy)
-        pthread_cond_wait(&cl.taken, &cl.lock);
-    ok = ok && !cl.closed;
-    pthread_mutex_unlock(&cl.lock);
-    return ok;
 }
 
-static void *read_stdin(void *arg)
+static void on_stdin(gn_watch *w, int fd, unsigned events, void *arg)
 {
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n;
-
+    (void)w;
+    (void)fd;
+    (void)events;
     (void)arg;
-    while ((n = getline(&buf, &cap, stdin)) > 0)
-        if (!hand_over(buf, (size_t)n))
-            break;
-    if (n <= 0)
-        hand_over(NULL, 0);
-    free(buf);
-    return NULL;
+    read_stdin();
+}
+
+static void read_file_task(gn_loop *loop, void *arg)
+{
+    (void)arg;
+    if (cl.done || cl.paused)
+        return;
+    read_stdin();
+    if (!cl.done && !cl.paused)
+        gn_loop_post(loop, read_file_task, NULL); /* after the socket's turn */
 }
 
 static void on_connect(gn_conn *conn)
 {
-    pthread_t thread;
+    int rc = gn_watch_fd(cl.loop, STDIN_FILENO, GN_WATCH_READABLE, on_stdin, NULL, &cl.stdin_watch);
 
-    if (pthread_create(&thread, NULL, read_stdin, NULL) != 0) {
-        fprintf(stderr, "line_client: cannot start the stdin reader\n");
+    if (rc == GN_ENOTSUP) /* a file */
+        rc = gn_loop_post(cl.loop, read_file_task, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "line_client: cannot read stdin: %s\n", gn_strerror(rc));
         cl.status = 1;
         gn_close(conn);
-        return;
     }
-    pthread_detach(thread);
 }
 
 static size_t on_data(gn_conn *conn, const char *data, size_t len)
@@ -127,10 +103,13 @@ static size_t on_data(gn_conn *conn, const char *data, size_t len)
 static void on_drain(gn_conn *conn)
 {
     (void)conn;
-    if (cl.wait_drain) {
-        cl.wait_drain = false;
-        release_reader();
-    }
+    if (cl.done || !cl.paused)
+        return;
+    cl.paused = false;
+    if (cl.stdin_watch)
+        gn_watch_resume(cl.stdin_watch);
+    else
+        gn_loop_post(cl.loop, read_file_task, NULL);
 }
 
 static void on_error(gn_conn *conn, int code, const char *message)
@@ -143,11 +122,7 @@ static void on_error(gn_conn *conn, int code, const char *message)
 static void on_close(gn_conn *conn, int reason)
 {
     (void)conn;
-    pthread_mutex_lock(&cl.lock);
-    cl.closed = true;
-    cl.busy = false;
-    pthread_cond_signal(&cl.taken);
-    pthread_mutex_unlock(&cl.lock);
+    stop_reading(); /* a watcher would keep the loop running */
     if (reason < 0)
         cl.status = 1;
 }

@@ -12,7 +12,9 @@
  *    "'localhost:65536': port 65536 is out of range 0-65535".
  *    errbuf may be NULL; GN_ERRBUF_SIZE is always enough.
  *  - The library never prints, exits, raises signals or touches errno
- *    on purpose: every failure comes back as a return code.
+ *    on purpose: every failure comes back as a return code.  (A signal
+ *    watcher forwards a signal that landed on the wrong thread, see
+ *    gn_signal_watch.)
  *  - Names: gn_ + object + verb; types carry no _t suffix.
  */
 #ifndef GNEZDO_H
@@ -109,7 +111,9 @@ GN_API unsigned gn_version_number(void);
     XX(EEOF, -26, "end of stream before the data expected")                                        \
     XX(ETLS, -27, "TLS handshake or protocol failure")                                             \
     XX(ECERT, -28, "peer certificate not accepted")                                                \
-    XX(EAGAIN, -29, "not now: try again when the socket is ready")
+    XX(EAGAIN, -29, "not now: try again when the socket is ready")                                 \
+    XX(EEXIST, -30, "already watched")                                                             \
+    XX(ENOTSUP, -31, "not supported for this descriptor")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -504,9 +508,11 @@ GN_API void gn_loop_stop(gn_loop *loop);
 
 /*
  * gn_loop_free - free the loop.  Connections still open are aborted,
- * servers closed and timers cancelled; their on_close handlers run first.
- * Waits for resolutions under way on worker threads.  NULL is a no-op.
- * Must not be called while the loop runs.
+ * servers closed, timers cancelled and watchers closed (descriptors stay
+ * open; signal masks and dispositions are put back); on_close handlers
+ * run first.  Waits for resolutions under way on worker threads.  NULL is
+ * a no-op.  Must not be called while the loop runs; call it on the
+ * loop's thread when it has signal watchers (the mask is per thread).
  */
 GN_API void gn_loop_free(gn_loop *loop);
 
@@ -587,6 +593,139 @@ GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
 /* gn_now_ms - milliseconds on the monotonic clock (CLOCK_MONOTONIC, the
  * clock of timers and deadlines), from an arbitrary start.  Thread: any. */
 GN_API uint64_t gn_now_ms(void);
+
+/* ------------------------------------------------------------------------
+ * Descriptor watchers
+ *
+ * A watcher tells you when a descriptor the loop does not own becomes
+ * readable or writable: standard input, a pipe, a terminal, an eventfd,
+ * another library's socket (libuv's uv_poll_t, libevent's event_new).
+ * The descriptor stays yours: the watcher never reads, writes or closes
+ * it, so your callback does the reading (non-blocking, or one read per
+ * call) and gn_watch_close comes before your close(2).  Readiness is
+ * level-triggered: a descriptor still readable after the callback is
+ * reported again on the next iteration.  A watcher watching something
+ * keeps gn_loop_run running; a paused one does not.  gn_loop_free closes
+ * the watchers still open.  The same on every backend.
+ */
+typedef struct gn_watch gn_watch;
+
+typedef enum gn_watch_events {
+    GN_WATCH_READABLE = 1u << 0, /* data to read, or the end of it */
+    GN_WATCH_WRITABLE = 1u << 1, /* room to write */
+} gn_watch_events;
+
+/* events: what is ready, among those watched; an error or hang-up on the
+ * descriptor is reported as every event watched, so the read or write
+ * that follows finds out (0 bytes, EPIPE, ...). */
+typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
+
+/*
+ * gn_watch_fd - call fn(w, fd, events, arg) on the loop's thread whenever
+ * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).
+ * *out receives the watcher.  fd may be blocking; the watcher changes none of
+ * its flags.  Returns 0, GN_EINVAL (loop, fn or out NULL, fd negative or
+ * not open, events 0 or unknown bits), GN_EEXIST (a watcher of this loop
+ * already watches fd: one per descriptor), GN_ENOTSUP (a regular file or
+ * directory, always ready, or another file the kernel cannot poll, such
+ * as /dev/null under epoll: read it directly), GN_ENOMEM.  A descriptor a
+ * connection, server or datagram socket of the same loop owns must not
+ * be watched.  Thread: the loop's.
+ */
+GN_API int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+                       gn_watch **out);
+
+/*
+ * gn_watch_set_events - watch for events (GN_WATCH_READABLE,
+ * GN_WATCH_WRITABLE or both) from now on; on a paused watcher, from
+ * gn_watch_resume on.
+ * Returns 0, GN_EINVAL (w NULL or closed; events 0 or unknown bits).
+ * Thread: the loop's; safe in the watcher's own callback.
+ */
+GN_API int gn_watch_set_events(gn_watch *w, unsigned events);
+
+/*
+ * gn_watch_pause - stop reporting until gn_watch_resume (back-pressure:
+ * pause standard input while the connection's output is full, resume in
+ * on_drain).  Idempotent.  gn_watch_resume - report again the events set.
+ * Return 0 or GN_EINVAL (w NULL or closed).  Thread: the loop's; safe in
+ * the watcher's own callback.
+ */
+GN_API int gn_watch_pause(gn_watch *w);
+GN_API int gn_watch_resume(gn_watch *w);
+
+/* gn_watch_is_paused - whether w is paused (false for NULL). */
+GN_API bool gn_watch_is_paused(const gn_watch *w);
+
+/*
+ * gn_watch_close - stop watching and free w (after the current batch of
+ * events, so it is safe inside w's own callback: no call follows).  The
+ * descriptor is not closed.  Returns 0 or GN_EINVAL (w NULL or already
+ * closed).  Thread: the loop's.
+ */
+GN_API int gn_watch_close(gn_watch *w);
+
+/* ------------------------------------------------------------------------
+ * Signal watchers
+ *
+ * Signals delivered on the loop, as ordinary callbacks (signalfd(2)): no
+ * async-signal-safety rules in the callback, no sigaction block of your
+ * own.  Several watchers may watch one signal, on one loop or on several;
+ * each on the loop that receives it is called, in the order they were
+ * added.  Standard signals do not queue: several arriving before the
+ * loop reads them are reported once.  A signal watcher alone does not
+ * keep gn_loop_run running (a server that stops on SIGTERM need not
+ * close it first); it waits alongside the loop's other work.
+ * gn_loop_free closes the signal watchers still open.
+ *
+ * What the library does to the process, and what holds with threads:
+ *  - The signal is blocked (pthread_sigmask) in the thread that calls
+ *    gn_signal_watch, which must be the thread that runs the loop, and
+ *    threads it starts afterwards inherit the block.
+ *  - While a signal has a watcher anywhere in the process, its
+ *    disposition (sigaction) is the library's: a signal that lands on a
+ *    thread that does not block it (one started before, or another
+ *    library's) is forwarded to a thread whose loop watches it, so it is
+ *    never lost to the default action.  Block the signal in your other
+ *    threads anyway and nothing is forwarded.
+ *  - A signal sent to the process (kill, a terminal's ^C) reaches one
+ *    loop that watches it, whichever reads it first; one sent to a
+ *    thread (pthread_kill) reaches that thread's loop.  To tell every
+ *    loop, watch on one and gn_loop_post to the others.
+ *  - When the last watcher of a signal on a loop closes, the signal is
+ *    unblocked in that thread again unless it was blocked before; when
+ *    the last in the process closes, the disposition it had before the
+ *    first is restored (a change you made in between is overwritten).
+ *    A signal that arrived but was not yet read then meets that
+ *    disposition.
+ *  - SIGKILL and SIGSTOP cannot be watched; SIGSEGV, SIGBUS, SIGFPE and
+ *    SIGILL raised by a fault cannot be blocked and are not watchable.
+ *  - A child made by fork inherits the blocked mask, and a program it
+ *    execs keeps it: unblock the signals in the child before exec
+ *    (posix_spawnattr_setsigmask), or the program cannot be stopped by
+ *    them.
+ */
+typedef struct gn_signal gn_signal;
+
+typedef void (*gn_signal_fn)(gn_signal *s, int signum, void *arg);
+
+/*
+ * gn_signal_watch - call fn(s, signum, arg) on the loop's thread each
+ * time signum arrives (see above).  *out receives the watcher.
+ * Returns 0, GN_EINVAL (loop, fn or out NULL; signum not a signal
+ * number, one glibc keeps for its threads (32, 33), or SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL), GN_EMFILE, GN_ENOMEM.  Thread: the loop's (the one that runs
+ * it).
+ */
+GN_API int gn_signal_watch(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out);
+
+/*
+ * gn_signal_close - stop watching and free s (after the current batch of
+ * events, so it is safe inside s's own callback: no call follows).  The
+ * last watcher of a signal restores the mask and disposition, as above.
+ * Returns 0 or GN_EINVAL (s NULL or already closed).  Thread: the loop's.
+ */
+GN_API int gn_signal_close(gn_signal *s);
 
 /* ------------------------------------------------------------------------
  * Handlers and options of connections and servers

@@ -93,6 +93,10 @@ int gn_error_from_errno(int err)
         return GN_EADDRNOTAVAIL;
     case ENOENT: /* a Unix socket path that does not exist */
         return GN_ENOTFOUND;
+    case EEXIST:
+        return GN_EEXIST;
+    case EOPNOTSUPP:
+        return GN_ENOTSUP;
     default:
         return GN_ESYS;
     }

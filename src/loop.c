@@ -108,6 +108,7 @@ static int loop_init(gn_loop *loop, size_t backend)
     gn__list_init(&loop->tasks);
     gn__list_init(&loop->deferred);
     gn__list_init(&loop->handles);
+    gn__list_init(&loop->watches);
     rc = gn__timers_init(&loop->timers);
     if (rc < 0)
         return rc;

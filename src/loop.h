@@ -139,6 +139,8 @@ struct gn_loop {
     char *read_buf;                /* shared by every connection's reads */
     struct gn__resolver *resolver; /* created on first use */
     struct gn__list handles;       /* closed by gn_loop_free: users' first */
+    struct gn__list watches;       /* descriptor watchers (watch.c) */
+    struct gn__signals *signals;   /* signal watchers (signal.c), while any */
     struct gn__pool conn_pool;     /* freed connections kept for reuse */
     struct gn__pool in_pool;       /* standard input buffers (conn_io.c) */
     struct gn__pool outq_pool;     /* output queues (conn_queue.c) */

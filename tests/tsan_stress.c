@@ -9,6 +9,9 @@
  *   2. An event loop serving TLS and plain TCP while it resolves names on
  *      its worker threads for 20 clients, and 4 threads run blocking TLS
  *      clients against it and post tasks to it.
+ *   3. Signal watchers: 4 threads, each creating loops that watch SIGUSR1
+ *      and signal themselves, 50 rounds each, so the process-wide
+ *      registry of dispositions is joined and left concurrently.
  * Exits 0 when every exchange went through; TSan reports races itself.
  *   tsan_stress CERT_DIR   (from tests/make_certs.sh)
  */
@@ -17,6 +20,7 @@
 #endif
 #include <gnezdo.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -204,6 +208,58 @@ static int event_loop(void)
     return atomic_load(&failures) == 0 && atomic_load(&posted) == 40 ? 0 : 1;
 }
 
+struct signal_round {
+    gn_loop *loop;
+    int got;
+};
+
+static void got_signal(gn_signal *s, int signum, void *arg)
+{
+    struct signal_round *r = arg;
+
+    (void)s;
+    (void)signum;
+    r->got++;
+    gn_loop_stop(r->loop); /* the guard timer keeps it running till then */
+}
+
+static void *signal_rounds(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 50; round++) {
+        struct signal_round r = {0};
+        gn_signal *s;
+        uint64_t guard;
+
+        /* epoll: io_uring rings made and freed on several threads reuse
+         * mappings, which TSan takes for races (it does not see munmap
+         * order mmap); the signal registry is the same on every backend. */
+        if (gn_loop_new_backend(&r.loop, "epoll") < 0 ||
+            gn_signal_watch(r.loop, SIGUSR1, got_signal, &r, &s) < 0) {
+            atomic_fetch_add(&failures, 1);
+            return NULL;
+        }
+        gn_timer_start(r.loop, 2000, 0, stop, NULL, &guard);
+        pthread_kill(pthread_self(), SIGUSR1); /* blocked here: the loop reads it */
+        gn_loop_run(r.loop);
+        atomic_fetch_add(&failures, r.got == 1 ? 0 : 1);
+        gn_loop_free(r.loop);
+    }
+    return NULL;
+}
+
+static int signal_watchers(void)
+{
+    pthread_t t[4];
+
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, signal_rounds, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    printf("signal watchers: %d failures\n", atomic_load(&failures));
+    return atomic_load(&failures) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -213,7 +269,7 @@ int main(int argc, char **argv)
     snprintf(ca, sizeof(ca), "%s/ca.pem", argv[1]);
     snprintf(cert, sizeof(cert), "%s/server.pem", argv[1]);
     snprintf(key, sizeof(key), "%s/server.key", argv[1]);
-    if (threaded_server() != 0 || event_loop() != 0)
+    if (threaded_server() != 0 || event_loop() != 0 || signal_watchers() != 0)
         return 1;
     printf("tsan_stress: ok\n");
     return 0;

@@ -28,8 +28,19 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #include "gnezdo.h"
 
-/* SIGINT and SIGTERM stop loop (gn_loop_stop is async-signal-safe). */
+/* SIGINT and SIGTERM stop loop (signal watchers, closed with the loop). */
 void cli_catch_signals(gn_loop *loop);
+
+/* Standard input on the loop's thread (cli_stdin.c): fn(data, len, arg)
+ * for each chunk read, len 0 once at its end (the reading has stopped
+ * then).  Pause while the output is full, resume when it drains; stop
+ * when the socket closes, or the watcher keeps the loop running.
+ * cli_stdin_start returns 0 or a GN_E code. */
+typedef void (*cli_stdin_fn)(const char *data, size_t len, void *arg);
+int cli_stdin_start(gn_loop *loop, cli_stdin_fn fn, void *arg);
+void cli_stdin_pause(void);
+void cli_stdin_resume(void);
+void cli_stdin_stop(void);
 
 /* "remote -> local" endpoints of conn into buf, for the connection log. */
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len);

@@ -7,9 +7,6 @@
  * prints what comes back, and after the end of stdin waits a second for
  * late replies.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +15,7 @@
 #include "cli.h"
 #include "gnezdo.h"
 
-#define LINGER_MS       1000 /* after stdin ends, for replies still coming */
-#define LINES_IN_FLIGHT 64   /* posted to the loop and not yet sent */
+#define LINGER_MS 1000 /* after stdin ends, for replies still coming */
 
 bool cli_is_dgram_address(const char *addr, unsigned parse_flags)
 {
@@ -167,44 +163,27 @@ int cli_dgram_listen(const char *addr, enum cli_dgram_mode mode)
 
 /* ---- connect -------------------------------------------------------- */
 
-/* stdin is read by a thread (getline on a terminal, pipe or file) that
- * posts each line to the loop; at most LINES_IN_FLIGHT wait there, so a
- * fast stdin cannot fill memory.  Once `closed` is set nothing more is
- * posted and the loop may go. */
-struct line {
-    size_t len;
-    char data[];
-};
+/* stdin is read on the loop's thread (cli_stdin.c) and cut into lines;
+ * past STDIN_BEHIND bytes queued for the socket (half its default
+ * max_queue, so a chunk of lines more always fits) the reading waits for
+ * on_drain, so a fast stdin cannot fill memory. */
+#define STDIN_BEHIND (512u << 10)
 
 static struct {
     gn_loop *loop;
     gn_dgram *sock;
-    pthread_mutex_t lock;
-    pthread_cond_t room;
-    size_t in_flight;
     bool closed;
     uint64_t linger_timer;
-} cs = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+    char pending[65536]; /* a line begun, not yet ended */
+    size_t have;
+} cs;
 
-static void send_line(gn_loop *loop, void *arg)
+static void send_line(const char *data, size_t len)
 {
-    struct line *line = arg;
-    int rc = 0;
+    int rc = gn_dgram_send(cs.sock, data, len);
 
-    (void)loop;
-    pthread_mutex_lock(&cs.lock);
-    bool closed = cs.closed;
-    pthread_mutex_unlock(&cs.lock);
-    if (!closed)
-        rc = gn_dgram_send(cs.sock, line->data, line->len);
     if (rc < 0)
-        fprintf(stderr, "gnezdo: a line of %zu bytes was not sent: %s\n", line->len,
-                gn_strerror(rc));
-    free(line);
-    pthread_mutex_lock(&cs.lock);
-    cs.in_flight--;
-    pthread_cond_signal(&cs.room);
-    pthread_mutex_unlock(&cs.lock);
+        fprintf(stderr, "gnezdo: a line of %zu bytes was not sent: %s\n", len, gn_strerror(rc));
 }
 
 static void linger_done(gn_loop *loop, uint64_t id, void *arg)
@@ -216,78 +195,53 @@ static void linger_done(gn_loop *loop, uint64_t id, void *arg)
     gn_dgram_close(cs.sock);
 }
 
-static void stdin_ended(gn_loop *loop, void *arg)
+/* Send the whole lines in cs.pending (and all of it when full, a line
+ * longer than the buffer going in pieces); keep the rest. */
+static void send_whole_lines(void)
+{
+    size_t start = 0;
+
+    for (char *nl; (nl = memchr(cs.pending + start, '\n', cs.have - start));) {
+        size_t end = (size_t)(nl - cs.pending) + 1;
+        send_line(cs.pending + start, end - start);
+        start = end;
+    }
+    if (start == 0 && cs.have == sizeof(cs.pending)) {
+        send_line(cs.pending, cs.have);
+        start = cs.have;
+    }
+    memmove(cs.pending, cs.pending + start, cs.have - start);
+    cs.have -= start;
+}
+
+static void stdin_lines(const char *data, size_t len, void *arg)
 {
     (void)arg;
-    if (!cs.closed)
-        gn_timer_start(loop, LINGER_MS, 0, linger_done, NULL, &cs.linger_timer);
-}
-
-/* Post fn(arg) unless closed; false when nothing more should be read. */
-static bool post(gn_task_fn fn, void *arg)
-{
-    bool posted = false;
-
-    pthread_mutex_lock(&cs.lock);
-    while (cs.in_flight >= LINES_IN_FLIGHT && !cs.closed)
-        pthread_cond_wait(&cs.room, &cs.lock);
-    if (!cs.closed && gn_loop_post(cs.loop, fn, arg) == 0) {
-        cs.in_flight += fn == send_line;
-        posted = true;
+    if (cs.closed)
+        return;
+    if (len == 0) { /* the last line may lack its newline */
+        if (cs.have > 0)
+            send_line(cs.pending, cs.have);
+        cs.have = 0;
+        gn_timer_start(cs.loop, LINGER_MS, 0, linger_done, NULL, &cs.linger_timer);
+        return;
     }
-    pthread_mutex_unlock(&cs.lock);
-    return posted;
-}
-
-static bool post_line(const char *data, size_t len)
-{
-    struct line *line = malloc(sizeof(*line) + len);
-
-    if (!line)
-        return false;
-    line->len = len;
-    memcpy(line->data, data, len);
-    if (post(send_line, line))
-        return true;
-    free(line);
-    return false;
-}
-
-/* read(2), not stdio: a thread blocked inside getline holds stdin's lock,
- * which exit() may want.  A line longer than the buffer goes in pieces. */
-static void *stdin_main(void *arg)
-{
-    static char buf[65536];
-    size_t have = 0, start;
-    ssize_t n;
-    bool ok = true;
-
-    (void)arg;
-    while (ok) {
-        do {
-            n = read(STDIN_FILENO, buf + have, sizeof(buf) - have);
-        } while (n < 0 && errno == EINTR);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        start = 0;
-        for (char *nl; ok && (nl = memchr(buf + start, '\n', have - start));) {
-            size_t end = (size_t)(nl - buf) + 1;
-            ok = post_line(buf + start, end - start);
-            start = end;
-        }
-        if (start == 0 && have == sizeof(buf)) {
-            ok = post_line(buf, have);
-            start = have;
-        }
-        memmove(buf, buf + start, have - start);
-        have -= start;
+    while (len > 0) {
+        size_t take = sizeof(cs.pending) - cs.have < len ? sizeof(cs.pending) - cs.have : len;
+        memcpy(cs.pending + cs.have, data, take);
+        cs.have += take;
+        data += take;
+        len -= take;
+        send_whole_lines();
     }
-    if (ok && have > 0)
-        ok = post_line(buf, have);
-    if (ok)
-        post(stdin_ended, NULL);
-    return NULL;
+    if (gn_dgram_queued(cs.sock) >= STDIN_BEHIND)
+        cli_stdin_pause();
+}
+
+static void connect_drain(gn_dgram *sock)
+{
+    (void)sock;
+    cli_stdin_resume();
 }
 
 static void connect_datagram(gn_dgram *sock, const char *data, size_t len, const gn_endpoint *from)
@@ -309,18 +263,17 @@ static void connect_closed(gn_dgram *sock, int reason)
 {
     (void)sock;
     (void)reason;
-    pthread_mutex_lock(&cs.lock);
     cs.closed = true;
-    pthread_cond_broadcast(&cs.room);
-    pthread_mutex_unlock(&cs.lock);
+    cli_stdin_stop();
 }
 
 int cli_dgram_connect(const char *addr)
 {
-    const gn_dgram_handlers h = {
-        .on_datagram = connect_datagram, .on_error = connect_error, .on_close = connect_closed};
+    const gn_dgram_handlers h = {.on_datagram = connect_datagram,
+                                 .on_error = connect_error,
+                                 .on_drain = connect_drain,
+                                 .on_close = connect_closed};
     char err[GN_ERRBUF_SIZE], local[GN_ENDPOINT_STRLEN], remote[GN_ENDPOINT_STRLEN];
-    pthread_t thread;
     int rc;
 
     if (gn_loop_new(&cs.loop) < 0)
@@ -332,22 +285,18 @@ int cli_dgram_connect(const char *addr)
     gn_endpoint_format(gn_dgram_local(cs.sock), local, sizeof(local));
     gn_endpoint_format(gn_dgram_remote(cs.sock), remote, sizeof(remote));
     fprintf(stderr, "sending    %s -> %s\n", local, remote);
-    if (pthread_create(&thread, NULL, stdin_main, NULL) != 0) {
+    rc = cli_stdin_start(cs.loop, stdin_lines, NULL);
+    if (rc < 0) {
         gn_dgram_close(cs.sock);
         gn_loop_run(cs.loop);
         gn_loop_free(cs.loop);
-        return cli_fail("cannot start the stdin reader");
+        return cli_fail("cannot read stdin: %s", gn_strerror(rc));
     }
-    pthread_detach(thread);
     gn_loop_run(cs.loop);
-    /* Stopped by a signal, or the socket closed after the linger: either
-     * way nothing more is posted, and what was posted runs (and frees its
-     * line) in the last run. */
-    pthread_mutex_lock(&cs.lock);
+    /* Stopped by a signal, or the socket closed after the linger. */
     bool was_closed = cs.closed;
     cs.closed = true;
-    pthread_cond_broadcast(&cs.room);
-    pthread_mutex_unlock(&cs.lock);
+    cli_stdin_stop();
     if (!was_closed)
         gn_dgram_close(cs.sock);
     if (cs.linger_timer)

@@ -3,7 +3,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,23 +18,20 @@
 #define CHAT_TOTAL_MAX  (32u << 20) /* queued for all of them together */
 #define CHAT_LAGGING    (64u << 10) /* a member this far behind is lagging */
 
-static gn_loop *signal_loop;
-
-static void on_signal(int sig)
+static void stop_loop(gn_signal *s, int signum, void *arg)
 {
-    (void)sig;
-    if (signal_loop)
-        gn_loop_stop(signal_loop); /* async-signal-safe */
+    (void)s;
+    (void)signum;
+    gn_loop_stop(arg);
 }
 
 void cli_catch_signals(gn_loop *loop)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
+    gn_signal *sig;
 
-    signal_loop = loop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* Closed by gn_loop_free, which puts the dispositions back. */
+    gn_signal_watch(loop, SIGINT, stop_loop, loop, &sig);
+    gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sig);
 }
 
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len)
@@ -348,113 +344,53 @@ int cli_listen(int argc, char **argv)
 
 /* ---- connect -------------------------------------------------------- */
 
-/* stdin is read by a thread (it may be a terminal, a pipe or a file, none
- * of which the loop can poll uniformly); each chunk is handed to the loop
- * with gn_loop_post, and the thread waits until the loop has taken it, so
- * a slow peer slows the reader instead of filling memory. */
-struct stdin_pump {
-    gn_loop *loop;
-    gn_conn *conn;
-    pthread_mutex_t lock;
-    pthread_cond_t taken;
-    char buf[65536];
-    size_t len;
-    bool busy, eof, closed;
-};
+/* stdin is read on the loop's own thread (cli_stdin.c); past
+ * STDIN_BEHIND bytes queued for the socket it waits for on_drain, so a
+ * slow peer slows the reading instead of filling memory. */
+#define STDIN_BEHIND (1u << 20)
 
-static struct stdin_pump pump = {.lock = PTHREAD_MUTEX_INITIALIZER,
-                                 .taken = PTHREAD_COND_INITIALIZER};
+static gn_loop *connect_loop;
 static int connect_status;
 
-static void pump_release(void)
+static void stdin_to_conn(const char *data, size_t len, void *arg)
 {
-    pthread_mutex_lock(&pump.lock);
-    pump.busy = false;
-    pthread_cond_signal(&pump.taken);
-    pthread_mutex_unlock(&pump.lock);
-}
-
-static void pump_deliver(gn_loop *loop, void *arg)
-{
+    gn_conn *conn = arg;
     gn_conn_stats st;
 
-    (void)loop;
-    (void)arg;
-    if (pump.closed) {
-        pump_release();
+    if (len == 0) {
+        gn_shutdown(conn); /* half-close: the peer sees EOF, we keep reading */
         return;
     }
-    if (pump.eof) {
-        gn_shutdown(pump.conn); /* half-close: the peer sees EOF, we keep reading */
-        return;
-    }
-    gn_send(pump.conn, pump.buf, pump.len);
-    gn_conn_get_stats(pump.conn, &st);
-    if (st.queued < (1u << 20))
-        pump_release(); /* else on_drain releases */
-}
-
-static void *pump_main(void *arg)
-{
-    ssize_t n;
-
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&pump.lock);
-        while (pump.busy)
-            pthread_cond_wait(&pump.taken, &pump.lock);
-        bool closed = pump.closed;
-        pthread_mutex_unlock(&pump.lock);
-        if (closed)
-            return NULL;
-        do {
-            n = read(STDIN_FILENO, pump.buf, sizeof(pump.buf));
-        } while (n < 0 && errno == EINTR);
-        /* Posting under the lock: once on_close has set closed, the
-         * loop may be freed at any moment and must not be posted to. */
-        pthread_mutex_lock(&pump.lock);
-        bool posted = false;
-        if (!pump.closed) {
-            pump.busy = true;
-            pump.len = n > 0 ? (size_t)n : 0;
-            pump.eof = n <= 0;
-            posted = gn_loop_post(pump.loop, pump_deliver, NULL) == 0;
-        }
-        pthread_mutex_unlock(&pump.lock);
-        if (!posted || n <= 0)
-            return NULL;
-    }
+    gn_send(conn, data, len);
+    gn_conn_get_stats(conn, &st);
+    if (st.queued >= STDIN_BEHIND)
+        cli_stdin_pause();
 }
 
 static void conn_connected(gn_conn *conn)
 {
-    pthread_t thread;
     char who[2 * GN_ENDPOINT_STRLEN + 8];
+    int rc;
 
     cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    if (pthread_create(&thread, NULL, pump_main, NULL) != 0) {
-        fprintf(stderr, "gnezdo: cannot start the stdin reader\n");
+    rc = cli_stdin_start(connect_loop, stdin_to_conn, conn);
+    if (rc < 0) {
+        fprintf(stderr, "gnezdo: cannot read stdin: %s\n", gn_strerror(rc));
         gn_shutdown(conn);
-        return;
     }
-    pthread_detach(thread);
 }
 
 static void conn_drain(gn_conn *conn)
 {
     (void)conn;
-    if (pump.busy && !pump.eof)
-        pump_release();
+    cli_stdin_resume();
 }
 
 static void conn_closed(gn_conn *conn, int reason)
 {
     (void)conn;
-    pthread_mutex_lock(&pump.lock);
-    pump.closed = true;
-    pthread_cond_signal(&pump.taken);
-    pthread_mutex_unlock(&pump.lock);
+    cli_stdin_stop();
     if (reason < 0)
         connect_status = 1;
 }
@@ -476,6 +412,7 @@ int cli_connect(int argc, char **argv)
                            .on_close = conn_closed};
     char err[GN_ERRBUF_SIZE];
     gn_options opts;
+    gn_conn *conn;
     int rc;
 
     if (argc == 2 && (strcmp(argv[0], "--sync") == 0 || strcmp(argv[1], "--sync") == 0)) {
@@ -494,16 +431,16 @@ int cli_connect(int argc, char **argv)
         return rc;
     if (cli_is_dgram_address(argv[0], 0))
         return cli_dgram_connect(argv[0]);
-    if (gn_loop_new(&pump.loop) < 0)
+    if (gn_loop_new(&connect_loop) < 0)
         return cli_fail("cannot create an event loop");
     opts = cli_options();
-    rc = gn_connect(pump.loop, argv[0], &h, &opts, &pump.conn, err, sizeof(err));
+    rc = gn_connect(connect_loop, argv[0], &h, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
-        gn_loop_free(pump.loop);
+        gn_loop_free(connect_loop);
         return cli_open_error(rc, err);
     }
-    cli_catch_signals(pump.loop);
-    gn_loop_run(pump.loop);
-    gn_loop_free(pump.loop);
+    cli_catch_signals(connect_loop);
+    gn_loop_run(connect_loop);
+    gn_loop_free(connect_loop);
     return cli_output_broken ? CLI_FAILURE : connect_status;
 }
