@@ -600,6 +600,37 @@ GN_API int gn_timer_start(gn_loop *loop, uint64_t delay_ms, uint64_t repeat_ms, 
 GN_API int gn_timer_cancel(gn_loop *loop, uint64_t id);
 
 /* ------------------------------------------------------------------------
+ * Time limits
+ *
+ * Every timeout in this API, a call's timeout_ms and an option's *_ms
+ * limit alike (idle_timeout_ms, connect_timeout_ms, handshake_timeout_ms,
+ * gn_server_close's grace_ms), is a uint32_t read the same way:
+ *
+ *   GN_DEFAULT_TIMEOUT (0)   the default written beside it.  For a call
+ *                            that moves data (gn_read, gn_read_message, gn_write_all,
+ *                            gn_dgram_recv ...) that is no limit of its
+ *                            own: only the connection's deadline and
+ *                            idle timeout bound it;
+ *   GN_NO_TIMEOUT            no limit: wait as long as it takes;
+ *   GN_NO_WAIT               no time at all: a call does what it can
+ *                            without waiting, then GN_ETIMEDOUT; a limit
+ *                            ends as soon as it starts;
+ *   anything else            that many milliseconds.
+ *
+ * A timeout covers a whole call, however many system calls it takes;
+ * signals (EINTR) neither end nor extend it.  Deadlines are points on
+ * gn_now_ms's clock.  Delays that are not limits (gn_timer_start,
+ * fallback_delay_ms) are plain counts.
+ */
+#define GN_DEFAULT_TIMEOUT 0u
+#define GN_NO_TIMEOUT      UINT32_MAX
+#define GN_NO_WAIT         (UINT32_MAX - 1u)
+
+/* gn_now_ms - milliseconds on the monotonic clock (CLOCK_MONOTONIC, the
+ * clock of timers and deadlines), from an arbitrary start.  Thread: any. */
+GN_API uint64_t gn_now_ms(void);
+
+/* ------------------------------------------------------------------------
  * Descriptor watchers
  *
  * A watcher tells you when a descriptor the loop does not own becomes
@@ -830,12 +861,13 @@ typedef struct gn_tls_options {
     bool insecure;                 /* client: accept any certificate and name.
                                       Defeats TLS against an active attacker;
                                       logged as a warning for every connection */
-    uint32_t handshake_timeout_ms; /* 10000 */
+    uint32_t handshake_timeout_ms; /* 10000; GN_NO_TIMEOUT for none */
     GN_RESERVED(6);
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field
- * left 0 takes the default shown, so {0} or NULL means all defaults. */
+ * left 0 takes the default shown, so {0} or NULL means all defaults; the
+ * *_ms limits take GN_NO_TIMEOUT and GN_NO_WAIT too (see Time limits). */
 typedef struct gn_options {
     int backlog;                      /* listen backlog; 511 */
     size_t max_conns;                 /* server: live connections; 10000.  Past it
@@ -844,7 +876,7 @@ typedef struct gn_options {
                                          server 300000 (5 min), client none;
                                          GN_NO_TIMEOUT for none */
     uint32_t connect_timeout_ms;      /* client: whole connect, resolution
-                                        included; 10000 */
+                                        included; 10000; GN_NO_TIMEOUT for none */
     size_t max_input;                 /* unconsumed input kept; 1 MiB.  Past it
                                          the connection fails with GN_EMSGSIZE. */
     size_t max_output;                /* queued output; 16 MiB.  gn_send past it
@@ -878,8 +910,6 @@ typedef struct gn_options {
     GN_RESERVED(8);
 } gn_options;
 
-#define GN_NO_TIMEOUT UINT32_MAX
-
 /* ------------------------------------------------------------------------
  * Server sockets
  *
@@ -906,7 +936,9 @@ GN_API int gn_listen(gn_loop *loop, const char *address, const gn_handlers *hand
 /*
  * gn_server_close - stop accepting, close every connection gracefully
  * (gn_close: flush, then close) and abort those still open after
- * grace_ms.  The server is freed once its last connection is gone:
+ * grace_ms (GN_DEFAULT_TIMEOUT and GN_NO_WAIT: no grace, abort at once;
+ * GN_NO_TIMEOUT: as long as they take).  The server is freed once its
+ * last connection is gone:
  * until the last on_close has returned, gn_conn_server still gives it
  * and the gn_server_ accessors still work (gn_server_foreach visits the
  * connections not yet closed); after that the pointer is gone.  A
@@ -982,8 +1014,9 @@ GN_API int gn_send(gn_conn *conn, const void *buf, size_t len);
  * must stay open until on_drain or on_close.  Returns as gn_send, and
  * GN_EINVAL for a negative fd or offset.
  * Blocking mode: sends all len bytes before returning, within the
- * connection's idle_timeout_ms; returns 0, GN_ETIMEDOUT, GN_EEOF (the
- * file ended first), GN_EPIPE, GN_ECONNRESET or GN_ECLOSED.
+ * connection's write deadline and idle_timeout_ms; returns 0,
+ * GN_ETIMEDOUT, GN_EEOF (the file ended first), GN_EPIPE, GN_ECONNRESET
+ * or GN_ECLOSED.
  */
 GN_API int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len);
 
@@ -1151,15 +1184,16 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
 /* ------------------------------------------------------------------------
  * Blocking mode
  *
- * The same gn_conn, driven by calls that wait.  Every timeout_ms is a
- * deadline for the whole call, however many system calls it takes
- * (GN_NO_TIMEOUT waits forever); on a server's connection the server's
- * idle_timeout_ms also bounds each call.  Signals (EINTR) never end a
- * call early.  A blocking connection is used by one thread at a time,
+ * The same gn_conn, driven by calls that wait.  Each call ends at the
+ * earliest of its own timeout_ms (see Time limits: GN_DEFAULT_TIMEOUT and
+ * GN_NO_TIMEOUT set none, GN_NO_WAIT tries once), the connection's
+ * deadline for its direction (gn_conn_set_deadline) and, on a server's
+ * connection, the server's idle_timeout_ms.  Signals (EINTR) neither end
+ * nor extend a call.  A blocking connection is used by one thread at a time,
  * or by two at most when one only reads (gn_read, gn_read_exact,
  * gn_read_line, gn_wait_readable) and the other only writes (gn_write_all,
  * gn_send_file), as a socket is full duplex; gn_shutdown and gn_close
- * belong to the writer.  The accessors above (endpoints, stats, user
+ * belong to the writer; gn_conn_set_deadline, to any thread.  The accessors above (endpoints, stats, user
  * data) work on it too, and
  * the asynchronous calls (gn_send, gn_pause_reading, ...) return
  * GN_EMODE, as the calls below do on an asynchronous connection.
@@ -1169,7 +1203,7 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
  * gn_dial - connect to address and wait: gn_connect's resolution and
  * Happy Eyeballs (fallback_delay_ms included), run on a private loop
  * inside this call, then the TLS handshake for tls://.  timeout_ms
- * covers it all, resolution included; 0 takes
+ * covers it all, resolution included; GN_DEFAULT_TIMEOUT takes
  * opts->connect_timeout_ms (default 10 s).  opts may be NULL.  *out
  * receives the connection, to end with gn_close.  Returns 0, GN_EINVAL,
  * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENONAME,
@@ -1182,14 +1216,17 @@ GN_API int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *o
 /*
  * gn_read - wait for input and copy up to len bytes of it into buf.
  * Returns the count (>= 1), 0 when the peer has finished sending, or
- * GN_ETIMEDOUT, GN_ECONNRESET, GN_ECLOSED (closed here, or the server is
- * closing), GN_EMODE, GN_EINVAL.
+ * GN_ETIMEDOUT (the call's timeout or the read deadline passed: the
+ * connection stays usable), GN_ECONNRESET, GN_ECLOSED (closed here, or
+ * the server is closing), GN_EMODE, GN_EINVAL.
  */
 GN_API ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms);
 
 /*
  * gn_read_exact - read exactly len bytes into buf.  0, GN_EEOF (the peer
  * finished first: what came is lost to the caller), or gn_read's errors.
+ * After GN_ETIMEDOUT nothing is consumed: what came waits for the next
+ * read.
  */
 GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms);
 
@@ -1201,7 +1238,7 @@ GN_API int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_
  * newline, GN_EEOF at the end of the stream, GN_EMSGSIZE when no newline
  * comes within size - 1 bytes (or the connection's max_input; nothing is
  * consumed), or gn_read's errors.  Bytes after the line stay buffered
- * for the next read.
+ * for the next read, as does a partial line after GN_ETIMEDOUT.
  */
 GN_API int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t timeout_ms);
 
@@ -1232,6 +1269,31 @@ GN_API int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t tim
  * GN_EMODE, GN_EINVAL.
  */
 GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
+
+/* Which deadline gn_conn_set_deadline sets. */
+#define GN_DEADLINE_READ  1u /* gn_read, gn_read_exact, gn_read_line, gn_read_message,
+                                gn_wait_readable */
+#define GN_DEADLINE_WRITE 2u /* gn_write_all, gn_send_file, gn_shutdown */
+#define GN_DEADLINE_BOTH  3u
+#define GN_NO_DEADLINE    0u /* a deadline of 0: none */
+
+/*
+ * gn_conn_set_deadline - a deadline for every blocking call of conn in
+ * the direction(s) `which` (Go's SetReadDeadline, SetWriteDeadline,
+ * SetDeadline): deadline_ms is a point on gn_now_ms's clock, e.g.
+ * gn_now_ms() + 5000 for "within five seconds from now", or
+ * GN_NO_DEADLINE to clear it.  A call ends at the earlier of the deadline
+ * and its own timeout_ms.  Once the deadline has passed, every call in
+ * that direction returns GN_ETIMEDOUT at once, even with input buffered,
+ * until the deadline is moved or cleared; the connection stays usable.
+ * A call waiting in another thread sees a moved deadline at once: setting
+ * it to gn_now_ms() cancels a blocked read, as in Go.  (For that, each
+ * thread that waits in a blocking call keeps one eventfd, closed when
+ * the thread ends.)  Returns 0, GN_EINVAL (NULL, or `which` not one of
+ * the three), GN_EMODE (an asynchronous connection: use a timer).
+ * Thread: any, while the connection is open (not after gn_close).
+ */
+GN_API int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms);
 
 /* ------------------------------------------------------------------------
  * Threaded servers
@@ -1415,8 +1477,10 @@ GN_API int gn_dgram_open_blocking(const char *address, unsigned flags, const gn_
                                   gn_dgram **out, char *errbuf, size_t errlen);
 
 /*
- * gn_dgram_recv - wait up to timeout_ms (GN_NO_TIMEOUT: forever; signals
- * neither end nor extend the wait) for one datagram and copy it into buf.
+ * gn_dgram_recv - wait up to timeout_ms (see Time limits: GN_DEFAULT_TIMEOUT
+ * and GN_NO_TIMEOUT wait forever, GN_NO_WAIT takes only what has come;
+ * signals neither end nor extend the wait) for one datagram and copy it
+ * into buf.
  * from (may be NULL) receives the sender.  Returns its length, or
  * GN_EMSGSIZE when it was larger than size or max_datagram (it is
  * consumed, never returned cut), GN_ETIMEDOUT, GN_ECONNREFUSED
@@ -1428,7 +1492,8 @@ GN_API ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint
 
 /*
  * gn_dgram_send_wait - send one datagram to `to` (NULL: the connected
- * peer), waiting up to timeout_ms while the socket is full.  Returns 0,
+ * peer), waiting up to timeout_ms (as gn_dgram_recv's) while the socket
+ * is full.  Returns 0,
  * GN_ETIMEDOUT (nothing was sent), GN_EMODE (asynchronous socket), or
  * the errors of gn_dgram_send_to.
  */

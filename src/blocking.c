@@ -31,13 +31,25 @@
 
 /* ---- time ----------------------------------------------------------- */
 
-/* The call's own timeout, cut short by the idle timeout of the
- * connection (a server's read deadline). */
+/* When a call starting now must end by itself: at the earlier of its own
+ * timeout (none by default) and the idle timeout of the connection (a
+ * server's).  The connection's deadline is read at each wait, as another
+ * thread may move it. */
 static uint64_t call_deadline(const gn_conn *conn, uint32_t timeout_ms)
 {
-    uint32_t idle = conn->prof->opts.idle_timeout_ms;
+    uint64_t own = gn__deadline_after(gn__timeout_or(timeout_ms, GN_NO_TIMEOUT));
 
-    return gn__deadline_after(idle < timeout_ms ? idle : timeout_ms);
+    return gn__deadline_min(own, gn__deadline_after(conn->prof->opts.idle_timeout_ms));
+}
+
+/* A deadline that has passed fails every call in its direction at once,
+ * buffered input or not, until it is moved (Go's rule): a deadline set
+ * to "now" stops a reading loop wherever it is. */
+static int check_deadline(const gn_conn *conn, enum gn__direction dir)
+{
+    uint64_t d = gn__blocking_deadline(conn, dir);
+
+    return d != GN__NO_DEADLINE && gn__clock_ms() >= d ? GN_ETIMEDOUT : 0;
 }
 
 /* ---- waiting -------------------------------------------------------- */
@@ -49,9 +61,9 @@ static int woken_code(gn_conn *conn, int code)
 
 /* Wait until the socket is ready for events or the deadline passes; a
  * closing threaded server's shutdown ends the wait with GN_ECLOSED. */
-static int wait_fd(gn_conn *conn, short events, uint64_t deadline)
+static int wait_fd(gn_conn *conn, short events, uint64_t deadline, enum gn__direction dir)
 {
-    int rc = gn__wait_fd(conn->io.fd, events, deadline);
+    int rc = gn__blocking_wait(conn, events, deadline, dir);
 
     return atomic_load(&conn->woken) ? GN_ECLOSED : rc;
 }
@@ -86,7 +98,8 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
         }
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
+        n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline,
+                    GN__READING);
         if (n < 0)
             return n;
     }
@@ -115,11 +128,25 @@ ssize_t gn_read(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return GN_EINVAL;
     if (len == 0)
         return 0;
+    rc = check_deadline(conn, GN__READING);
+    if (rc < 0)
+        return rc;
     if (gn__inbuf_len(conn) > 0)
         return (ssize_t)take_buffered(conn, buf, len);
     if (conn->peer_ended)
         return 0;
     return read_some(conn, buf, len, call_deadline(conn, timeout_ms));
+}
+
+/* Put back the got bytes a failed gn_read_exact took (the buffer is empty
+ * then: they were read past it), so that a call after a timeout reads
+ * them again.  Without memory for them they are lost. */
+static void give_back(gn_conn *conn, const void *buf, size_t got)
+{
+    if (got == 0 || gn__inbuf_reserve(conn, got, got) < 0)
+        return;
+    memcpy(conn->in->data, buf, got);
+    conn->in->len = got;
 }
 
 int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
@@ -132,12 +159,17 @@ int gn_read_exact(gn_conn *conn, void *buf, size_t len, uint32_t timeout_ms)
         return rc;
     if (!buf && len > 0)
         return GN_EINVAL;
+    rc = check_deadline(conn, GN__READING);
+    if (rc < 0)
+        return rc;
     deadline = call_deadline(conn, timeout_ms);
     got = take_buffered(conn, buf, len);
     while (got < len) {
         ssize_t n = conn->peer_ended ? 0 : read_some(conn, (char *)buf + got, len - got, deadline);
         if (n == 0)
             return GN_EEOF;
+        if (n == GN_ETIMEDOUT)
+            give_back(conn, buf, got);
         if (n < 0)
             return (int)n;
         got += (size_t)n;
@@ -181,6 +213,9 @@ int gn_read_line(gn_conn *conn, char *buf, size_t size, size_t *len, uint32_t ti
         return GN_EINVAL;
     *len = 0;
     buf[0] = '\0';
+    rc = check_deadline(conn, GN__READING);
+    if (rc < 0)
+        return rc;
     max = size - 1 < conn->prof->opts.max_input ? size - 1 : conn->prof->opts.max_input;
     deadline = call_deadline(conn, timeout_ms);
     for (;;) {
@@ -219,11 +254,13 @@ int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms)
 {
     int rc = check_blocking(conn);
 
+    if (rc == 0)
+        rc = check_deadline(conn, GN__READING);
     if (rc < 0)
         return rc;
     if (gn__inbuf_len(conn) > 0 || conn->peer_ended || gn__conn_transport_buffered(conn))
         return 0;
-    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms));
+    return wait_fd(conn, POLLIN, call_deadline(conn, timeout_ms), GN__READING);
 }
 
 /* ---- writing -------------------------------------------------------- */
@@ -234,6 +271,8 @@ static int check_writable(const gn_conn *conn)
 
     if (rc == 0 && conn->shutdown_asked)
         rc = GN_ECLOSED;
+    if (rc == 0)
+        rc = check_deadline(conn, GN__WRITING);
     return rc;
 }
 
@@ -274,7 +313,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         }
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        rc = wait_fd(conn, POLLOUT, deadline);
+        rc = wait_fd(conn, POLLOUT, deadline, GN__WRITING);
         if (rc < 0)
             return rc;
     }
@@ -302,7 +341,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
             return GN_EEOF; /* the file is shorter than len */
         if (n != GN__AGAIN)
             return woken_code(conn, (int)n);
-        rc = wait_fd(conn, POLLOUT, deadline);
+        rc = wait_fd(conn, POLLOUT, deadline, GN__WRITING);
         if (rc < 0)
             return rc;
     }
@@ -322,7 +361,7 @@ static int blocking_shutdown(gn_conn *conn)
     /* TLS: close_notify goes out before the FIN; a peer that takes
      * nothing for a second does not get it. */
     while ((rc = conn->transport->shutdown(conn)) == GN__AGAIN)
-        if (wait_fd(conn, POLLOUT, deadline) < 0)
+        if (wait_fd(conn, POLLOUT, deadline, GN__WRITING) < 0)
             break;
     return rc == GN__AGAIN ? GN_ETIMEDOUT : rc;
 }
@@ -334,7 +373,8 @@ static int handshake_until(gn_conn *conn, uint64_t deadline)
         int rc = conn->transport->handshake(conn);
         if (rc != GN__AGAIN)
             return rc;
-        rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline);
+        rc = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline,
+                     GN__READING);
         if (rc == GN_ETIMEDOUT)
             gn__conn_set_error(conn, "TLS handshake timed out");
         if (rc < 0)
@@ -401,7 +441,12 @@ int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn_
     conn->announced = true;
     atomic_init(&conn->woken, false);
     rc = gn__socket_options(fd, kind, &prof->opts);
+    /* Made now, on the accepting thread, so that the reader and the
+     * writer of a shared connection can each set a deadline in it. */
+    if (rc == 0 && !gn__conn_ext(conn))
+        rc = GN_ENOMEM;
     if (rc < 0) {
+        gn__conn_ext_free(conn);
         free(conn);
         return rc;
     }
@@ -415,6 +460,8 @@ int gn__blocking_start(gn_conn *conn, uint32_t timeout_ms, uint64_t *deadline)
 {
     int rc = check_blocking(conn);
 
+    if (rc == 0)
+        rc = check_deadline(conn, GN__READING);
     if (rc == 0)
         *deadline = call_deadline(conn, timeout_ms);
     return rc;

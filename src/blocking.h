@@ -18,12 +18,24 @@ extern const struct gn__conn_owner gn__blocking_owner_server;
 extern const struct gn__conn_owner gn__blocking_owner_client;
 void gn__blocking_conn_free(gn_conn *conn);
 struct gn__tls_config;
+
+/* Deadlines (blocking_deadline.c), by direction. */
+enum gn__direction { GN__READING, GN__WRITING };
+/* The connection's deadline for dir, GN__NO_DEADLINE for none. */
+uint64_t gn__blocking_deadline(const gn_conn *conn, enum gn__direction dir);
+/* Wait until conn's socket is ready for events (0), or until call_end or
+ * the connection's deadline for dir, read afresh whenever another thread
+ * moves it, passes (GN_ETIMEDOUT), or a code.  EINTR only restarts the
+ * wait with the time left. */
+int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__direction dir);
 /* A threaded server's TLS handshake, within the configured timeout. */
 int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 
-/* For blocking calls made in other files (blocking_message.c): check
- * conn is a blocking connection, open, and set the call's deadline (the
- * connection's idle timeout may cut timeout_ms short); 0 or a code. */
+/* For blocking reads made in other files (blocking_message.c): check
+ * conn is a blocking connection, open, its read deadline not passed, and
+ * set the call's own deadline (the connection's idle timeout may cut
+ * timeout_ms short; the read deadline is applied at each wait); 0 or a
+ * code. */
 int gn__blocking_start(gn_conn *conn, uint32_t timeout_ms, uint64_t *deadline);
 /* One read, waiting, appended to the input buffer (moved to its front),
  * which grows to limit + 1 bytes at most: the count, 0 at the end,

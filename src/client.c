@@ -264,12 +264,13 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
     c->deadline_timer = 0;
     if (c->req) {
         gn__conn_fail(c->conn, GN_ETIMEDOUT, "name resolution of %s timed out after %u ms",
-                      c->target_text, (unsigned)c->conn->prof->opts.connect_timeout_ms);
+                      c->target_text,
+                      (unsigned)gn__timer_ms(c->conn->prof->opts.connect_timeout_ms));
         return;
     }
     gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s", c->target_text,
-                  (unsigned)c->conn->prof->opts.connect_timeout_ms, c->errors[0] ? ": " : "",
-                  c->errors);
+                  (unsigned)gn__timer_ms(c->conn->prof->opts.connect_timeout_ms),
+                  c->errors[0] ? ": " : "", c->errors);
 }
 
 static void client_release(gn_loop *loop, struct gn__deferred *d)
@@ -334,9 +335,9 @@ static int client_start(gn_conn *conn, const gn_endpoint *ep)
     } else {
         rc = gn__resolve_start(conn->loop, ep, resolved, c, &c->req);
     }
-    if (rc == 0)
-        rc = gn_timer_start(conn->loop, conn->prof->opts.connect_timeout_ms, 0, deadline_passed, c,
-                            &c->deadline_timer);
+    if (rc == 0 && conn->prof->opts.connect_timeout_ms != GN_NO_TIMEOUT)
+        rc = gn_timer_start(conn->loop, gn__timer_ms(conn->prof->opts.connect_timeout_ms), 0,
+                            deadline_passed, c, &c->deadline_timer);
     if (rc < 0) {
         gn__resolve_cancel(c->req);
         free(c);

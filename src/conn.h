@@ -98,6 +98,11 @@ struct gn__conn_ext {
     const gn_transport_ops *user_ops; /* a transport of the user's (adopt.c) */
     struct gn__deferred ready;        /* on_connect of an adopted connection */
     uint64_t handshake_timer;
+    /* Blocking mode (blocking_deadline.c), under its lock: the read and
+     * write deadlines (gn_now_ms; GN_NO_DEADLINE for none) and the
+     * eventfd + 1 of the thread waiting in each direction (0: none). */
+    uint64_t deadline[2];
+    int waiter[2];
 };
 
 /* Input the handler left unconsumed, at data[start..start+len). */

@@ -446,7 +446,7 @@ int gn__conn_established(gn_conn *conn, int fd)
     /* Without a place in the queue (ENOMEM) the connection simply never
      * times out: not worth failing it for. */
     if (idle_ms != GN_NO_TIMEOUT)
-        gn__idle_add(conn->loop, &conn->idle, idle_ms, idle_expired);
+        gn__idle_add(conn->loop, &conn->idle, gn__timer_ms(idle_ms), idle_expired);
     gn__conn_update_watch(conn);
     return 0;
 }
@@ -801,10 +801,11 @@ static void handshake_step(gn_conn *conn)
 int gn__conn_start_handshake(gn_conn *conn, uint32_t timeout_ms)
 {
     struct gn__conn_ext *ext = gn__conn_ext(conn);
-    int rc = ext ? gn_timer_start(conn->loop, timeout_ms, 0, handshake_expired, conn,
-                                  &ext->handshake_timer)
-                 : GN_ENOMEM;
+    int rc = ext ? 0 : GN_ENOMEM;
 
+    if (rc == 0 && timeout_ms != GN_NO_TIMEOUT)
+        rc = gn_timer_start(conn->loop, gn__timer_ms(timeout_ms), 0, handshake_expired, conn,
+                            &ext->handshake_timer);
     if (rc < 0)
         return rc;
     conn->handshaking = true;

@@ -4,6 +4,8 @@
  * As in blocking.c, the descriptor stays non-blocking and every wait is
  * a poll(2) against one deadline taken when the call starts, so EINTR
  * only recomputes the time left and a timeout bounds the whole call.
+ * Without a timeout of their own (GN_DEFAULT_TIMEOUT) they wait as long
+ * as it takes: a datagram socket has no deadline or idle timeout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +51,7 @@ ssize_t gn_dgram_recv(gn_dgram *sock, void *buf, size_t size, gn_endpoint *from,
         return rc;
     if (!buf && size > 0)
         return GN_EINVAL;
-    deadline = gn__deadline_after(timeout_ms);
+    deadline = gn__deadline_after(gn__timeout_or(timeout_ms, GN_NO_TIMEOUT));
     for (;;) {
         n = gn__dgram_recvfrom(sock, buf, size, from, &cut);
         if (n >= 0)
@@ -85,7 +87,7 @@ int gn_dgram_send_wait(gn_dgram *sock, const void *data, size_t len, const gn_en
     rc = gn__dgram_dest(sock, data, len, to, &ss, &sslen);
     if (rc < 0)
         return rc;
-    deadline = gn__deadline_after(timeout_ms);
+    deadline = gn__deadline_after(gn__timeout_or(timeout_ms, GN_NO_TIMEOUT));
     for (bool waited = false;; waited = true) {
         rc = gn__dgram_sendto(sock->io.fd, data, len, &ss, sslen);
         if (rc != GN__DGRAM_AGAIN)

@@ -90,19 +90,21 @@ static int dial_error_text(const struct dial *d, const char *address, char *errb
 static int dial_on(gn_loop *loop, const char *address, const gn_options *o, struct dial *d,
                    char *errbuf, size_t errlen)
 {
-    uint64_t timer;
+    uint64_t timer = 0;
     int rc = gn_connect(loop, address, &dial_handlers, o, &d->conn, errbuf, errlen);
 
     if (rc < 0)
         return rc;
-    rc = gn_timer_start(loop, o->connect_timeout_ms, 0, dial_expired, d, &timer);
+    if (o->connect_timeout_ms != GN_NO_TIMEOUT)
+        rc = gn_timer_start(loop, gn__timer_ms(o->connect_timeout_ms), 0, dial_expired, d, &timer);
     if (rc < 0) {
         gn_abort(d->conn);
         d->conn = NULL;
         return rc;
     }
     gn_loop_run(loop);
-    gn_timer_cancel(loop, timer);
+    if (timer)
+        gn_timer_cancel(loop, timer);
     if (d->connected && d->conn)
         return 0;
     if (d->conn) {
@@ -136,8 +138,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
      * bytes stay buffered as they came. */
     framing = o.framing;
     o.framing = (gn_framing){0};
-    if (timeout_ms)
-        o.connect_timeout_ms = timeout_ms;
+    o.connect_timeout_ms = gn__timeout_or(timeout_ms, o.connect_timeout_ms);
     o.user_data = &d;
     rc = gn__loop_new_private(&loop);
     if (rc < 0)

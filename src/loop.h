@@ -184,7 +184,16 @@ uint64_t gn__clock_ms(void);
 /* Deadlines of blocking calls (deadline.c): a point on gn__clock_ms's
  * clock, GN__NO_DEADLINE for none. */
 #define GN__NO_DEADLINE UINT64_MAX
+/* A timeout as the user wrote it: GN_DEFAULT_TIMEOUT becomes default_ms;
+ * the rest stay as they are. */
+uint32_t gn__timeout_or(uint32_t timeout_ms, uint32_t default_ms);
+/* A resolved timeout as a timer's delay: GN_NO_WAIT is 0 (the caller
+ * skips the timer for GN_NO_TIMEOUT). */
+uint32_t gn__timer_ms(uint32_t timeout_ms);
+/* The deadline of a resolved timeout starting now: GN__NO_DEADLINE for
+ * GN_NO_TIMEOUT, now for GN_NO_WAIT. */
 uint64_t gn__deadline_after(uint32_t timeout_ms);
+uint64_t gn__deadline_min(uint64_t a, uint64_t b);
 /* Milliseconds left for poll(2): -1 for none, 0 once passed. */
 int gn__poll_ms(uint64_t deadline);
 /* Wait until fd is ready for events (0), or GN_ETIMEDOUT, or a code. */

@@ -302,10 +302,13 @@ static void async_close(gn_server *srv, uint32_t grace_ms)
     set_accepting(srv, false);
     gn__server_close_listeners(srv);
     gn__list_foreach_safe(node, next, &srv->conns) gn_close(gn__container_of(node, gn_conn, link));
-    if (!gn__list_empty(&srv->conns) && grace_ms > 0)
-        gn_timer_start(srv->loop, grace_ms, 0, abort_remaining, srv, &srv->grace_timer);
-    else if (!gn__list_empty(&srv->conns))
+    /* No grace for GN_DEFAULT_TIMEOUT and GN_NO_WAIT; under GN_NO_TIMEOUT
+     * the connections close as they finish flushing. */
+    grace_ms = gn__timer_ms(grace_ms);
+    if (!gn__list_empty(&srv->conns) && grace_ms == 0)
         abort_remaining(srv->loop, 0, srv);
+    else if (!gn__list_empty(&srv->conns) && grace_ms != GN_NO_TIMEOUT)
+        gn_timer_start(srv->loop, grace_ms, 0, abort_remaining, srv, &srv->grace_timer);
     maybe_free(srv);
 }
 

@@ -448,8 +448,8 @@ static void threads_close(gn_server *srv, uint32_t grace_ms)
     gn__server_close_listeners(srv);
     pthread_mutex_lock(&t->mu);
     /* Queued clients are still served during the grace period. */
-    if (grace_ms > 0)
-        wait_done(t, no_handler_runs, gn__clock_ms() + grace_ms);
+    if (gn__timer_ms(grace_ms) > 0) /* GN_DEFAULT_TIMEOUT, GN_NO_WAIT: none */
+        wait_done(t, no_handler_runs, gn__deadline_after(grace_ms));
     end_connections(t);
     wait_done(t, no_thread_left, UINT64_MAX);
     reap_exited(t);

@@ -171,7 +171,7 @@ int cli_connect_sync(const char *addr)
     pthread_t writer;
     ssize_t n;
     gn_options opts = cli_options();
-    int rc = gn_dial(addr, 0, &opts, &w.conn, err, sizeof(err));
+    int rc = gn_dial(addr, GN_DEFAULT_TIMEOUT, &opts, &w.conn, err, sizeof(err));
 
     if (rc < 0)
         return cli_open_error(rc, err);
@@ -398,7 +398,7 @@ int cli_send(int argc, char **argv)
     if (rc)
         return rc;
     opts.idle_timeout_ms = STALL_MS;
-    rc = gn_dial(argv[1], 0, &opts, &conn, err, sizeof(err));
+    rc = gn_dial(argv[1], GN_DEFAULT_TIMEOUT, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         close(fd);
         return cli_open_error(rc, err);
