@@ -285,7 +285,7 @@ static int flush_transport(gn_conn *conn, uint64_t deadline)
         int rc = conn->transport->flush(conn);
         if (rc < 0 && rc != GN__AGAIN)
             return woken_code(conn, rc);
-        if (rc == GN__AGAIN && (rc = wait_fd(conn, POLLOUT, deadline)) < 0)
+        if (rc == GN__AGAIN && (rc = wait_fd(conn, POLLOUT, deadline, GN__WRITING)) < 0)
             return rc;
     }
     return 0;
