@@ -175,7 +175,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (gn_server_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, name, sizeof name) < 0)
+    if (gn_server_get_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, name, sizeof name) < 0)
         snprintf(name, sizeof name, "%s", argv[1]);
 
     memset(&sa, 0, sizeof sa);

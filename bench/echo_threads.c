@@ -63,13 +63,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (gn_server_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, name, sizeof name) < 0)
+    if (gn_server_get_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, name, sizeof name) < 0)
         snprintf(name, sizeof name, "%s", argv[1]);
     printf("listening on %s\n", name);
     fflush(stdout);
 
     sigwait(&stop, &sig);
-    if (gn_server_thread_stats(srv, &st) < 0)
+    if (gn_server_get_thread_stats(srv, &st) < 0)
         memset(&st, 0, sizeof st);
     gn_server_close(srv, 1000);
     fprintf(stderr, "threads created=%llu served=%llu refused=%llu alive=%zu\n",

@@ -33,8 +33,8 @@ static int catch_signals(gn_loop *loop)
 {
     gn_signal *sigint, *sigterm;
 
-    if (gn_signal_watch(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
-        gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
+    if (gn_signal_start(loop, SIGINT, stop_loop, loop, &sigint) < 0 ||
+        gn_signal_start(loop, SIGTERM, stop_loop, loop, &sigterm) < 0)
         return -1;
     return 0;
 }
@@ -46,7 +46,7 @@ static void print_listening(const gn_server *srv)
     char text[GN_ENDPOINT_STRLEN];
     gn_endpoint ep;
 
-    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+    for (size_t i = 0; gn_server_get_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         printf("listening on %s\n", text);
     }

@@ -81,7 +81,8 @@ static void read_file_task(gn_loop *loop, void *arg)
 
 static void on_connect(gn_conn *conn)
 {
-    int rc = gn_watch_fd(cl.loop, STDIN_FILENO, GN_WATCH_READABLE, on_stdin, NULL, &cl.stdin_watch);
+    int rc =
+        gn_watch_start(cl.loop, STDIN_FILENO, GN_WATCH_READABLE, on_stdin, NULL, &cl.stdin_watch);
 
     if (rc == GN_ENOTSUP) /* a file */
         rc = gn_loop_post(cl.loop, read_file_task, NULL);

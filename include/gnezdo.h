@@ -14,7 +14,7 @@
  *  - The library never prints, exits, raises signals or touches errno
  *    on purpose: every failure comes back as a return code.  (A signal
  *    watcher forwards a signal that landed on the wrong thread, see
- *    gn_signal_watch.)
+ *    gn_signal_start.)
  *  - Names: gn_ + object + verb; types carry no _t suffix.
  */
 #ifndef GNEZDO_H
@@ -657,7 +657,7 @@ typedef enum gn_watch_events {
 typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
 
 /*
- * gn_watch_fd - call fn(w, fd, events, arg) on the loop's thread whenever
+ * gn_watch_start - call fn(w, fd, events, arg) on the loop's thread whenever
  * fd is ready for events (GN_WATCH_READABLE, GN_WATCH_WRITABLE or both).
  * *out receives the watcher.  fd may be blocking; the watcher changes none of
  * its flags.  Returns 0, GN_EINVAL (loop, fn or out NULL, fd negative or
@@ -668,8 +668,8 @@ typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
  * connection, server or datagram socket of the same loop owns must not
  * be watched.  Thread: the loop's.
  */
-GN_API int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
-                       gn_watch **out);
+GN_API int gn_watch_start(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+                          gn_watch **out);
 
 /*
  * gn_watch_set_events - watch for events (GN_WATCH_READABLE,
@@ -716,7 +716,7 @@ GN_API int gn_watch_close(gn_watch *w);
  *
  * What the library does to the process, and what holds with threads:
  *  - The signal is blocked (pthread_sigmask) in the thread that calls
- *    gn_signal_watch, which must be the thread that runs the loop, and
+ *    gn_signal_start, which must be the thread that runs the loop, and
  *    threads it starts afterwards inherit the block.
  *  - While a signal has a watcher anywhere in the process, its
  *    disposition (sigaction) is the library's: a signal that lands on a
@@ -746,14 +746,14 @@ typedef struct gn_signal gn_signal;
 typedef void (*gn_signal_fn)(gn_signal *s, int signum, void *arg);
 
 /*
- * gn_signal_watch - call fn(s, signum, arg) on the loop's thread each
+ * gn_signal_start - call fn(s, signum, arg) on the loop's thread each
  * time signum arrives (see above).  *out receives the watcher.
  * Returns 0, GN_EINVAL (loop, fn or out NULL; signum not a signal
  * number, one glibc keeps for its threads (32, 33), or SIGKILL, SIGSTOP,
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL), GN_EMFILE, GN_ENOMEM.  Thread: the loop's (the one that runs
  * it).
  */
-GN_API int gn_signal_watch(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out);
+GN_API int gn_signal_start(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out);
 
 /*
  * gn_signal_close - stop watching and free s (after the current batch of
@@ -956,14 +956,15 @@ GN_API size_t gn_server_conn_count(const gn_server *srv);
  * oldest first; fn may close or send on any connection.  Returns how
  * many were visited, or GN_EINVAL.
  */
-GN_API int gn_server_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg);
+typedef void (*gn_visit_fn)(gn_conn *conn, void *arg);
+GN_API int gn_server_foreach(gn_server *srv, gn_visit_fn fn, void *arg);
 
 /*
- * gn_server_endpoint - the i-th listening address (from 0), with the
+ * gn_server_get_endpoint - the i-th listening address (from 0), with the
  * actual port when 0 was asked for.  Returns 0, GN_EINVAL or GN_ENOTFOUND
  * (i past the last).
  */
-GN_API int gn_server_endpoint(const gn_server *srv, size_t i, gn_endpoint *out);
+GN_API int gn_server_get_endpoint(const gn_server *srv, size_t i, gn_endpoint *out);
 
 /* gn_server_loop / gn_server_user_data / gn_server_set_user_data. */
 GN_API gn_loop *gn_server_loop(const gn_server *srv);
@@ -1103,16 +1104,18 @@ typedef struct gn_peer_cred {
     GN_RESERVED(2);
 } gn_peer_cred;
 
-/* gn_conn_peer_cred - the peer's credentials of a Unix socket connection
+/* gn_conn_get_peer_cred - the peer's credentials of a Unix socket connection
  * (SO_PEERCRED).  0, GN_EINVAL, GN_EFAMILY (not a Unix socket),
  * GN_ECLOSED. */
-GN_API int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out);
+GN_API int gn_conn_get_peer_cred(const gn_conn *conn, gn_peer_cred *out);
 
 /* ------------------------------------------------------------------------
- * Your own transport
+ * Your own I/O layer
  *
- * Every stream connection moves its bytes through a transport: plain for
- * TCP and Unix sockets, TLS for tls://.  A program can bring its own (a
+ * Every stream connection moves its bytes through I/O operations: plain
+ * for TCP and Unix sockets, TLS for tls://.  (The word "transport" is kept
+ * for what an address's scheme names: gn_transport.)  A program can bring
+ * its own (a
  * framing or obfuscation layer, a test double over a socketpair) and
  * hand gnezdo a connected descriptor to drive with it: the connection
  * then has the same events, buffers, back-pressure, limits and close
@@ -1121,13 +1124,13 @@ GN_API int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out);
  * end of the stream (read), GN_EAGAIN when the socket is not ready, or
  * another negative code, which fails the connection.
  */
-typedef struct gn_transport_ops {
+typedef struct gn_io_ops {
     const char *name;
     ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
     ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
     int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
     GN_RESERVED_HANDLERS(4);
-} gn_transport_ops;
+} gn_io_ops;
 
 /*
  * gn_conn_adopt - make an asynchronous connection of fd, a connected
@@ -1140,8 +1143,8 @@ typedef struct gn_transport_ops {
  * socket: refused at once, and the log, gn_log_set, says which).
  * Thread: the loop's.
  */
-GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
-                         const gn_handlers *handlers, const gn_options *opts, gn_conn **out);
+GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_io_ops *ops, const gn_handlers *handlers,
+                         const gn_options *opts, gn_conn **out);
 
 /*
  * gn_conn_pair - two connections joined by a Unix socketpair, each with
@@ -1149,7 +1152,7 @@ GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops,
  * in-memory client and server for tests and for plumbing inside a
  * program.  Returns as gn_conn_adopt, or GN_EMFILE.
  */
-GN_API int gn_conn_pair(gn_loop *loop, const gn_transport_ops *ops, const gn_handlers *a,
+GN_API int gn_conn_pair(gn_loop *loop, const gn_io_ops *ops, const gn_handlers *a,
                         const gn_handlers *b, const gn_options *opts, gn_conn **out_a,
                         gn_conn **out_b);
 
@@ -1163,9 +1166,9 @@ typedef struct gn_tls_info {
     GN_RESERVED(4);
 } gn_tls_info;
 
-/* gn_conn_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
+/* gn_conn_get_tls_info - what conn's TLS handshake agreed on.  0, GN_EINVAL,
  * GN_EFAMILY (not a TLS connection), GN_ECLOSED (not established). */
-GN_API int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out);
+GN_API int gn_conn_get_tls_info(const gn_conn *conn, gn_tls_info *out);
 
 /* gn_conn_is_open - connected and no close, shutdown or abort asked. */
 GN_API bool gn_conn_is_open(const gn_conn *conn);
@@ -1193,10 +1196,9 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
  * or by two at most when one only reads (gn_read, gn_read_exact,
  * gn_read_line, gn_wait_readable) and the other only writes (gn_write_all,
  * gn_send_file), as a socket is full duplex; gn_shutdown and gn_close
- * belong to the writer; gn_conn_set_deadline, to any thread.  The accessors above (endpoints, stats, user
- * data) work on it too, and
- * the asynchronous calls (gn_send, gn_pause_reading, ...) return
- * GN_EMODE, as the calls below do on an asynchronous connection.
+ * belong to the writer; gn_conn_set_deadline, to any thread.  The accessors above (endpoints,
+ * stats, user data) work on it too, and the asynchronous calls (gn_send, gn_pause_reading, ...)
+ * return GN_EMODE, as the calls below do on an asynchronous connection.
  */
 
 /*
@@ -1271,7 +1273,8 @@ GN_API int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t tim
 GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
 
 /* Which deadline gn_conn_set_deadline sets. */
-#define GN_DEADLINE_READ  1u /* gn_read, gn_read_exact, gn_read_line, gn_read_message,
+#define GN_DEADLINE_READ                                                                           \
+    1u                       /* gn_read, gn_read_exact, gn_read_line, gn_read_message,             \
                                 gn_wait_readable */
 #define GN_DEADLINE_WRITE 2u /* gn_write_all, gn_send_file, gn_shutdown */
 #define GN_DEADLINE_BOTH  3u
@@ -1306,7 +1309,7 @@ GN_API int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline
  * with a logged reason.  The handler owns the connection until it
  * returns; the server then closes and frees it.
  */
-typedef void (*gn_thread_handler)(gn_conn *conn);
+typedef void (*gn_thread_fn)(gn_conn *conn);
 
 typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
@@ -1332,7 +1335,7 @@ typedef struct gn_thread_stats {
  * idle_timeout_ms bounds every blocking call of a connection, its
  * max_input every line); topts may be NULL for the defaults.  *out
  * receives the server: gn_server_conn_count, gn_server_foreach (fn runs
- * under the server's lock: keep it short), gn_server_endpoint and the
+ * under the server's lock: keep it short), gn_server_get_endpoint and the
  * user data calls work on it; gn_server_close stops accepting, waits up
  * to grace_ms for handlers to return, then wakes blocked calls with
  * GN_ECLOSED and joins every thread.  Returns as gn_listen.
@@ -1340,13 +1343,13 @@ typedef struct gn_thread_stats {
  * handlers (it would wait for itself): there it only stops accepting, and
  * another thread's gn_server_close finishes the job.
  */
-GN_API int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_options *opts,
+GN_API int gn_serve_threads(const char *address, gn_thread_fn handler, const gn_options *opts,
                             const gn_thread_options *topts, gn_server **out, char *errbuf,
                             size_t errlen);
 
-/* gn_server_thread_stats - thread counts of a threaded server.  0, or
+/* gn_server_get_thread_stats - thread counts of a threaded server.  0, or
  * GN_EINVAL (NULL, or not a threaded server). */
-GN_API int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out);
+GN_API int gn_server_get_thread_stats(gn_server *srv, gn_thread_stats *out);
 
 /* ------------------------------------------------------------------------
  * Datagram sockets
@@ -1530,6 +1533,45 @@ GN_API int gn_frame_exact(size_t len, size_t n, size_t *frame_len);
  */
 GN_API int gn_frame_prefix(const char *data, size_t len, unsigned size_bytes, uint64_t max_payload,
                            size_t *payload_off, size_t *payload_len, size_t *frame_len);
+
+/* ------------------------------------------------------------------------
+ * Deprecated names (GN_DEPRECATED_ALIASES_BEGIN)
+ *
+ * The names of 0.1, renamed in 1.0 to the rules of docs/api.md ("Names"),
+ * kept for this major version: each still compiles, with a warning naming
+ * its replacement.  Define GN_NO_DEPRECATED before including gnezdo.h to
+ * hide them.  They are not exported symbols: a 0.1 binary needs
+ * libgnezdo.so.0 anyway.
+ */
+#ifndef GN_NO_DEPRECATED
+#if defined(__GNUC__)
+#define GN_DEPRECATED(replacement) __attribute__((deprecated("use " replacement)))
+#else
+#define GN_DEPRECATED(replacement)
+#endif
+typedef gn_thread_fn gn_thread_handler GN_DEPRECATED("gn_thread_fn");
+typedef gn_io_ops gn_transport_ops GN_DEPRECATED("gn_io_ops");
+GN_DEPRECATED("gn_server_get_thread_stats")
+static inline int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out)
+{
+    return gn_server_get_thread_stats(srv, out);
+}
+GN_DEPRECATED("gn_conn_get_tls_info")
+static inline int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out)
+{
+    return gn_conn_get_tls_info(conn, out);
+}
+GN_DEPRECATED("gn_conn_get_peer_cred")
+static inline int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out)
+{
+    return gn_conn_get_peer_cred(conn, out);
+}
+GN_DEPRECATED("gn_server_get_endpoint")
+static inline int gn_server_endpoint(const gn_server *srv, size_t i, gn_endpoint *out)
+{
+    return gn_server_get_endpoint(srv, i, out);
+}
+#endif /* GN_DEPRECATED_ALIASES_END */
 
 #ifdef __cplusplus
 }

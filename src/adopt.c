@@ -1,6 +1,6 @@
 /*
  * Connections made of a descriptor the program already has, driven by a
- * transport of its own (gn_transport_ops) or the plain one; and
+ * transport of its own (gn_io_ops) or the plain one; and
  * gn_conn_pair, two of them over a socketpair.
  *
  * A user transport plugs into the same vtable as TCP and TLS through a
@@ -114,7 +114,7 @@ static gn_transport kind_of(int fd)
     return GN_TRANSPORT_TCP;
 }
 
-int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_handlers *handlers,
+int gn_conn_adopt(gn_loop *loop, int fd, const gn_io_ops *ops, const gn_handlers *handlers,
                   const gn_options *opts, gn_conn **out)
 {
     gn_options resolved;
@@ -164,8 +164,8 @@ int gn_conn_adopt(gn_loop *loop, int fd, const gn_transport_ops *ops, const gn_h
     return 0;
 }
 
-int gn_conn_pair(gn_loop *loop, const gn_transport_ops *ops, const gn_handlers *a,
-                 const gn_handlers *b, const gn_options *opts, gn_conn **out_a, gn_conn **out_b)
+int gn_conn_pair(gn_loop *loop, const gn_io_ops *ops, const gn_handlers *a, const gn_handlers *b,
+                 const gn_options *opts, gn_conn **out_a, gn_conn **out_b)
 {
     int sv[2], rc;
 

@@ -15,9 +15,9 @@
 
 #include "conn.h"
 #include "faults.h"
+#include "reserved.h"
 #include "resolver.h"
 #include "tls.h"
-#include "reserved.h"
 
 #define MAX_ATTEMPTS        32
 #define DEFAULT_FALLBACK_MS 250 /* RFC 8305 section 5 recommends 250 ms */

@@ -14,8 +14,8 @@
 #include "conn.h"
 #include "conn_queue.h"
 #include "frame.h"
-#include "tls.h"
 #include "reserved.h"
+#include "tls.h"
 
 #define DEFAULT_BACKLOG            511
 #define DEFAULT_MAX_CONNS          10000

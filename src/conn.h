@@ -93,10 +93,10 @@ struct gn__conn_ext {
     struct gn__conn_profile own; /* when conn->prof is its own */
     gn_endpoint local, remote;   /* as handed out by gn_conn_local/remote */
     bool have_local, have_remote;
-    struct gn__handle handle;         /* the loop's, when no server owns it */
-    struct gn__tls *tls;              /* TLS state, tls.c */
-    const gn_transport_ops *user_ops; /* a transport of the user's (adopt.c) */
-    struct gn__deferred ready;        /* on_connect of an adopted connection */
+    struct gn__handle handle;  /* the loop's, when no server owns it */
+    struct gn__tls *tls;       /* TLS state, tls.c */
+    const gn_io_ops *user_ops; /* a transport of the user's (adopt.c) */
+    struct gn__deferred ready; /* on_connect of an adopted connection */
     uint64_t handshake_timer;
     /* Blocking mode (blocking_deadline.c), under its lock: the read and
      * write deadlines (gn_now_ms; GN_NO_DEADLINE for none) and the

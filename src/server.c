@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "reserved.h"
 #include "server.h"
 #include "tls.h"
-#include "reserved.h"
 
 #define ACCEPT_BUDGET   64
 #define ACCEPT_RETRY_MS 100

@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reserved.h"
 #include "server.h"
 #include "tls.h"
-#include "reserved.h"
 
 /* ---- listening ------------------------------------------------------ */
 
@@ -247,14 +247,14 @@ size_t gn_server_conn_count(const gn_server *srv)
     return srv ? srv->kind->conn_count(srv) : 0;
 }
 
-int gn_server_foreach(gn_server *srv, void (*fn)(gn_conn *conn, void *arg), void *arg)
+int gn_server_foreach(gn_server *srv, gn_visit_fn fn, void *arg)
 {
     if (!srv || !fn)
         return GN_EINVAL;
     return srv->kind->foreach (srv, fn, arg);
 }
 
-int gn_server_endpoint(const gn_server *srv, size_t i, gn_endpoint *out)
+int gn_server_get_endpoint(const gn_server *srv, size_t i, gn_endpoint *out)
 {
     if (!srv || !out)
         return GN_EINVAL;

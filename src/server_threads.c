@@ -29,9 +29,9 @@
 
 #include "blocking.h"
 #include "faults.h"
+#include "reserved.h"
 #include "server.h"
 #include "tls.h"
-#include "reserved.h"
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_CACHE       8
@@ -46,7 +46,7 @@ struct worker {
 
 struct gn__threads {
     gn_server *srv;
-    gn_thread_handler handler;
+    gn_thread_fn handler;
     gn_thread_options topts;
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* a client was queued, or stopping */
@@ -314,7 +314,7 @@ static void server_free(gn_server *srv)
     gn__server_free(srv);
 }
 
-static int threads_new(gn_server *srv, gn_thread_handler handler, const gn_thread_options *topts)
+static int threads_new(gn_server *srv, gn_thread_fn handler, const gn_thread_options *topts)
 {
     struct gn__threads *t = calloc(1, sizeof(*t));
     pthread_condattr_t attr;
@@ -347,7 +347,7 @@ static int threads_new(gn_server *srv, gn_thread_handler handler, const gn_threa
     return 0;
 }
 
-int gn_serve_threads(const char *address, gn_thread_handler handler, const gn_options *opts,
+int gn_serve_threads(const char *address, gn_thread_fn handler, const gn_options *opts,
                      const gn_thread_options *topts, gn_server **out, char *errbuf, size_t errlen)
 {
     gn_server *srv;
@@ -487,7 +487,7 @@ static const struct gn__server_kind threads_kind = {
     .foreach = threads_foreach,
 };
 
-int gn_server_thread_stats(gn_server *srv, gn_thread_stats *out)
+int gn_server_get_thread_stats(gn_server *srv, gn_thread_stats *out)
 {
     struct gn__threads *t;
 

@@ -295,7 +295,7 @@ static void signal_close_handle(struct gn__handle *h)
     gn_signal_close(gn__container_of(h, gn_signal, handle));
 }
 
-int gn_signal_watch(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out)
+int gn_signal_start(gn_loop *loop, int signum, gn_signal_fn fn, void *arg, gn_signal **out)
 {
     gn_signal *w;
     int rc;

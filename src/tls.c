@@ -676,7 +676,7 @@ void gn__tls_detach(gn_conn *conn)
     conn->ext->tls = NULL;
 }
 
-int gn_conn_tls_info(const gn_conn *conn, gn_tls_info *out)
+int gn_conn_get_tls_info(const gn_conn *conn, gn_tls_info *out)
 {
     const unsigned char *alpn = NULL;
     unsigned int alpn_len = 0;

@@ -114,7 +114,7 @@ void gn__unix_unlink(struct listener *l)
         unlink(sun->sun_path);
 }
 
-int gn_conn_peer_cred(const gn_conn *conn, gn_peer_cred *out)
+int gn_conn_get_peer_cred(const gn_conn *conn, gn_peer_cred *out)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);

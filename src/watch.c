@@ -121,7 +121,8 @@ static void watch_close_handle(struct gn__handle *h)
     gn_watch_close(gn__container_of(h, gn_watch, handle));
 }
 
-int gn_watch_fd(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg, gn_watch **out)
+int gn_watch_start(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+                   gn_watch **out)
 {
     gn_watch *w;
     int rc;

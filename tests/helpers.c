@@ -201,7 +201,7 @@ gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
     int rc = gn_listen(loop, addr, h, opts, &srv, err, sizeof(err));
 
     cr_assert_eq(rc, 0, "gn_listen(%s): %s", addr, err);
-    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     cr_assert_gt(gn_endpoint_format(&ep, text, len), 0);
     return srv;
 }

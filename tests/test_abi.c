@@ -70,7 +70,7 @@ Test(abi, thread_datagram_and_transport_structs_are_checked_too)
     gn_thread_options topts = {.reserved_ = {0, 1}};
     gn_dgram_options dopts = {.reserved_ = {1}};
     gn_dgram_handlers dh = {0};
-    gn_transport_ops ops = {.name = "plain"};
+    gn_io_ops ops = {.name = "plain"};
     gn_handlers h = {0};
     char err[GN_ERRBUF_SIZE];
     gn_server *srv = NULL;
@@ -123,7 +123,7 @@ Test(abi, structs_handed_out_come_back_with_reserved_space_zero)
     memset(&cred, 0xff, sizeof(cred));
     memset(&ep, 0xff, sizeof(ep));
     cr_assert_eq(gn_conn_get_stats(a, &stats), 0);
-    cr_assert_eq(gn_conn_peer_cred(a, &cred), 0);
+    cr_assert_eq(gn_conn_get_peer_cred(a, &cred), 0);
     cr_assert_eq(gn_endpoint_parse("[::1]:80", 0, &ep, NULL, 0), 0);
     for (size_t i = 0; i < sizeof(stats.reserved_) / sizeof(stats.reserved_[0]); i++)
         cr_assert_eq(stats.reserved_[i], 0);

@@ -164,7 +164,7 @@ static int echo_once(gn_loop *loop)
 
     if (gn_listen(loop, "tcp://127.0.0.1:0", &sh, NULL, &srv, NULL, 0) < 0)
         return 10;
-    if (gn_server_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, text, sizeof(text)) < 0)
+    if (gn_server_get_endpoint(srv, 0, &ep) < 0 || gn_endpoint_format(&ep, text, sizeof(text)) < 0)
         return 11;
     snprintf(addr, sizeof(addr), "tcp://%s", text);
     if (gn_connect(loop, addr, &ch, NULL, &conn, NULL, 0) < 0)

@@ -185,7 +185,7 @@ Test(client_connect, localhost_name_falls_through_to_an_address_that_listens)
     /* Only IPv4 listens: if localhost resolves to ::1 first, that attempt
      * is refused and the next address must be tried. */
     srv = gn_test_listen(loop, "127.0.0.1:0", &server_h, NULL, addr, sizeof(addr));
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(name, sizeof(name), "localhost:%u", gn_endpoint_port(&ep));
     cr_assert_eq(gn_connect(loop, name, &handlers, NULL, &conn, err, sizeof(err)), 0);
     out.want = 2;

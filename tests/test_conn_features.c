@@ -160,7 +160,7 @@ static void talk(const char *listen_addr, const char *connect_host)
     reply[0] = '\0';
     cr_assert_eq(gn_loop_new(&loop), 0);
     srv = gn_test_listen(loop, listen_addr, &server_h, NULL, addr, sizeof(addr));
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(target, sizeof(target), "%s:%u", connect_host, gn_endpoint_port(&ep));
     cr_assert_eq(gn_connect(loop, target, &client_h, NULL, &conn, NULL, 0), 0);
     gn_test_run_loop_for(loop, 1000);

@@ -885,7 +885,7 @@ Test(conn_message, a_threaded_server_reads_the_framing_of_its_options, .timeout 
     cr_assert_eq(
         gn_serve_threads("127.0.0.1:0", count_messages, &opts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     gn_endpoint_format(&ep, addr, sizeof(addr));
     fd = gn_test_connect_fd(addr);
     cr_assert_geq(fd, 0);

@@ -2,7 +2,7 @@
  * gn_conn_pair and a transport of the user's own: two in-memory
  * connections over a socketpair exchange data with the usual events; a
  * toy transport (bytes XOR 0x5a on the wire) plugged in through
- * gn_transport_ops is seen scrambled by a raw peer and clear by the
+ * gn_io_ops is seen scrambled by a raw peer and clear by the
  * handlers, with back-pressure and half-close working through it.
  */
 #include <criterion/criterion.h>
@@ -59,7 +59,7 @@ static ssize_t xor_writev(gn_conn *conn, int fd, const struct iovec *iov, int io
     return n; /* a partial send is fine: bytes map one to one */
 }
 
-static const gn_transport_ops xor_ops = {.name = "xor", .read = xor_read, .writev = xor_writev};
+static const gn_io_ops xor_ops = {.name = "xor", .read = xor_read, .writev = xor_writev};
 
 /* ---- handlers --------------------------------------------------------- */
 
@@ -115,7 +115,7 @@ static void reset(void)
     memset(&b_side, 0, sizeof(b_side));
 }
 
-static void pair_exchange(const gn_transport_ops *ops)
+static void pair_exchange(const gn_io_ops *ops)
 {
     gn_options oa = {.user_data = &a_side}, ob = {.user_data = &b_side};
     gn_conn *a, *b;
@@ -194,7 +194,7 @@ Test(conn_pair, a_raw_peer_sees_the_user_transport_on_the_wire)
 
 Test(conn_pair, bad_arguments_and_the_descriptor_is_taken_even_then)
 {
-    const gn_transport_ops half = {.name = "half", .read = xor_read};
+    const gn_io_ops half = {.name = "half", .read = xor_read};
     gn_conn *a, *b;
     gn_loop *loop;
     int sv[2];

@@ -452,7 +452,7 @@ Test(deadline, holds_on_a_threaded_servers_connection)
     cr_assert_eq(
         gn_serve_threads("127.0.0.1:0", wait_out_silence, NULL, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     gn_endpoint_format(&ep, addr, sizeof(addr));
     cr_assert_eq(gn_dial(addr, GN_DEFAULT_TIMEOUT, NULL, &conn, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 10000), 1);

@@ -253,7 +253,7 @@ Test(faults, blocking_calls_move_every_byte_through_faults, .timeout = 60)
     before = gn_faults_injected();
     cr_assert_eq(gn_serve_threads("127.0.0.1:0", echo_lines, NULL, NULL, &srv, err, sizeof(err)), 0,
                  "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     gn_endpoint_format(&ep, addr, sizeof(addr));
     cr_assert_eq(gn_dial(addr, 5000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
     /* Less than the socket buffers hold both ways: written whole, then read. */

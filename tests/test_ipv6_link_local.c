@@ -79,7 +79,7 @@ Test(ipv6_link_local, scoped_address_served_and_dialled_in_both_modes)
     /* blocking: a threaded server and gn_dial */
     cr_assert_eq(gn_serve_threads("[fe80::1%lo]:0", echo_line, NULL, NULL, &srv, err, sizeof(err)),
                  0, "%s", err);
-    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     gn_endpoint_format(&ep, text, sizeof(text));
     cr_expect(strncmp(text, "[fe80::1%lo]:", 13) == 0, "the scope is kept: %s", text);
     cr_expect_gt(gn_endpoint_scope_id(&ep), 0);

@@ -67,7 +67,7 @@ static void echo_lines(gn_conn *conn)
     note_running(-1);
 }
 
-static gn_server *serve(gn_thread_handler h, const gn_options *opts, const gn_thread_options *topts,
+static gn_server *serve(gn_thread_fn h, const gn_options *opts, const gn_thread_options *topts,
                         char *addr, size_t len)
 {
     char err[GN_ERRBUF_SIZE];
@@ -76,7 +76,7 @@ static gn_server *serve(gn_thread_handler h, const gn_options *opts, const gn_th
 
     cr_assert_eq(gn_serve_threads("127.0.0.1:0", h, opts, topts, &srv, err, sizeof(err)), 0, "%s",
                  err);
-    cr_assert_eq(gn_server_endpoint(srv, 0, &ep), 0);
+    cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     gn_endpoint_format(&ep, addr, len);
     cr_assert_null(gn_server_loop(srv));
     return srv;
@@ -127,12 +127,12 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
         cr_assert_gt(read_reply(fds[i], reply, sizeof(reply), 10000), 0, "client %d", i);
         cr_expect_str_eq(reply, msg);
-        gn_server_thread_stats(srv, &st);
+        gn_server_get_thread_stats(srv, &st);
         cr_expect_leq(st.threads, 16);
         close(fds[i]); /* frees a thread for the next queued client */
     }
     for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(10000)) {
-        gn_server_thread_stats(srv, &st);
+        gn_server_get_thread_stats(srv, &st);
         if (st.served == CLIENTS)
             break;
     }
@@ -165,12 +165,12 @@ Test(server_threads, a_sequence_of_clients_reuses_one_cached_thread)
         close(fd);
         /* wait until the handler has returned and its thread is idle */
         for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(1000)) {
-            gn_server_thread_stats(srv, &st);
+            gn_server_get_thread_stats(srv, &st);
             if (st.served == (uint64_t)i + 1 && st.idle == 1)
                 break;
         }
     }
-    gn_server_thread_stats(srv, &st);
+    gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.served, 30);
     cr_expect_eq(st.created, 1, "created %llu threads", (unsigned long long)st.created);
     gn_server_close(srv, 0);
@@ -231,7 +231,7 @@ Test(server_threads, a_full_queue_refuses_at_once)
     cr_assert(wait_running(1));
     b = gn_test_connect_fd(addr); /* waits in the queue */
     for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
-        gn_server_thread_stats(srv, &st);
+        gn_server_get_thread_stats(srv, &st);
         if (st.queued == 1)
             break;
     }
@@ -240,12 +240,12 @@ Test(server_threads, a_full_queue_refuses_at_once)
     c = gn_test_connect_fd(addr); /* finds the queue full */
     cr_expect_eq(read_reply(c, buf, sizeof(buf), 2000), 0, "refused: closed at once");
     cr_expect_lt(ms_now() - t0, 1000);
-    gn_server_thread_stats(srv, &st);
+    gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.refused, 1);
     close(a); /* the queued client gets the thread */
     cr_assert_eq(write(b, "hi", 2), 2);
     for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
-        gn_server_thread_stats(srv, &st);
+        gn_server_get_thread_stats(srv, &st);
         if (st.served == 1 && st.active == 1)
             break;
     }
@@ -272,7 +272,7 @@ Test(server_threads, max_conns_refuses_the_next_client)
     cr_expect_eq(gn_server_conn_count(srv), 2);
     fds[2] = gn_test_connect_fd(addr);
     cr_expect_eq(read_reply(fds[2], buf, sizeof(buf), 2000), 0);
-    gn_server_thread_stats(srv, &st);
+    gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.refused, 1);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
@@ -370,7 +370,7 @@ Test(server_threads, bad_arguments)
         GN_EBADADDR);
     cr_expect(strstr(err, "99999"), "%s", err);
     cr_expect_null(srv);
-    cr_expect_eq(gn_server_thread_stats(NULL, &st), GN_EINVAL);
+    cr_expect_eq(gn_server_get_thread_stats(NULL, &st), GN_EINVAL);
 }
 
 static gn_loop *post_loop;

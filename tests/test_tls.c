@@ -89,10 +89,10 @@ static int free_port(void)
     gn_endpoint ep;
     int port;
 
-    cr_assert_eq(gn_serve_threads("127.0.0.1:0", (gn_thread_handler)abort, NULL, NULL, &srv, err,
-                                  sizeof(err)),
-                 0);
-    gn_server_endpoint(srv, 0, &ep);
+    cr_assert_eq(
+        gn_serve_threads("127.0.0.1:0", (gn_thread_fn)abort, NULL, NULL, &srv, err, sizeof(err)),
+        0);
+    gn_server_get_endpoint(srv, 0, &ep);
     port = gn_endpoint_port(&ep);
     gn_server_close(srv, 0);
     return port;
@@ -158,7 +158,7 @@ static gn_server *tls_server(const gn_tls_options *tls, char *addr, size_t len)
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", serve_echo, &opts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, len, "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
     return srv;
 }
@@ -286,7 +286,7 @@ static int server_info_rc = 1;
 
 static void note_info(gn_conn *conn)
 {
-    server_info_rc = gn_conn_tls_info(conn, &server_saw);
+    server_info_rc = gn_conn_get_tls_info(conn, &server_saw);
     serve_echo(conn);
 }
 
@@ -313,12 +313,12 @@ Test(tls, alpn_client_certificate_and_session_info)
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", note_info, &sopts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, sizeof(addr), "tls://127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
     cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(gn_write_all(conn, "x", 1, 2000), 0);
     cr_assert_eq(gn_read(conn, buf, sizeof(buf), 2000), 1);
-    cr_assert_eq(gn_conn_tls_info(conn, &info), 0);
+    cr_assert_eq(gn_conn_get_tls_info(conn, &info), 0);
     cr_expect_str_eq(info.alpn, "http/1.1");
     cr_expect(strncmp(info.version, "TLSv1.", 6) == 0, "%s", info.version);
     cr_expect(strstr(info.peer, "localhost"), "%s", info.peer);
@@ -408,7 +408,7 @@ Test(tls, a_blocking_reply_reaches_a_slow_reader_whole_before_the_close, .timeou
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", reply_big, &sopts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
     cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
     while (off < sizeof(got)) {
@@ -451,7 +451,7 @@ Test(tls, send_file_goes_through_the_encryption)
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", count_and_sum, &sopts, NULL, &srv, err, sizeof(err)),
         0, "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
     cr_assert_eq(gn_dial(addr, 3000, &copts, &conn, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(gn_send_file(conn, fd, 0, SIZE), 0);
@@ -485,7 +485,7 @@ Test(tls, clients_resume_sessions_only_where_they_were_made)
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", serve_echo, &sopts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
     for (int i = 0; i < 4; i++) {
         /* 0, 1: verifying; 2: insecure (its own session); 3: verifying again */
@@ -493,7 +493,7 @@ Test(tls, clients_resume_sessions_only_where_they_were_made)
                      "%s", err);
         cr_assert_eq(gn_write_all(conn, "x", 1, 2000), 0);
         cr_assert_eq(gn_read(conn, buf, sizeof(buf), 2000), 1); /* the tickets come first */
-        cr_assert_eq(gn_conn_tls_info(conn, &info), 0);
+        cr_assert_eq(gn_conn_get_tls_info(conn, &info), 0);
         resumed[i] = info.resumed;
         gn_close(conn);
     }
@@ -633,7 +633,7 @@ Test(tls, a_long_ca_path_does_not_let_an_insecure_session_be_resumed)
     cr_assert_eq(
         gn_serve_threads("tls://127.0.0.1:0", serve_echo, &sopts, NULL, &srv, err, sizeof(err)), 0,
         "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(addr, sizeof(addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
     cr_assert_eq(gn_dial(addr, 3000, &iopts, &conn, err, sizeof(err)), 0, "%s", err);
     gn_write_all(conn, "x", 1, 2000);

@@ -340,8 +340,7 @@ static void blocking_count(gn_conn *conn)
     cr_expect_eq(gn_write_all(conn, text, strlen(text), 5000), 0, "write after the peer's FIN");
 }
 
-static gn_server *serve_threads(const struct transport *t, gn_thread_handler h, char *addr,
-                                size_t len)
+static gn_server *serve_threads(const struct transport *t, gn_thread_fn h, char *addr, size_t len)
 {
     const char *listen = t->listen;
     char err[GN_ERRBUF_SIZE];
@@ -350,7 +349,7 @@ static gn_server *serve_threads(const struct transport *t, gn_thread_handler h, 
 
     cr_assert_eq(gn_serve_threads(listen, h, &t->server, NULL, &srv, err, sizeof(err)), 0, "%s: %s",
                  listen, err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     gn_endpoint_format(&ep, addr, len);
     return srv;
 }
@@ -468,7 +467,7 @@ static int cred_rc = 1;
 
 static void note_cred(gn_conn *conn)
 {
-    cred_rc = gn_conn_peer_cred(conn, &seen_cred);
+    cred_rc = gn_conn_get_peer_cred(conn, &seen_cred);
     gn_close(conn);
 }
 
@@ -491,7 +490,7 @@ Test(transports, unix_peer_credentials)
     cr_expect_eq(seen_cred.pid, getpid());
     cr_expect_eq(seen_cred.uid, getuid());
     cr_expect_eq(seen_cred.gid, getgid());
-    cr_expect_eq(gn_conn_peer_cred(NULL, &none), GN_EINVAL);
+    cr_expect_eq(gn_conn_get_peer_cred(NULL, &none), GN_EINVAL);
     gn_server_close(srv, 0);
     gn_test_run_loop_for(loop, 1000);
     gn_loop_free(loop);
@@ -520,7 +519,7 @@ Test(transports, ipv6_only_listener_refuses_ipv4_and_dual_stack_shows_ipv4)
 
     cr_assert_eq(gn_serve_threads("[::]:0", blocking_echo, &v6only, NULL, &srv, err, sizeof(err)),
                  0, "%s", err);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(v4, sizeof(v4), "127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
     snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)gn_endpoint_port(&ep));
     cr_expect_eq(gn_dial(v4, 1000, NULL, &conn, err, sizeof(err)), GN_ECONNREFUSED, "%s", err);
@@ -530,7 +529,7 @@ Test(transports, ipv6_only_listener_refuses_ipv4_and_dual_stack_shows_ipv4)
 
     /* Dual stack: an IPv4 client's endpoints read as IPv4, not ::ffff:. */
     cr_assert_eq(gn_serve_threads("[::]:0", blocking_echo, NULL, NULL, &srv, err, sizeof(err)), 0);
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(v4, sizeof(v4), "127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
     cr_assert_eq(gn_dial(v4, 1000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
     gn_endpoint_format(gn_conn_remote(conn), addr, sizeof(addr));

@@ -67,7 +67,7 @@ Test(watch, pipe_readable_then_closed_in_its_own_callback)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     cr_assert_eq(write(p[1], "hello", 5), 5);
     /* The watcher keeps the loop running; closing it lets the run end. */
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -76,7 +76,7 @@ Test(watch, pipe_readable_then_closed_in_its_own_callback)
     cr_assert_eq(r.calls, 1);
     /* The descriptor is the caller's: still open, and watchable again. */
     cr_assert_geq(fcntl(p[0], F_GETFD), 0);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     gn_loop_free(loop);
     cr_assert_geq(fcntl(p[0], F_GETFD), 0, "gn_loop_free closed the user's descriptor");
     close(p[0]);
@@ -91,7 +91,7 @@ Test(watch, hang_up_is_reported_as_readable_and_reads_end_of_file)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, read_some, &r, &w), 0);
     cr_assert_eq(write(p[1], "ab", 2), 2);
     close(p[1]);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -132,7 +132,7 @@ Test(watch, pipe_writable_until_full)
     int p[2];
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(loop, p[1], GN_WATCH_WRITABLE, write_until_full, &wr, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[1], GN_WATCH_WRITABLE, write_until_full, &wr, &w), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     cr_assert_eq(wr.calls, 1);
     cr_assert_gt(wr.wrote, 0);
@@ -192,7 +192,8 @@ Test(watch, paused_watcher_is_not_called_until_resumed)
 
     make_pipe(p);
     cr_assert_eq(write(p[1], "xyz", 3), 3);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, read_one_byte_pausing, &ps, &ps.w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, read_one_byte_pausing, &ps, &ps.w),
+                 0);
     /* Several iterations pass while paused: the pipe is still readable. */
     cr_assert_eq(gn_timer_start(loop, 30, 0, resume_later, &ps, &id), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -221,7 +222,7 @@ Test(watch, paused_watcher_does_not_keep_the_loop_running)
 
     make_pipe(p);
     cr_assert_eq(write(p[1], "x", 1), 1);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
     cr_assert_eq(gn_watch_pause(w), 0);
     cr_assert_eq(gn_watch_pause(w), 0, "pausing twice is harmless");
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -252,7 +253,7 @@ Test(watch, set_events_switches_what_is_watched)
     int sv[2], calls = 0;
 
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    cr_assert_eq(gn_watch_fd(loop, sv[0], GN_WATCH_READABLE, expect_writable, &calls, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, sv[0], GN_WATCH_READABLE, expect_writable, &calls, &w), 0);
     cr_assert_eq(gn_watch_set_events(w, GN_WATCH_WRITABLE), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     cr_assert_eq(calls, 1);
@@ -297,7 +298,7 @@ Test(watch, eventfd_written_by_another_thread)
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
     cr_assert_geq(fd, 0);
-    cr_assert_eq(gn_watch_fd(loop, fd, GN_WATCH_READABLE, read_counter, &c, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, fd, GN_WATCH_READABLE, read_counter, &c, &w), 0);
     cr_assert_eq(pthread_create(&thread, NULL, add_to_eventfd, &fd), 0);
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
     pthread_join(thread, NULL);
@@ -318,8 +319,8 @@ Test(watch, terminal_reads_a_typed_line)
 
     cr_assert_eq(openpty(&m, &s, NULL, NULL, NULL), 0);
     cr_assert(isatty(s));
-    cr_assert_eq(gn_watch_fd(loop, s, GN_WATCH_READABLE, read_some, &tty, &wt), 0);
-    cr_assert_eq(gn_watch_fd(loop, m, GN_WATCH_READABLE, read_some, &master, &wm), 0);
+    cr_assert_eq(gn_watch_start(loop, s, GN_WATCH_READABLE, read_some, &tty, &wt), 0);
+    cr_assert_eq(gn_watch_start(loop, m, GN_WATCH_READABLE, read_some, &master, &wm), 0);
     cr_assert_eq(write(m, "hello\n", 6), 6);
     cr_assert_eq(write(s, "ok\n", 3), 3); /* the terminal turns \n into \r\n */
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -362,8 +363,8 @@ Test(watch, closing_another_watcher_ready_in_the_same_batch)
     make_pipe(q);
     cr_assert_eq(write(p[1], "1", 1), 1);
     cr_assert_eq(write(q[1], "2", 1), 1);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, close_the_other, &a, &wa), 0);
-    cr_assert_eq(gn_watch_fd(loop, q[0], GN_WATCH_READABLE, close_the_other, &b, &wb), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, close_the_other, &a, &wa), 0);
+    cr_assert_eq(gn_watch_start(loop, q[0], GN_WATCH_READABLE, close_the_other, &b, &wb), 0);
     a.other = wb;
     b.other = wa;
     cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -383,26 +384,29 @@ Test(watch, bad_input_is_refused)
     int p[2], file;
 
     make_pipe(p);
-    cr_assert_eq(gn_watch_fd(NULL, p[0], GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, NULL, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, NULL), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, -1, GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], 0, never_called, NULL, &w), GN_EINVAL);
-    cr_assert_eq(gn_watch_fd(loop, p[0], 4, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(NULL, p[0], GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, NULL, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, never_called, NULL, NULL),
+                 GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, -1, GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, p[0], 0, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, p[0], 4, never_called, NULL, &w), GN_EINVAL);
     /* A descriptor number that is not open. */
     int closed = dup(p[0]);
     close(closed);
-    cr_assert_eq(gn_watch_fd(loop, closed, GN_WATCH_READABLE, never_called, NULL, &w), GN_EINVAL);
+    cr_assert_eq(gn_watch_start(loop, closed, GN_WATCH_READABLE, never_called, NULL, &w),
+                 GN_EINVAL);
     /* A regular file is always ready: read it directly. */
     file = mkstemp(path);
     cr_assert_geq(file, 0);
     unlink(path);
-    cr_assert_eq(gn_watch_fd(loop, file, GN_WATCH_READABLE, never_called, NULL, &w), GN_ENOTSUP);
+    cr_assert_eq(gn_watch_start(loop, file, GN_WATCH_READABLE, never_called, NULL, &w), GN_ENOTSUP);
     close(file);
     /* One watcher per descriptor and loop. */
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_READABLE, never_called, NULL, &w), 0);
     gn_watch *again;
-    cr_assert_eq(gn_watch_fd(loop, p[0], GN_WATCH_WRITABLE, never_called, NULL, &again), GN_EEXIST);
+    cr_assert_eq(gn_watch_start(loop, p[0], GN_WATCH_WRITABLE, never_called, NULL, &again),
+                 GN_EEXIST);
     cr_assert_eq(gn_watch_set_events(w, 0), GN_EINVAL);
     cr_assert_eq(gn_watch_set_events(NULL, GN_WATCH_READABLE), GN_EINVAL);
     cr_assert_eq(gn_watch_pause(NULL), GN_EINVAL);
@@ -427,7 +431,7 @@ Test(watch, dev_null_is_refused_where_epoll_cannot_poll_it)
     int rc;
 
     cr_assert_geq(fd, 0);
-    rc = gn_watch_fd(loop, fd, GN_WATCH_READABLE, read_some, &r, &w);
+    rc = gn_watch_start(loop, fd, GN_WATCH_READABLE, read_some, &r, &w);
     if (strcmp(gn_loop_backend(loop), "poll") == 0) {
         cr_assert_eq(rc, 0);
         cr_assert_eq(gn_test_run_loop_for(loop, GUARD_MS), 0);
@@ -487,7 +491,7 @@ static void sig_case_start(struct sig_case *sc, int watchers, int want)
     sc->loop_thread = pthread_self();
     sc->on_loop_thread = true;
     for (int i = 0; i < watchers; i++)
-        cr_assert_eq(gn_signal_watch(sc->loop, SIGUSR1, count_signal, sc, &sc->s[i]), 0);
+        cr_assert_eq(gn_signal_start(sc->loop, SIGUSR1, count_signal, sc, &sc->s[i]), 0);
     /* Signal watchers do not keep the loop running: the guard does. */
     cr_assert_eq(gn_timer_start(sc->loop, GUARD_MS, 0, guard_fired, NULL, &sc->guard), 0);
 }
@@ -620,8 +624,8 @@ Test(signal, last_watcher_restores_disposition_and_mask)
     sigemptyset(&mine.sa_mask);
     cr_assert_eq(sigaction(SIGUSR2, &mine, NULL), 0);
     cr_assert(!blocked_here(SIGUSR2));
-    cr_assert_eq(gn_signal_watch(loop, SIGUSR2, ignore_signal, NULL, &a), 0);
-    cr_assert_eq(gn_signal_watch(loop, SIGUSR2, ignore_signal, NULL, &b), 0);
+    cr_assert_eq(gn_signal_start(loop, SIGUSR2, ignore_signal, NULL, &a), 0);
+    cr_assert_eq(gn_signal_start(loop, SIGUSR2, ignore_signal, NULL, &b), 0);
     cr_assert(blocked_here(SIGUSR2));
     sigaction(SIGUSR2, NULL, &now);
     cr_assert_neq(now.sa_handler, user_handler, "the library's forwarder is in place");
@@ -661,7 +665,7 @@ Test(signal, a_signal_blocked_before_stays_blocked)
     sigemptyset(&one);
     sigaddset(&one, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &one, NULL);
-    cr_assert_eq(gn_signal_watch(loop, SIGUSR2, ignore_signal, NULL, &s), 0);
+    cr_assert_eq(gn_signal_start(loop, SIGUSR2, ignore_signal, NULL, &s), 0);
     gn_loop_free(loop); /* closes s */
     cr_assert(blocked_here(SIGUSR2));
     sigaction(SIGUSR2, NULL, &(struct sigaction){0});
@@ -674,11 +678,11 @@ Test(signal, bad_signal_numbers_are_refused)
     gn_signal *s;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(gn_signal_watch(loop, bad[i], ignore_signal, NULL, &s), GN_EINVAL, "signal %d",
+        cr_assert_eq(gn_signal_start(loop, bad[i], ignore_signal, NULL, &s), GN_EINVAL, "signal %d",
                      bad[i]);
-    cr_assert_eq(gn_signal_watch(NULL, SIGUSR1, ignore_signal, NULL, &s), GN_EINVAL);
-    cr_assert_eq(gn_signal_watch(loop, SIGUSR1, NULL, NULL, &s), GN_EINVAL);
-    cr_assert_eq(gn_signal_watch(loop, SIGUSR1, ignore_signal, NULL, NULL), GN_EINVAL);
+    cr_assert_eq(gn_signal_start(NULL, SIGUSR1, ignore_signal, NULL, &s), GN_EINVAL);
+    cr_assert_eq(gn_signal_start(loop, SIGUSR1, NULL, NULL, &s), GN_EINVAL);
+    cr_assert_eq(gn_signal_start(loop, SIGUSR1, ignore_signal, NULL, NULL), GN_EINVAL);
     cr_assert_eq(gn_signal_close(NULL), GN_EINVAL);
     cr_assert(!blocked_here(SIGUSR1), "a refused watch changed the mask");
     gn_loop_free(loop);

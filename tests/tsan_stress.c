@@ -92,12 +92,12 @@ static int threaded_server(void)
 
     if (gn_serve_threads("127.0.0.1:0", echo_blocking, NULL, &topts, &srv, err, sizeof(err)) < 0)
         return fprintf(stderr, "%s\n", err), 1;
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     gn_endpoint_format(&ep, threads_addr, sizeof(threads_addr));
     for (int i = 0; i < 24; i++)
         pthread_create(&t[i], NULL, i < 16 ? dialler : holder, NULL);
     for (int i = 0; i < 30; i++) {
-        gn_server_thread_stats(srv, &st);
+        gn_server_get_thread_stats(srv, &st);
         gn_server_foreach(srv, count, &visited);
         (void)gn_server_conn_count(srv);
         usleep(10000);
@@ -187,9 +187,9 @@ static int event_loop(void)
     if (gn_listen(loop, "tls://127.0.0.1:0", &h, &so, &srv, err, sizeof(err)) < 0 ||
         gn_listen(loop, "127.0.0.1:0", &h, NULL, &psrv, err, sizeof(err)) < 0)
         return fprintf(stderr, "%s\n", err), 1;
-    gn_server_endpoint(srv, 0, &ep);
+    gn_server_get_endpoint(srv, 0, &ep);
     snprintf(tls_addr, sizeof(tls_addr), "tls://localhost:%u", (unsigned)gn_endpoint_port(&ep));
-    gn_server_endpoint(psrv, 0, &ep);
+    gn_server_get_endpoint(psrv, 0, &ep);
     snprintf(plain, sizeof(plain), "localhost:%u", (unsigned)gn_endpoint_port(&ep));
     for (int i = 0; i < 20; i++) /* names resolved on the loop's worker threads */
         gn_connect(loop, plain, &ch, NULL, &c, err, sizeof(err));
@@ -235,7 +235,7 @@ static void *signal_rounds(void *arg)
          * mappings, which TSan takes for races (it does not see munmap
          * order mmap); the signal registry is the same on every backend. */
         if (gn_loop_new_backend(&r.loop, "epoll") < 0 ||
-            gn_signal_watch(r.loop, SIGUSR1, got_signal, &r, &s) < 0) {
+            gn_signal_start(r.loop, SIGUSR1, got_signal, &r, &s) < 0) {
             atomic_fetch_add(&failures, 1);
             return NULL;
         }

@@ -175,7 +175,7 @@ int cli_demo(int argc, char **argv)
         gn_loop_free(loop);
         return cli_fail("%s", err);
     }
-    gn_server_endpoint(demo.srv, 0, &ep);
+    gn_server_get_endpoint(demo.srv, 0, &ep);
     gn_endpoint_format(&ep, addr, sizeof(addr));
     printf("server: listening on %s (port picked by the kernel; 'http' would be port %d)\n", addr,
            gn_service_port("http", GN_PROTO_TCP));

@@ -30,8 +30,8 @@ void cli_catch_signals(gn_loop *loop)
     gn_signal *sig;
 
     /* Closed by gn_loop_free, which puts the dispositions back. */
-    gn_signal_watch(loop, SIGINT, stop_loop, loop, &sig);
-    gn_signal_watch(loop, SIGTERM, stop_loop, loop, &sig);
+    gn_signal_start(loop, SIGINT, stop_loop, loop, &sig);
+    gn_signal_start(loop, SIGTERM, stop_loop, loop, &sig);
 }
 
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len)
@@ -272,7 +272,7 @@ static void print_listening(gn_server *srv)
     char text[GN_ENDPOINT_STRLEN];
     gn_endpoint ep;
 
-    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+    for (size_t i = 0; gn_server_get_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s\n", text);
     }

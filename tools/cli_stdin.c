@@ -1,6 +1,6 @@
 /*
  * Standard input read on the loop's own thread, for `connect` on streams
- * and on datagrams.  A terminal, pipe or socket is watched (gn_watch_fd)
+ * and on datagrams.  A terminal, pipe or socket is watched (gn_watch_start)
  * and read once per readiness, so the read never blocks; a file or
  * /dev/null cannot be watched (always ready) and is read a chunk per loop
  * iteration by a task that posts itself again, so the socket is served
@@ -68,7 +68,7 @@ int cli_stdin_start(gn_loop *loop, cli_stdin_fn fn, void *arg)
     in.arg = arg;
     in.paused = false;
     in.done = false;
-    rc = gn_watch_fd(loop, STDIN_FILENO, GN_WATCH_READABLE, stdin_readable, NULL, &in.watch);
+    rc = gn_watch_start(loop, STDIN_FILENO, GN_WATCH_READABLE, stdin_readable, NULL, &in.watch);
     if (rc == GN_ENOTSUP)
         rc = gn_loop_post(loop, read_file_task, NULL);
     if (rc == GN_EINVAL) { /* stdin is closed: at its end already */

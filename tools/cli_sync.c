@@ -110,7 +110,7 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
     rc = gn_serve_threads(addr, serve_client, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
         return cli_open_error(rc, err);
-    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+    for (size_t i = 0; gn_server_get_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s (%zu threads)\n", text, threads);
     }
@@ -590,7 +590,7 @@ int cli_recv(int argc, char **argv)
     rc = gn_serve_threads(argv[0], receive_one, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
         return cli_open_error(rc, err);
-    for (size_t i = 0; gn_server_endpoint(srv, i, &ep) == 0; i++) {
+    for (size_t i = 0; gn_server_get_endpoint(srv, i, &ep) == 0; i++) {
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s\n", text);
     }

@@ -68,4 +68,17 @@ $cc $flags -DGN_SETS_NEWER_FIELD -I"$scratch/include" "$src/tests/abi/consumer.c
 out=$(LD_LIBRARY_PATH="$build" "$scratch/new_consumer")
 echo "$out"
 [ "$(echo "$out" | tail -n 1)" = ok ]
+# 0.1's names still build, each with a warning that names its replacement.
+$cc -std=c17 -Wall -Wextra -I"$src/include" "$src/tests/abi/old_names.c" -L"$build" -lgnezdo \
+    -o "$scratch/old_names" 2>"$scratch/old_names.warnings"
+for replacement in gn_thread_fn gn_io_ops gn_server_get_endpoint gn_server_get_thread_stats; do
+    grep -q "use $replacement" "$scratch/old_names.warnings" || {
+        cat "$scratch/old_names.warnings" >&2
+        echo "compat: no deprecation warning pointing at $replacement" >&2
+        exit 1
+    }
+done
+out=$(LD_LIBRARY_PATH="$build" "$scratch/old_names")
+[ "$out" = ok ]
+echo "0.1 names: build with $(grep -c 'deprecated' "$scratch/old_names.warnings") deprecation warnings, and run"
 echo "abi compat: ok"

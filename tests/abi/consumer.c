@@ -61,7 +61,7 @@ static int threaded_echo(void)
 
     CHECK(gn_serve_threads("127.0.0.1:0", echo_lines, &opts, &topts, &srv, err, sizeof(err)) == 0,
           err);
-    CHECK(gn_server_endpoint(srv, 0, &ep) == 0, "the server's address");
+    CHECK(gn_server_get_endpoint(srv, 0, &ep) == 0, "the server's address");
     gn_endpoint_format(&ep, addr, sizeof(addr));
     CHECK(gn_dial(addr, 5000, &opts, &conn, err, sizeof(err)) == 0, err);
     CHECK(gn_write_all(conn, "hello\n", 6, 5000) == 0, "write");
@@ -69,7 +69,7 @@ static int threaded_echo(void)
     CHECK(len >= 5 && memcmp(line, "hello", 5) == 0, "the echo's bytes");
     memset(&cs, 0xff, sizeof(cs));
     CHECK(gn_conn_get_stats(conn, &cs) == 0 && cs.bytes_out == 6, "connection stats");
-    CHECK(gn_server_thread_stats(srv, &ts) == 0 && ts.created >= 1, "thread stats");
+    CHECK(gn_server_get_thread_stats(srv, &ts) == 0 && ts.created >= 1, "thread stats");
     gn_close(conn);
     gn_server_close(srv, 1000);
     printf("threaded echo over %s: ok\n", addr);
