@@ -89,7 +89,8 @@ struct gn__timer_heap {
     uint32_t free_head; /* free-slot list, UINT32_MAX when empty */
     uint32_t *heap;     /* slot indices, a binary min-heap */
     uint32_t nheap;
-    uint64_t seq; /* start order, to break ties */
+    uint64_t seq;      /* start order, to break ties */
+    uint64_t heap_due; /* the first timer's due time, while nheap > 0 */
 };
 
 struct gn__task {
@@ -150,8 +151,12 @@ int gn__loop_new_private(gn_loop **out);
 
 /* Register, change or drop (events 0) what the loop watches on io. */
 int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events);
-/* Called by backends for each ready descriptor. */
-void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events);
+/* Called by backends for each ready descriptor (inline: once per event). */
+static inline void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    if (io->fd >= 0 && io->cb)
+        io->cb(loop, io, events);
+}
 
 /* Keep gn_loop_run running while something is pending. */
 static inline void gn__loop_ref(gn_loop *loop)
@@ -191,8 +196,18 @@ int gn__wait_fd(int fd, short events, uint64_t deadline);
 /* Timers (timer.c). */
 int gn__timers_init(struct gn__timer_heap *t);
 void gn__timers_free(gn_loop *loop);
-/* Milliseconds until the next timer is due: -1 for none. */
+/* Milliseconds from the loop's clock (now_ms, read after the last wait)
+ * until the next timer is due: -1 for none.  The clock is not read again:
+ * a timer may fire late by the time the batch took, never early (libuv's
+ * choice too), and a wake-up costs one clock read, not two. */
 int gn__timers_timeout(gn_loop *loop);
+/* Whether a timer is due by now_ms: the cheap test before running them. */
+static inline bool gn__timers_due(const gn_loop *loop)
+{
+    const struct gn__timer_heap *t = &loop->timers;
+
+    return t->nheap > 0 && t->heap_due <= loop->now_ms;
+}
 void gn__timers_run(gn_loop *loop);
 
 /* Logging (log.c). */
