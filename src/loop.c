@@ -203,7 +203,7 @@ void gn__loop_defer(gn_loop *loop, struct gn__deferred *d)
 
 /* Deferred work may defer more (a close that frees a server); run until
  * the list is empty. */
-static void run_deferred(gn_loop *loop)
+static inline void run_deferred(gn_loop *loop)
 {
     struct gn__list *node;
 

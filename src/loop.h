@@ -5,6 +5,7 @@
 #ifndef GN_LOOP_H
 #define GN_LOOP_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -200,7 +201,16 @@ void gn__timers_free(gn_loop *loop);
  * until the next timer is due: -1 for none.  The clock is not read again:
  * a timer may fire late by the time the batch took, never early (libuv's
  * choice too), and a wake-up costs one clock read, not two. */
-int gn__timers_timeout(gn_loop *loop);
+static inline int gn__timers_timeout(const gn_loop *loop)
+{
+    const struct gn__timer_heap *t = &loop->timers;
+
+    if (t->nheap == 0)
+        return -1;
+    if (t->heap_due <= loop->now_ms)
+        return 0;
+    return t->heap_due - loop->now_ms > INT_MAX ? INT_MAX : (int)(t->heap_due - loop->now_ms);
+}
 /* Whether a timer is due by now_ms: the cheap test before running them. */
 static inline bool gn__timers_due(const gn_loop *loop)
 {

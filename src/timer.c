@@ -4,7 +4,6 @@
  * its timer harmlessly: a stale id finds a newer generation and is
  * "not found" instead of cancelling someone else's timer.
  */
-#include <limits.h>
 #include <stdlib.h>
 
 #include "loop.h"
@@ -188,19 +187,6 @@ int gn_timer_cancel(gn_loop *loop, uint64_t id)
     heap_remove(t, t->slots[slot].heap_pos);
     release_slot(loop, slot);
     return 0;
-}
-
-int gn__timers_timeout(gn_loop *loop)
-{
-    struct gn__timer_heap *t = &loop->timers;
-    uint64_t due, now = loop->now_ms;
-
-    if (t->nheap == 0)
-        return -1;
-    due = t->heap_due;
-    if (due <= now)
-        return 0;
-    return due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }
 
 /* Runs the timers due now.  Only those started before this pass run in
