@@ -197,19 +197,20 @@ int gn__wait_fd(int fd, short events, uint64_t deadline);
 /* Timers (timer.c). */
 int gn__timers_init(struct gn__timer_heap *t);
 void gn__timers_free(gn_loop *loop);
-/* Milliseconds from the loop's clock (now_ms, read after the last wait)
- * until the next timer is due: -1 for none.  The clock is not read again:
- * a timer may fire late by the time the batch took, never early (libuv's
- * choice too), and a wake-up costs one clock read, not two. */
+/* Milliseconds until the next timer is due: -1 for none.  The clock is
+ * read afresh (the batch just run may have taken long: a timer must not
+ * fire late by that much), but only when there is a timer. */
 static inline int gn__timers_timeout(const gn_loop *loop)
 {
     const struct gn__timer_heap *t = &loop->timers;
+    uint64_t now;
 
     if (t->nheap == 0)
         return -1;
-    if (t->heap_due <= loop->now_ms)
+    now = gn__clock_ms();
+    if (t->heap_due <= now)
         return 0;
-    return t->heap_due - loop->now_ms > INT_MAX ? INT_MAX : (int)(t->heap_due - loop->now_ms);
+    return t->heap_due - now > INT_MAX ? INT_MAX : (int)(t->heap_due - now);
 }
 /* Whether a timer is due by now_ms: the cheap test before running them. */
 static inline bool gn__timers_due(const gn_loop *loop)
