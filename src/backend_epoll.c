@@ -48,6 +48,14 @@ static int epoll_watch(gn_loop *loop, struct gn__io *io, unsigned old_ev, unsign
     return 0;
 }
 
+/* Without branches: EPOLLIN is GN__READ's bit, EPOLLOUT (4) is GN__WRITE's
+ * (2) shifted, and any of EPOLLERR | EPOLLHUP is GN__ERROR (4). */
+static unsigned from_epoll(uint32_t e)
+{
+    _Static_assert(EPOLLIN == GN__READ && EPOLLOUT == GN__WRITE << 1, "epoll's event bits");
+    return (e & EPOLLIN) | (e & EPOLLOUT) >> 1 | (e & (EPOLLERR | EPOLLHUP) ? GN__ERROR : 0u);
+}
+
 static int epoll_wait_dispatch(gn_loop *loop, int timeout_ms)
 {
     struct epoll_event *events = loop->backend_events;
@@ -56,10 +64,7 @@ static int epoll_wait_dispatch(gn_loop *loop, int timeout_ms)
     if (n < 0)
         return errno == EINTR ? 0 : gn_error_from_errno(errno);
     for (int i = 0; i < n; i++) {
-        uint32_t e = events[i].events;
-        unsigned ready = (e & EPOLLIN ? GN__READ : 0u) | (e & EPOLLOUT ? GN__WRITE : 0u) |
-                         (e & (EPOLLERR | EPOLLHUP) ? GN__ERROR : 0u);
-        gn__io_dispatch(loop, events[i].data.ptr, ready);
+        gn__io_dispatch(loop, events[i].data.ptr, from_epoll(events[i].events));
     }
     return n;
 }

@@ -274,7 +274,9 @@ static struct slot *live_slot(struct uring *u, uint64_t ud)
     s = &u->slots[fd];
     if (!s->io || s->kind != ud_kind(ud))
         return NULL;
-    if (((ud_gen(ud) - s->base) & GEN_MASK) > ((s->gen - s->base) & GEN_MASK))
+    /* The current request's (the common case) needs no range check. */
+    if (ud_gen(ud) != s->gen &&
+        ((ud_gen(ud) - s->base) & GEN_MASK) > ((s->gen - s->base) & GEN_MASK))
         return NULL;
     if (s->paused && paused_gone(s, fd)) {
         s->io = NULL; /* forgotten unseen: it may be freed */

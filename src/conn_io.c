@@ -204,15 +204,17 @@ static void input_failed(gn_conn *conn, int rc)
         gn__conn_fail(conn, rc, "input buffer: %s", gn_strerror(rc));
 }
 
-/* Offer bytes read into a loop-owned buffer; keep what is left. */
-static void deliver_shared(gn_conn *conn, const char *data, size_t len)
+/* What the handler left of bytes in a loop-owned buffer: into the
+ * connection's own.  Apart (and cold) so that the common case, all
+ * consumed, stays a few instructions in its caller. */
+static __attribute__((noinline, cold)) void keep_unconsumed(gn_conn *conn, const char *data,
+                                                            size_t len, size_t used)
 {
-    size_t used = call_on_data(conn, data, len);
     int rc;
 
     /* A closing connection delivers no more: the rest is dropped, as
      * unread bytes are (and cannot fail it over max_input instead). */
-    if (used == len || conn->state == GN__CLOSED || conn->closing)
+    if (conn->state == GN__CLOSED || conn->closing)
         return;
     rc = gn__inbuf_reserve(conn, len - used, conn->prof->opts.max_input);
     if (rc < 0) {
@@ -221,6 +223,15 @@ static void deliver_shared(gn_conn *conn, const char *data, size_t len)
     }
     memcpy(conn->in->data, data + used, len - used);
     conn->in->len = len - used;
+}
+
+/* Offer bytes read into a loop-owned buffer; keep what is left. */
+static inline void deliver_shared(gn_conn *conn, const char *data, size_t len)
+{
+    size_t used = call_on_data(conn, data, len);
+
+    if (used != len)
+        keep_unconsumed(conn, data, len, used);
 }
 
 static void deliver_buffered(gn_conn *conn)
@@ -406,7 +417,8 @@ static void on_received(gn_conn *conn)
     conn->eof_pending = true;
 }
 
-static void conn_read(gn_conn *conn)
+/* Inline: its caller on every readiness event is gn__conn_on_io. */
+static inline void conn_read(gn_conn *conn)
 {
     for (int i = 0; i < READ_BUDGET && wants_read(conn); i++)
         if (!read_once(conn))
@@ -696,32 +708,25 @@ void gn__conn_flush(gn_conn *conn)
     gn__conn_check_done(conn);
 }
 
-int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
+/* What a send could not write at once (n bytes went): queue the rest,
+ * or fail the connection on a write error (n < 0).  Cold: the common
+ * send writes everything straight through. */
+static __attribute__((noinline)) int send_rest(gn_conn *conn, const char *buf, size_t len,
+                                               ssize_t n)
 {
-    struct iovec iov = {(void *)buf, len};
-    ssize_t n = 0;
     int rc;
 
-    /* The fast path: nothing queued, so write now and copy nothing. */
-    if (conn->state == GN__OPEN && !conn->out && !conn->handshaking) {
-        n = conn->transport->writev(conn, &iov, 1);
-        if (n == GN__AGAIN) {
-            n = 0;
-        } else if (n < 0) {
-            gn__conn_fail(conn, (int)n, "write: %s", transport_reason(conn, (int)n));
-            return (int)n;
-        } else {
-            conn->bytes_out += (uint64_t)n;
-            conn->writes++;
-            gn__idle_touch(conn->loop, &conn->idle);
-        }
-        if ((size_t)n == len) {
-            if (gn__conn_transport_pending(conn))
-                gn__conn_update_watch(conn); /* ciphertext still to go out */
-            return 0;
-        }
+    if (n == GN__AGAIN) {
+        n = 0;
+    } else if (n < 0) {
+        gn__conn_fail(conn, (int)n, "write: %s", transport_reason(conn, (int)n));
+        return (int)n;
+    } else if (n > 0) {
+        conn->bytes_out += (uint64_t)n;
+        conn->writes++;
+        gn__idle_touch(conn->loop, &conn->idle);
     }
-    rc = gn__queue_data(conn, (const char *)buf + n, len - (size_t)n);
+    rc = gn__queue_data(conn, buf + n, len - (size_t)n);
     if (rc < 0) {
         /* Part went out already: the stream is broken, so end it rather
          * than let the peer see half a message followed by the next. */
@@ -731,6 +736,26 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
     }
     gn__conn_update_watch(conn);
     check_watermarks(conn);
+    return 0;
+}
+
+int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
+{
+    struct iovec iov = {(void *)buf, len};
+    ssize_t n;
+
+    /* Something queued (or no socket to write yet): behind it. */
+    if (conn->state != GN__OPEN || conn->out || conn->handshaking)
+        return send_rest(conn, buf, len, 0);
+    /* The fast path: nothing queued, so write now and copy nothing. */
+    n = conn->transport->writev(conn, &iov, 1);
+    if (n < 0 || (size_t)n != len)
+        return send_rest(conn, buf, len, n);
+    conn->bytes_out += (uint64_t)n;
+    conn->writes++;
+    gn__idle_touch(conn->loop, &conn->idle);
+    if (gn__conn_transport_pending(conn))
+        gn__conn_update_watch(conn); /* ciphertext still to go out */
     return 0;
 }
 

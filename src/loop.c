@@ -193,12 +193,6 @@ int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events)
     return rc;
 }
 
-void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events)
-{
-    if (io->fd >= 0 && io->cb)
-        io->cb(loop, io, events);
-}
-
 void gn__loop_handle_add(gn_loop *loop, struct gn__handle *h, bool service)
 {
     if (service)
@@ -214,7 +208,7 @@ void gn__loop_defer(gn_loop *loop, struct gn__deferred *d)
 
 /* Deferred work may defer more (a close that frees a server); run until
  * the list is empty. */
-static void run_deferred(gn_loop *loop)
+static inline void run_deferred(gn_loop *loop)
 {
     struct gn__list *node;
 
@@ -265,6 +259,13 @@ int gn_loop_post(gn_loop *loop, gn_task_fn fn, void *arg)
     return 0;
 }
 
+/* Whether another thread has posted: one atomic load spares the lock
+ * on every iteration.  A post seen late is not lost: it wakes the loop. */
+static bool tasks_posted(gn_loop *loop)
+{
+    return atomic_load_explicit(&loop->tasks_pending, memory_order_acquire) > 0;
+}
+
 static bool loop_alive(gn_loop *loop)
 {
     return loop->refs > 0 || atomic_load(&loop->tasks_pending) > 0 ||
@@ -276,17 +277,21 @@ static int loop_iterate(gn_loop *loop)
     int timeout, rc;
 
     timeout = gn__timers_timeout(loop);
-    if (atomic_load(&loop->tasks_pending) > 0 || !gn__list_empty(&loop->deferred))
+    if (tasks_posted(loop) || !gn__list_empty(&loop->deferred))
         timeout = 0;
     rc = loop->backend->wait(loop, timeout);
     if (rc < 0)
         return rc;
     loop->now_ms = gn__clock_ms();
     run_deferred(loop);
-    gn__timers_run(loop);
-    run_deferred(loop);
-    run_tasks(loop);
-    run_deferred(loop);
+    if (gn__timers_due(loop)) {
+        gn__timers_run(loop);
+        run_deferred(loop);
+    }
+    if (tasks_posted(loop)) {
+        run_tasks(loop);
+        run_deferred(loop);
+    }
     return 0;
 }
 

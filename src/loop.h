@@ -5,6 +5,7 @@
 #ifndef GN_LOOP_H
 #define GN_LOOP_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -89,7 +90,8 @@ struct gn__timer_heap {
     uint32_t free_head; /* free-slot list, UINT32_MAX when empty */
     uint32_t *heap;     /* slot indices, a binary min-heap */
     uint32_t nheap;
-    uint64_t seq; /* start order, to break ties */
+    uint64_t seq;      /* start order, to break ties */
+    uint64_t heap_due; /* the first timer's due time, while nheap > 0 */
 };
 
 struct gn__task {
@@ -152,8 +154,12 @@ int gn__loop_new_private(gn_loop **out);
 
 /* Register, change or drop (events 0) what the loop watches on io. */
 int gn__io_watch(gn_loop *loop, struct gn__io *io, unsigned events);
-/* Called by backends for each ready descriptor. */
-void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events);
+/* Called by backends for each ready descriptor (inline: once per event). */
+static inline void gn__io_dispatch(gn_loop *loop, struct gn__io *io, unsigned events)
+{
+    if (io->fd >= 0 && io->cb)
+        io->cb(loop, io, events);
+}
 
 /* Keep gn_loop_run running while something is pending. */
 static inline void gn__loop_ref(gn_loop *loop)
@@ -202,8 +208,28 @@ int gn__wait_fd(int fd, short events, uint64_t deadline);
 /* Timers (timer.c). */
 int gn__timers_init(struct gn__timer_heap *t);
 void gn__timers_free(gn_loop *loop);
-/* Milliseconds until the next timer is due: -1 for none. */
-int gn__timers_timeout(gn_loop *loop);
+/* Milliseconds until the next timer is due: -1 for none.  The clock is
+ * read afresh (the batch just run may have taken long: a timer must not
+ * fire late by that much), but only when there is a timer. */
+static inline int gn__timers_timeout(const gn_loop *loop)
+{
+    const struct gn__timer_heap *t = &loop->timers;
+    uint64_t now;
+
+    if (t->nheap == 0)
+        return -1;
+    now = gn__clock_ms();
+    if (t->heap_due <= now)
+        return 0;
+    return t->heap_due - now > INT_MAX ? INT_MAX : (int)(t->heap_due - now);
+}
+/* Whether a timer is due by now_ms: the cheap test before running them. */
+static inline bool gn__timers_due(const gn_loop *loop)
+{
+    const struct gn__timer_heap *t = &loop->timers;
+
+    return t->nheap > 0 && t->heap_due <= loop->now_ms;
+}
 void gn__timers_run(gn_loop *loop);
 
 /* Logging (log.c). */

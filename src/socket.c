@@ -30,10 +30,16 @@ static ssize_t stream_read(gn_conn *conn, void *buf, size_t len)
     }
 }
 
-static ssize_t stream_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
+/* Apart, so the one-buffer path does not build a msghdr it never uses. */
+static ssize_t sendmsg_iov(int fd, const struct iovec *iov, int iovcnt)
 {
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
 
+    return gn__sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+static ssize_t stream_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
+{
     for (;;) {
         /* MSG_NOSIGNAL: a peer that went away is an error code here, never
          * a SIGPIPE that kills the application.  One buffer goes by send,
@@ -41,7 +47,7 @@ static ssize_t stream_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
          * common case: a reply written straight through). */
         ssize_t n = iovcnt == 1
                         ? gn__send(conn->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                        : gn__sendmsg(conn->io.fd, &msg, MSG_NOSIGNAL);
+                        : sendmsg_iov(conn->io.fd, iov, iovcnt);
         if (n >= 0)
             return n;
         if (errno == EINTR)

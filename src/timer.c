@@ -4,7 +4,6 @@
  * its timer harmlessly: a stale id finds a newer generation and is
  * "not found" instead of cancelling someone else's timer.
  */
-#include <limits.h>
 #include <stdlib.h>
 
 #include "loop.h"
@@ -29,7 +28,7 @@ static uint64_t make_id(uint32_t slot, uint32_t gen)
 
 int gn__timers_init(struct gn__timer_heap *t)
 {
-    *t = (struct gn__timer_heap){.free_head = NO_SLOT};
+    *t = (struct gn__timer_heap){.free_head = NO_SLOT, .heap_due = UINT64_MAX};
     return 0;
 }
 
@@ -83,6 +82,12 @@ static void sift_down(struct gn__timer_heap *t, uint32_t i)
     }
 }
 
+/* Kept beside the heap for gn__timers_due, the loop's test per wake-up. */
+static void note_first(struct gn__timer_heap *t)
+{
+    t->heap_due = t->nheap > 0 ? t->slots[t->heap[0]].due : UINT64_MAX;
+}
+
 static void heap_remove(struct gn__timer_heap *t, uint32_t pos)
 {
     uint32_t last = --t->nheap;
@@ -92,6 +97,7 @@ static void heap_remove(struct gn__timer_heap *t, uint32_t pos)
         sift_down(t, pos);
         sift_up(t, pos);
     }
+    note_first(t);
 }
 
 static void heap_push(struct gn__timer_heap *t, uint32_t slot)
@@ -100,6 +106,7 @@ static void heap_push(struct gn__timer_heap *t, uint32_t slot)
     t->slots[slot].heap_pos = t->nheap;
     t->heap[t->nheap++] = slot;
     sift_up(t, t->nheap - 1);
+    note_first(t);
 }
 
 /* Doubles slots and heap together, so a push never fails later. */
@@ -180,20 +187,6 @@ int gn_timer_cancel(gn_loop *loop, uint64_t id)
     heap_remove(t, t->slots[slot].heap_pos);
     release_slot(loop, slot);
     return 0;
-}
-
-int gn__timers_timeout(gn_loop *loop)
-{
-    struct gn__timer_heap *t = &loop->timers;
-    uint64_t due, now;
-
-    if (t->nheap == 0)
-        return -1;
-    due = t->slots[t->heap[0]].due;
-    now = gn__clock_ms();
-    if (due <= now)
-        return 0;
-    return due - now > INT_MAX ? INT_MAX : (int)(due - now);
 }
 
 /* Runs the timers due now.  Only those started before this pass run in
