@@ -226,6 +226,28 @@ Test(endpoint_parse, rejects_host_names_over_253_bytes_and_labels_over_63)
     cr_expect(strstr(err, "at most 63"), "%s", err);
 }
 
+/* Found by fuzz_endpoint: a 253-byte name with a final dot wrote one byte
+ * past the endpoint's host, and formatting then failed. */
+Test(endpoint_parse, a_final_dot_counts_towards_the_253_bytes)
+{
+    char text[400], back[GN_ENDPOINT_STRLEN], err[GN_ERRBUF_SIZE];
+    gn_endpoint ep, again;
+
+    memset(text, 'a', 253); /* labels of 63 + dots: 63.63.63.61 = 253 bytes */
+    text[63] = text[127] = text[191] = '.';
+    strcpy(text + 253, ".:8");
+    cr_expect_eq(gn_endpoint_parse(text, 0, &ep, err, sizeof(err)), GN_ETOOLONG, "%s", err);
+    cr_expect(strstr(err, "254 bytes; at most 253"), "%s", err);
+
+    strcpy(text + 252, ".:8"); /* 252 bytes and the dot: 253 */
+    cr_assert_eq(gn_endpoint_parse(text, 0, &ep, err, sizeof(err)), 0, "%s", err);
+    cr_assert_gt(gn_endpoint_format(&ep, back, sizeof(back)), 0);
+    cr_assert_str_eq(back, text);
+    cr_assert_eq(gn_endpoint_parse(back, 0, &again, err, sizeof(err)), 0, "%s", err);
+    cr_assert(gn_endpoint_equal(&ep, &again));
+    cr_assert_eq(gn_endpoint_port(&again), 8);
+}
+
 Test(endpoint_parse, rejects_embedded_nul_with_its_offset)
 {
     static const char text[] = "localhost\0:80";
