@@ -113,7 +113,8 @@ GN_API unsigned gn_version_number(void);
     XX(ECERT, -28, "peer certificate not accepted")                                                \
     XX(EAGAIN, -29, "not now: try again when the socket is ready")                                 \
     XX(EEXIST, -30, "already watched")                                                             \
-    XX(ENOTSUP, -31, "not supported for this descriptor")
+    XX(ENOTSUP, -31, "not supported for this descriptor")                                          \
+    XX(EPROXY, -32, "the proxy refused or failed")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -907,7 +908,15 @@ typedef struct gn_options {
                                          (see gn_framing); {0}: bytes to on_data.
                                          max_input grows to hold the longest
                                          message with its framing bytes */
-    GN_RESERVED(8);
+    const char *proxy;                /* client: reach the target through this
+                                         proxy: "socks5://[user:pass@]host[:port]"
+                                         (the name resolved here),
+                                         "socks5h://..." (by the proxy) or
+                                         "http://..." (CONNECT); port 1080; user
+                                         and pass percent-decoded.  Read when the
+                                         client is made, not kept; NULL = direct.
+                                         See docs/transports.md, Proxies */
+    GN_RESERVED(7);
 } gn_options;
 
 /* ------------------------------------------------------------------------
