@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "faults.h"
 #include "proxy_proto.h"
 
 #define DEFAULT_PORT "1080" /* curl's default for every kind of proxy */
@@ -188,6 +189,9 @@ static void io_failed(struct gn__tunnel *t, const char *what, int rc)
 
 static void send_request(struct gn__tunnel *t)
 {
+    /* Not gn__send: an injected short write would split a request of a
+     * few bytes that a real network carries in one segment, and proxies
+     * such as microsocks read each request with one recv. */
     while (t->out_sent < t->out_len) {
         ssize_t n = send(t->io.fd, t->out + t->out_sent, t->out_len - t->out_sent, MSG_NOSIGNAL);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -201,6 +205,17 @@ static void send_request(struct gn__tunnel *t)
     t->in_len = 0;
     if (gn__io_watch(t->loop, &t->io, GN__READ) < 0)
         io_failed(t, "cannot wait for", GN_ESYS);
+}
+
+/* A receive failed (code), or the proxy closed (0). */
+static void tunnel_read_failed(struct gn__tunnel *t, int code)
+{
+    if (code < 0) {
+        io_failed(t, "cannot receive from", code);
+        return;
+    }
+    snprintf(t->error, sizeof(t->error), "%s: the proxy closed the connection", t->proto->name);
+    tunnel_finish(t, GN_EPROXY);
 }
 
 /* The answer is complete: the next step, or the end. */
@@ -222,24 +237,19 @@ static void judge_reply(struct gn__tunnel *t, size_t len)
         io_failed(t, "cannot wait for", GN_ESYS);
 }
 
-/* Peek, find where the answer ends, take only that; each round takes at
- * least one byte or returns, so the loop ends. */
+/* Peek, find where the answer ends, take only that.  Each round takes
+ * at least one byte or returns, so the loop ends; a short take (a
+ * hostile network, faults.h) is peeked again. */
 static void read_reply(struct gn__tunnel *t)
 {
     for (;;) {
-        size_t old = t->in_len;
-        ssize_t n = recv(t->io.fd, t->in + old, sizeof(t->in) - old, MSG_PEEK);
+        size_t old = t->in_len, want;
+        ssize_t n = gn__recv(t->io.fd, t->in + old, sizeof(t->in) - old, MSG_PEEK);
         long end;
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (n < 0) {
-            io_failed(t, "cannot receive from", gn_error_from_errno(errno));
-            return;
-        }
-        if (n == 0) {
-            snprintf(t->error, sizeof(t->error), "%s: the proxy closed the connection",
-                     t->proto->name);
-            tunnel_finish(t, GN_EPROXY);
+        if (n <= 0) {
+            tunnel_read_failed(t, n < 0 ? gn_error_from_errno(errno) : 0);
             return;
         }
         t->in_len = old + (size_t)n;
@@ -248,13 +258,16 @@ static void read_reply(struct gn__tunnel *t)
             tunnel_finish(t, (int)end);
             return;
         }
-        n = recv(t->io.fd, t->in + old, end > 0 ? (size_t)end - old : (size_t)n, 0);
-        if (n < 0) {
-            io_failed(t, "cannot receive from", gn_error_from_errno(errno));
+        want = end > 0 ? (size_t)end - old : (size_t)n;
+        n = gn__recv(t->io.fd, t->in + old, want, 0);
+        t->in_len = old + (n > 0 ? (size_t)n : 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            tunnel_read_failed(t, n < 0 ? gn_error_from_errno(errno) : 0);
             return;
         }
-        t->in_len = old + (size_t)n;
-        if (end > 0) {
+        if (end > 0 && t->in_len == (size_t)end) {
             judge_reply(t, (size_t)end);
             return;
         }
