@@ -425,7 +425,9 @@ static void *fake_proxy_main(void *arg)
     if (f->answer) {
         f->request_len = (size_t)read(fd, f->request, sizeof(f->request));
         (void)!write(fd, f->answer, strlen(f->answer));
-        usleep(300000); /* let the client read before the end comes */
+        /* Let the client read before the end comes; a silent proxy
+         * (answer "") holds on past the client's deadline. */
+        usleep(f->answer[0] ? 300000 : 1500000);
     } else {
         fake_socks5(f, fd);
     }
@@ -491,6 +493,25 @@ Test(proxy, bytes_right_behind_the_proxys_answer_reach_the_connection, .timeout 
     cr_expect(strstr((const char *)f.request,
                      "CONNECT example.invalid:25 HTTP/1.1\r\nHost: example.invalid:25\r\n"),
               "%.*s", (int)f.request_len, (const char *)f.request);
+}
+
+Test(proxy, the_connect_timeout_covers_the_proxys_handshake, .timeout = 30)
+{
+    struct trip t = {0};
+    struct fake_proxy f;
+    char url[128];
+    gn_options opts = {.proxy = url, .user_data = &t, .connect_timeout_ms = 500};
+    gn_loop *loop;
+    gn_conn *conn;
+
+    fake_proxy_start(&f, ""); /* takes the CONNECT, never answers */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", f.port);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    cr_assert_eq(gn_connect(loop, "example.invalid:80", &trip_handlers, &opts, &conn, NULL, 0), 0);
+    cr_assert_eq(gn_test_run_loop_for(loop, 10000), 0);
+    gn_loop_free(loop);
+    fake_proxy_join(&f);
+    expect_failure(t, GN_ETIMEDOUT, "timed out after 500 ms in the HTTP CONNECT", url);
 }
 
 /* ---- what is refused before any I/O ------------------------------------ */
