@@ -113,7 +113,8 @@ GN_API unsigned gn_version_number(void);
     XX(ECERT, -28, "peer certificate not accepted")                                                \
     XX(EAGAIN, -29, "not now: try again when the socket is ready")                                 \
     XX(EEXIST, -30, "already watched")                                                             \
-    XX(ENOTSUP, -31, "not supported for this descriptor")
+    XX(ENOTSUP, -31, "not supported for this descriptor")                                          \
+    XX(EPROXY, -32, "the proxy refused or failed")
 
 enum gn_error {
 #define GN__ERROR_ENUM(name, value, text) GN_##name = (value),
@@ -907,7 +908,15 @@ typedef struct gn_options {
                                          (see gn_framing); {0}: bytes to on_data.
                                          max_input grows to hold the longest
                                          message with its framing bytes */
-    GN_RESERVED(8);
+    const char *proxy;                /* client: reach the target through this
+                                         proxy: "socks5://[user:pass@]host[:port]"
+                                         (the name resolved here),
+                                         "socks5h://..." (by the proxy) or
+                                         "http://..." (CONNECT); port 1080; user
+                                         and pass percent-decoded.  Read when the
+                                         client is made, not kept; NULL = direct.
+                                         See docs/transports.md, Proxies */
+    GN_RESERVED(7);
 } gn_options;
 
 /* ------------------------------------------------------------------------
@@ -985,8 +994,14 @@ GN_API void gn_server_set_user_data(gn_server *srv, void *data);
  * on success; otherwise on_error and on_close carry GN_ECONNREFUSED,
  * GN_ETIMEDOUT, GN_EUNREACH, GN_ENONAME, ...  *out receives the
  * connection at once (it may be closed before it connects).
- * Returns 0 (events follow) or, with no event ever firing: GN_EINVAL,
- * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENOMEM.
+ * With opts->proxy the attempts go to the proxy, then its handshake runs
+ * (within the same connect_timeout_ms) and TLS, for a tls:// address,
+ * starts through the tunnel with the address's name; what the proxy
+ * refuses comes as GN_EPROXY or the code a direct connect would give
+ * (GN_ECONNREFUSED: "SOCKS5: connection refused by the proxy's target").
+ * Returns 0 (events follow) or, with no event ever firing: GN_EINVAL
+ * (also a bad proxy URL, or a Unix address with a proxy), the parse
+ * errors of gn_endpoint_parse, GN_EFAMILY, GN_ENOMEM.
  * Thread: the loop's.
  */
 GN_API int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
@@ -1204,13 +1219,14 @@ GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
 /*
  * gn_dial - connect to address and wait: gn_connect's resolution and
  * Happy Eyeballs (fallback_delay_ms included), run on a private loop
- * inside this call, then the TLS handshake for tls://.  timeout_ms
- * covers it all, resolution included; GN_DEFAULT_TIMEOUT takes
+ * inside this call, then the TLS handshake for tls://; through
+ * opts->proxy as gn_connect goes.  timeout_ms
+ * covers it all, resolution (and a proxy's handshake) included; GN_DEFAULT_TIMEOUT takes
  * opts->connect_timeout_ms (default 10 s).  opts may be NULL.  *out
  * receives the connection, to end with gn_close.  Returns 0, GN_EINVAL,
  * the parse errors of gn_endpoint_parse, GN_EFAMILY, GN_ENONAME,
- * GN_ECONNREFUSED, GN_EUNREACH, GN_ETIMEDOUT, GN_EMFILE, GN_ENOMEM;
- * errbuf says which address failed and why.  Thread: any.
+ * GN_ECONNREFUSED, GN_EUNREACH, GN_ETIMEDOUT, GN_EMFILE, GN_ENOMEM,
+ * GN_EPROXY; errbuf says which address failed and why.  Thread: any.
  */
 GN_API int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn_conn **out,
                    char *errbuf, size_t errlen);

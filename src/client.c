@@ -5,6 +5,12 @@
  * choice; a new attempt every 250 ms while earlier ones are pending, or at
  * once when one fails; the first to connect wins and the others are
  * closed.  One deadline, connect_timeout_ms, covers it all.
+ *
+ * Through a proxy (gn_options.proxy, proxy.h) the race is to the proxy;
+ * the winning socket then carries the tunnel's handshake, and only when
+ * the proxy relays does the connection become established (and start
+ * its TLS handshake, for the final host's name).  The same deadline
+ * covers the tunnel.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +21,7 @@
 
 #include "conn.h"
 #include "faults.h"
+#include "proxy.h"
 #include "reserved.h"
 #include "resolver.h"
 #include "tls.h"
@@ -33,6 +40,15 @@ struct gn__client {
     gn_conn *conn;
     gn_endpoint target;
     char target_text[GN_ENDPOINT_STRLEN];
+    /* Through a proxy: the proxy (the address raced to), the target as
+     * the proxy is told (resolved here for socks5://), the tunnel and
+     * its socket while it runs.  route is " via <proxy>", or "". */
+    struct gn__proxy *proxy;
+    gn_endpoint via;
+    struct gn__tunnel *tunnel;
+    int tunnel_fd;
+    char dial_text[GN_ENDPOINT_STRLEN]; /* what is raced to: target or proxy */
+    char route[GN_ENDPOINT_STRLEN + 24];
     struct gn__resolve_req *req;
     gn_endpoint addrs[MAX_ATTEMPTS];
     struct attempt attempts[MAX_ATTEMPTS];
@@ -64,7 +80,7 @@ static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
 
     c->last_error = code;
     gn_endpoint_format(ep, text, sizeof(text));
-    named = strcmp(text, c->target_text) == 0;
+    named = strcmp(text, c->dial_text) == 0;
     snprintf(c->errors + used, sizeof(c->errors) - used, "%s%s%s%s", used ? "; " : "",
              named ? "" : text, named ? "" : ": ", gn_strerror(code));
 }
@@ -87,21 +103,17 @@ static void give_up_if_done(struct gn__client *c)
 {
     if (c->pending > 0 || c->next < c->naddrs)
         return;
-    gn__conn_fail(c->conn, c->last_error, "connect to %s: %s", c->target_text, c->errors);
+    gn__conn_fail(c->conn, c->last_error, "connect to %s%s: %s", c->target_text, c->route,
+                  c->errors);
 }
 
-static void connected(struct gn__client *c, struct attempt *winner)
+/* The way to the target is open on fd: the connection is established. */
+static void established(struct gn__client *c, int fd)
 {
     gn_conn *conn = c->conn;
     bool tls = gn__conn_tls(conn) != NULL; /* a failed handshake step frees it */
-    socklen_t len;
-    const struct sockaddr *peer = gn_endpoint_sockaddr(&c->addrs[winner - c->attempts], &len);
-    int fd = winner->io.fd, rc;
+    int rc;
 
-    gn__conn_set_peer(conn, peer, len);
-    gn__io_watch(conn->loop, &winner->io, 0);
-    winner->io.fd = -1;
-    c->pending--;
     client_free(conn); /* closes the losers, cancels timers */
     rc = gn__conn_established(conn, fd);
     if (rc == 0 && tls)
@@ -112,11 +124,65 @@ static void connected(struct gn__client *c, struct attempt *winner)
             close(fd);
             conn->io.fd = -1;
         }
-        gn__conn_fail(conn, rc, "connect to %s: %s", c->target_text, gn_strerror(rc));
+        gn__conn_fail(conn, rc, "connect to %s%s: %s", c->target_text, c->route, gn_strerror(rc));
         return;
     }
     if (!tls)
         gn__conn_announce(conn); /* TLS: when the handshake ends, if ever */
+}
+
+static void tunnel_done(void *arg, int rc, const char *message)
+{
+    struct gn__client *c = arg;
+    int fd = c->tunnel_fd;
+
+    c->tunnel_fd = -1;
+    gn__tunnel_free(c->tunnel);
+    c->tunnel = NULL;
+    if (rc < 0) {
+        close(fd);
+        gn__conn_fail(c->conn, rc, "connect to %s%s: %s", c->target_text, c->route, message);
+        return;
+    }
+    established(c, fd);
+}
+
+/* Connected to the proxy: the losers go, the deadline stays, the tunnel
+ * starts on fd. */
+static void start_tunnel(struct gn__client *c, int fd)
+{
+    int rc;
+
+    for (size_t i = 0; i < c->next; i++)
+        close_attempt(c, &c->attempts[i]);
+    if (c->delay_timer) {
+        gn_timer_cancel(c->conn->loop, c->delay_timer);
+        c->delay_timer = 0;
+    }
+    c->tunnel_fd = fd;
+    rc = gn__tunnel_start(c->conn->loop, fd, c->proxy, &c->via, tunnel_done, c, &c->tunnel);
+    if (rc < 0) {
+        c->tunnel_fd = -1;
+        close(fd);
+        gn__conn_fail(c->conn, rc, "connect to %s%s: %s", c->target_text, c->route,
+                      gn_strerror(rc));
+    }
+}
+
+static void connected(struct gn__client *c, struct attempt *winner)
+{
+    socklen_t len;
+    const struct sockaddr *peer = gn_endpoint_sockaddr(&c->addrs[winner - c->attempts], &len);
+    int fd = winner->io.fd;
+
+    gn__conn_set_peer(c->conn, peer, len);
+    gn__io_watch(c->conn->loop, &winner->io, 0);
+    winner->io.fd = -1;
+    c->pending--;
+    if (c->proxy)
+        start_tunnel(c, fd);
+    else
+        established(c, fd);
 }
 
 static void attempt_done(struct attempt *a)
@@ -248,11 +314,45 @@ static void resolved(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs,
     (void)loop;
     c->req = NULL;
     if (rc < 0) {
-        gn__conn_fail(c->conn, rc, "%s", error);
+        gn__conn_fail(c->conn, rc, "%s%s%s", c->proxy ? c->proxy->text : "", c->proxy ? ": " : "",
+                      error);
         return;
     }
     c->naddrs = interleave_families(addrs, n < MAX_ATTEMPTS ? n : MAX_ATTEMPTS, c->addrs);
     start_attempt(c);
+}
+
+/* Race to what c dials (the target or the proxy): at once when it is an
+ * address, else once resolved.  0 or a code; failures later are the
+ * connection's. */
+static int start_dialling(struct gn__client *c, const gn_endpoint *ep)
+{
+    if (!gn_endpoint_is_resolved(ep))
+        return gn__resolve_start(c->conn->loop, ep, resolved, c, &c->req);
+    c->addrs[0] = *ep;
+    c->naddrs = 1;
+    start_attempt(c); /* failures are reported from the loop, never here */
+    return 0;
+}
+
+/* socks5://: the target's name is resolved here, its first address is
+ * what the proxy is told; then the race to the proxy. */
+static void target_resolved(gn_loop *loop, void *arg, int rc, const gn_endpoint *addrs, size_t n,
+                            const char *error)
+{
+    struct gn__client *c = arg;
+
+    (void)loop;
+    c->req = NULL;
+    if (rc == 0 && n == 0)
+        rc = GN_ENONAME;
+    if (rc == 0) {
+        c->via = addrs[0];
+        rc = start_dialling(c, &c->proxy->server);
+        error = gn_strerror(rc);
+    }
+    if (rc < 0)
+        gn__conn_fail(c->conn, rc, "%s", error);
 }
 
 static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
@@ -268,15 +368,20 @@ static void deadline_passed(gn_loop *loop, uint64_t id, void *arg)
                       (unsigned)gn__timer_ms(c->conn->prof->opts.connect_timeout_ms));
         return;
     }
-    gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s timed out after %u ms%s%s", c->target_text,
+    gn__conn_fail(c->conn, GN_ETIMEDOUT, "connect to %s%s timed out after %u ms%s%s%s%s",
+                  c->target_text, c->route,
                   (unsigned)gn__timer_ms(c->conn->prof->opts.connect_timeout_ms),
+                  c->tunnel ? " in the " : "", c->tunnel ? gn__tunnel_stage(c->tunnel) : "",
                   c->errors[0] ? ": " : "", c->errors);
 }
 
 static void client_release(gn_loop *loop, struct gn__deferred *d)
 {
+    struct gn__client *c = gn__container_of(d, struct gn__client, free_later);
+
     (void)loop;
-    free(gn__container_of(d, struct gn__client, free_later));
+    free(c->proxy);
+    free(c);
 }
 
 static void client_free(gn_conn *conn)
@@ -288,6 +393,9 @@ static void client_free(gn_conn *conn)
     for (size_t i = 0; i < c->next; i++)
         close_attempt(c, &c->attempts[i]);
     gn__resolve_cancel(c->req);
+    gn__tunnel_free(c->tunnel);
+    if (c->tunnel_fd >= 0)
+        close(c->tunnel_fd);
     if (c->deadline_timer)
         gn_timer_cancel(conn->loop, c->deadline_timer);
     if (c->delay_timer)
@@ -316,42 +424,82 @@ static void client_close_handle(struct gn__handle *h)
     gn_abort(gn__container_of(h, struct gn__conn_ext, handle)->conn);
 }
 
-static int client_start(gn_conn *conn, const gn_endpoint *ep)
+static void client_describe(struct gn__client *c, const gn_endpoint *dial)
+{
+    gn_endpoint_format(&c->target, c->target_text, sizeof(c->target_text));
+    gn_endpoint_format(dial, c->dial_text, sizeof(c->dial_text));
+    if (c->proxy)
+        snprintf(c->route, sizeof(c->route), " via %s", c->proxy->text);
+}
+
+/* Start connecting conn to ep, through proxy when not NULL (then c owns
+ * it, even on failure). */
+static int client_start(gn_conn *conn, const gn_endpoint *ep, struct gn__proxy *proxy)
 {
     struct gn__client *c = calloc(1, sizeof(*c));
-    int rc;
+    const gn_endpoint *dial = proxy ? &proxy->server : ep;
+    int rc = 0;
 
-    if (!c)
+    if (!c) {
+        free(proxy);
         return GN_ENOMEM;
+    }
     for (size_t i = 0; i < MAX_ATTEMPTS; i++)
         c->attempts[i].io.fd = -1;
+    c->tunnel_fd = -1;
     c->conn = conn;
-    c->target = *ep;
-    gn_endpoint_format(ep, c->target_text, sizeof(c->target_text));
-    if (gn_endpoint_is_resolved(ep)) {
-        c->addrs[0] = *ep;
-        c->naddrs = 1;
-        rc = 0;
-    } else {
-        rc = gn__resolve_start(conn->loop, ep, resolved, c, &c->req);
-    }
-    if (rc == 0 && conn->prof->opts.connect_timeout_ms != GN_NO_TIMEOUT)
+    c->target = c->via = *ep;
+    c->proxy = proxy;
+    client_describe(c, dial);
+    if (conn->prof->opts.connect_timeout_ms != GN_NO_TIMEOUT)
         rc = gn_timer_start(conn->loop, gn__timer_ms(conn->prof->opts.connect_timeout_ms), 0,
                             deadline_passed, c, &c->deadline_timer);
-    if (rc < 0) {
-        gn__resolve_cancel(c->req);
+    if (rc == 0) {
+        conn->owner_data = c;
+        if (proxy && gn__proxy_resolves_here(proxy) && !gn_endpoint_is_resolved(ep))
+            rc = gn__resolve_start(conn->loop, ep, target_resolved, c, &c->req);
+        else
+            rc = start_dialling(c, dial);
+    }
+    if (rc < 0) { /* nothing started: no attempt, no request */
+        if (c->deadline_timer)
+            gn_timer_cancel(conn->loop, c->deadline_timer);
+        conn->owner_data = NULL;
+        free(c->proxy);
         free(c);
         return rc;
     }
-    conn->owner_data = c;
-    if (c->naddrs)
-        start_attempt(c); /* failures are reported from the loop, never here */
     return 0;
+}
+
+/* gn_options.proxy, parsed: NULL in *out for none.  A Unix socket has no
+ * host a proxy could connect to. */
+static int client_proxy(const char *url, const gn_endpoint *ep, const char *address,
+                        struct gn__proxy **out, char *errbuf, size_t errlen)
+{
+    int rc;
+
+    *out = NULL;
+    if (!url)
+        return 0;
+    if (gn_endpoint_transport(ep) == GN_TRANSPORT_UNIX)
+        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address), "%s",
+                                "a Unix socket cannot be reached through a proxy");
+    *out = malloc(sizeof(**out));
+    if (!*out)
+        return GN_ENOMEM;
+    rc = gn__proxy_parse(url, *out, errbuf, errlen);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
                const gn_options *opts, gn_conn **out, char *errbuf, size_t errlen)
 {
+    struct gn__proxy *proxy = NULL;
     gn_options resolved_opts;
     gn_endpoint ep;
     gn_conn *conn;
@@ -366,20 +514,28 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     rc = gn__parse_stream_address(address, 0, &ep, errbuf, errlen);
     if (rc == 0)
         rc = gn__options_check(opts, address, errbuf, errlen);
+    if (rc == 0)
+        rc = client_proxy(opts ? opts->proxy : NULL, &ep, address, &proxy, errbuf, errlen);
     if (rc < 0)
         return rc;
     gn__options_resolve(&resolved_opts, opts, false);
+    resolved_opts.proxy = NULL; /* read, not kept */
     rc = gn__conn_new_own(loop, &client_owner, NULL, -1, handlers, &resolved_opts, &conn);
-    if (rc < 0)
+    if (rc < 0) {
+        free(proxy);
         return rc;
+    }
     conn->kind = gn_endpoint_transport(&ep);
     rc = conn->kind == GN_TRANSPORT_TLS
              ? gn__tls_client_attach(conn, resolved_opts.tls, &ep, address, errbuf, errlen)
              : 0;
     if (rc == 0)
         rc = gn__conn_register(conn, client_close_handle);
-    if (rc == 0)
-        rc = client_start(conn, &ep);
+    if (rc == 0) {
+        rc = client_start(conn, &ep, proxy); /* takes proxy */
+        proxy = NULL;
+    }
+    free(proxy);
     if (rc < 0) {
         gn__tls_detach(conn);
         gn__conn_discard(conn);

@@ -541,8 +541,9 @@ void gn__conn_fail(gn_conn *conn, int code, const char *fmt, ...)
     va_end(ap);
     if (conn->state == GN__OPEN)
         gn__conn_format_peer(conn, peer, sizeof(peer));
-    /* Bounded pieces: the peer and the reason always both fit. */
-    gn__conn_set_error(conn, "%.140s%s%.110s", peer, peer[0] ? ": " : "", text);
+    /* Bounded pieces: the peer and the reason always both fit; without
+     * a peer the reason has the room (a proxy's route and answer). */
+    gn__conn_set_error(conn, "%.140s%s%.*s", peer, peer[0] ? ": " : "", peer[0] ? 110 : 200, text);
     gn__log(GN_LOG_DEBUG, "connection %s", gn__conn_error(conn));
     gn__conn_finish(conn, code, false);
 }

@@ -51,6 +51,8 @@ static void dial_closed(gn_conn *conn, int reason)
     if (d->rc == 0)
         d->rc = reason < 0 ? reason : GN_ECONNRESET;
     d->conn = NULL;
+    /* The deadline's timer would keep the loop running to the end. */
+    gn_loop_stop(gn_conn_loop(conn));
 }
 
 /* The whole call's deadline, the TLS handshake included. */

@@ -49,6 +49,13 @@ void cli_describe_conn(const gn_conn *conn, char *buf, size_t len);
  * --key, --ca, --insecure, --alpn); the rest zero. */
 gn_options cli_options(void);
 
+/* Proxies (cli_proxy.c): take --proxy URL and --noproxy LIST out of argv
+ * (from index 2 on; a usage error's code for other commands than connect
+ * and send); the proxy URL for a client of address, from the flags or
+ * the environment as curl reads it, or NULL for none. */
+int cli_take_proxy_options(int *argc, char **argv);
+const char *cli_proxy_for(const char *address);
+
 int cli_listen(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_demo(int argc, char **argv);

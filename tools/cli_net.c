@@ -437,6 +437,7 @@ int cli_connect(int argc, char **argv)
     if (gn_loop_new(&connect_loop) < 0)
         return cli_fail("cannot create an event loop");
     opts = cli_options();
+    opts.proxy = cli_proxy_for(argv[0]);
     rc = gn_connect(connect_loop, argv[0], &h, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(connect_loop);

@@ -171,8 +171,10 @@ int cli_connect_sync(const char *addr)
     pthread_t writer;
     ssize_t n;
     gn_options opts = cli_options();
-    int rc = gn_dial(addr, GN_DEFAULT_TIMEOUT, &opts, &w.conn, err, sizeof(err));
+    int rc;
 
+    opts.proxy = cli_proxy_for(addr);
+    rc = gn_dial(addr, GN_DEFAULT_TIMEOUT, &opts, &w.conn, err, sizeof(err));
     if (rc < 0)
         return cli_open_error(rc, err);
     cli_describe_conn(w.conn, who, sizeof(who));
@@ -398,6 +400,7 @@ int cli_send(int argc, char **argv)
     if (rc)
         return rc;
     opts.idle_timeout_ms = STALL_MS;
+    opts.proxy = cli_proxy_for(argv[1]);
     rc = gn_dial(argv[1], GN_DEFAULT_TIMEOUT, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         close(fd);

@@ -347,6 +347,11 @@ static const char usage[] =
     "  --alpn LIST              protocols to offer or accept, e.g. h2,http/1.1\n"
     "  --servername NAME        client: the name to send and verify\n"
     "\n"
+    "Proxies, for connect and send (else ALL_PROXY, https_proxy for tls://, NO_PROXY):\n"
+    "  --proxy URL              socks5://, socks5h:// or http:// [user:pass@]host[:port];\n"
+    "                           '' for none\n"
+    "  --noproxy LIST           hosts reached directly, e.g. localhost,.internal\n"
+    "\n"
     "Addresses: 194.106.118.30:80  [::1]:8080  localhost:http  tcp://host:port\n"
     "           udp://host:port  tls://host:port  unix:/path  unix:@abstract\n"
     "           unixgram:/path  :8080\n"
@@ -493,6 +498,8 @@ int main(int argc, char **argv)
     if (argc < 2)
         return cli_usage_error("no command given");
     rc = take_tls_options(&argc, argv);
+    if (rc == 0)
+        rc = cli_take_proxy_options(&argc, argv);
     if (rc)
         return rc;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
