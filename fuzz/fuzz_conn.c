@@ -14,8 +14,9 @@
  *  - every byte offered to on_data (or read by the raw peer) is the next
  *    byte the other side sent, the unconsumed rest offered again first:
  *    nothing duplicated, reordered or made up;
- *  - no callback after on_close, no on_data after on_end, on_error at
- *    most once and only before on_close;
+ *  - no callback after on_close, no new bytes after on_end (only the
+ *    unconsumed ones again, on resume), on_error at most once and only
+ *    before on_close;
  *  - the calls return what their documentation lists;
  * and at the end, with reading resumed everywhere and the loop quiet,
  * every byte sent has arrived unless the script allowed a loss (an
@@ -67,8 +68,9 @@ struct side {
 
     /* What it sent (bytes gn_send or send accepted) and what arrived. */
     uint64_t sent;
-    uint64_t consumed;    /* bytes of the other side's stream used */
-    uint64_t offered_end; /* the furthest byte ever offered */
+    uint64_t consumed;       /* bytes of the other side's stream used */
+    uint64_t offered_end;    /* the furthest byte ever offered */
+    uint64_t offered_at_end; /* offered_end when on_end ran */
     enum consume consume;
 
     /* Events seen. */
@@ -292,8 +294,11 @@ static size_t on_data(gn_conn *conn, const char *data, size_t len)
     struct side *s = side_of(conn, "on_data");
     size_t used;
 
-    if (s->ends)
-        fail("%s: on_data after on_end", s->name);
+    /* After on_end only bytes offered before it may come again (a paused
+     * and resumed connection offers its unconsumed bytes again), never
+     * a byte that came after the peer's end. */
+    if (s->ends && s->consumed + len > s->offered_at_end)
+        fail("%s: new bytes in on_data after on_end", s->name);
     if (len == 0)
         fail("%s: on_data with no bytes", s->name);
     check_arrived(s, (const uint8_t *)data, len, s->consumed);
@@ -314,6 +319,7 @@ static void on_end(gn_conn *conn)
 
     if (++s->ends > 1)
         fail("%s: on_end twice", s->name);
+    s->offered_at_end = s->offered_end;
     run_armed(s);
 }
 

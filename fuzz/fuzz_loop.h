@@ -16,13 +16,13 @@
 /* Stops the loop from a task posted by a task: gn_loop_run runs the
  * first before its first wait, the second after it, so one run is one
  * wait (with no timeout: a task is pending) and the callbacks it brings. */
-static void fuzz_stop_task(gn_loop *loop, void *arg)
+static inline void fuzz_stop_task(gn_loop *loop, void *arg)
 {
     (void)arg;
     gn_loop_stop(loop);
 }
 
-static void fuzz_post_stop_task(gn_loop *loop, void *arg)
+static inline void fuzz_post_stop_task(gn_loop *loop, void *arg)
 {
     (void)arg;
     if (gn_loop_post(loop, fuzz_stop_task, NULL) < 0)
@@ -30,7 +30,7 @@ static void fuzz_post_stop_task(gn_loop *loop, void *arg)
 }
 
 /* One iteration of loop: what is ready now, never a wait. */
-static void fuzz_loop_step(gn_loop *loop)
+static inline void fuzz_loop_step(gn_loop *loop)
 {
     if (gn_loop_post(loop, fuzz_post_stop_task, NULL) < 0 || gn_loop_run(loop) < 0) {
         fprintf(stderr, "fuzz: the loop failed to run\n");
@@ -44,12 +44,12 @@ struct fuzz_bytes {
     size_t len, at;
 };
 
-static uint8_t fuzz_byte(struct fuzz_bytes *in)
+static inline uint8_t fuzz_byte(struct fuzz_bytes *in)
 {
     return in->at < in->len ? in->data[in->at++] : 0;
 }
 
-static size_t fuzz_left(const struct fuzz_bytes *in)
+static inline size_t fuzz_left(const struct fuzz_bytes *in)
 {
     return in->len - in->at;
 }
