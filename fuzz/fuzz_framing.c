@@ -176,7 +176,8 @@ static void whole_cut(const gn_framing *f, const char *s, size_t len, struct cut
         abort();
     }
     while ((rc = gn__frame_next(&resolved, s + at, len - at, &fr, why, sizeof(why))) > 0) {
-        if (fr.frame_len == 0 || fr.frame_len > len - at || fr.msg_off + fr.msg_len > fr.frame_len) {
+        if (fr.frame_len == 0 || fr.frame_len > len - at ||
+            fr.msg_off + fr.msg_len > fr.frame_len) {
             fprintf(stderr, "fuzz_framing: a frame outside the input\n");
             abort();
         }
@@ -311,8 +312,8 @@ static void expect_same(const char *what, const struct cut *want, const struct c
         abort();
     }
     if (want->count != got->count) {
-        fprintf(stderr, "fuzz_framing: %s cuts %zu messages, the reference %zu\n", what,
-                got->count, want->count);
+        fprintf(stderr, "fuzz_framing: %s cuts %zu messages, the reference %zu\n", what, got->count,
+                want->count);
         abort();
     }
     for (size_t i = 0; i < want->count; i++)
