@@ -7,7 +7,7 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make check-faults    the tests again on a hostile network (GNEZDO_FAULTS)
 #   make check-tsan      a threads stress run under ThreadSanitizer
-#   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
+#   make fuzz            every libFuzzer target, FUZZ_SECONDS each (docs/testing.md)
 #   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
 #   make package         a .deb for /usr in $(BUILD)/ (gnezdo_VERSION_ARCH.deb)
@@ -18,6 +18,7 @@
 PREFIX       ?= /usr/local
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= endpoint framing conn cli_args http_request tls_server
 TSAN_RUNS    ?= 1
 BUILD        ?= build
 CMAKE_FLAGS  ?=
@@ -92,11 +93,8 @@ fuzz:
 	@scripts/install-deps --fuzz
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGN_FUZZ=ON \
 		-DGN_BUILD_TESTS=OFF -DGN_BUILD_EXAMPLES=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_endpoint
-	mkdir -p build-fuzz/corpus
-	build-fuzz/fuzz/fuzz_endpoint -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
-		-dict=fuzz/endpoint.dict -artifact_prefix=build-fuzz/ \
-		build-fuzz/corpus fuzz/corpus/endpoint
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do sh fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
 install: build
 	cmake --install $(BUILD)

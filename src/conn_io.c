@@ -720,8 +720,10 @@ static __attribute__((noinline)) int send_rest(gn_conn *conn, const char *buf, s
     if (n == GN__AGAIN) {
         n = 0;
     } else if (n < 0) {
+        /* The connection ended in this call: gn_send says so as it does
+         * for one already ended; the reason goes to on_error and on_close. */
         gn__conn_fail(conn, (int)n, "write: %s", transport_reason(conn, (int)n));
-        return (int)n;
+        return GN_ECLOSED;
     } else if (n > 0) {
         conn->bytes_out += (uint64_t)n;
         conn->writes++;

@@ -311,3 +311,45 @@ Test(conn_close, peer_reset_mid_transfer_is_reported_once)
     gn_loop_run(loop);
     gn_loop_free(loop);
 }
+
+static void count_connect(gn_conn *conn)
+{
+    (void)conn;
+    sc.acted = true; /* the connection is open: gn_send writes at once */
+}
+
+/* gn_send documents GN_ECLOSED for a connection that has ended: one that
+ * ends inside the call, its write refused by a peer already gone, says
+ * the same (it returned GN_EPIPE; found by fuzz_conn).  The reason goes
+ * to on_error and on_close, once each. */
+Test(conn_close, a_send_that_meets_a_closed_peer_fails_with_gn_eclosed)
+{
+    const gn_handlers h = {
+        .on_connect = count_connect, .on_error = reset_error, .on_close = reset_close};
+    uint64_t faults = gn_faults_injected();
+    gn_loop *loop;
+    gn_conn *conn;
+    int sv[2], rc;
+
+    reset_errors = reset_closes = reset_reason = 0;
+    sc.acted = false;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    cr_assert_eq(gn_conn_adopt(loop, sv[0], NULL, &h, NULL, &conn), 0);
+    for (int i = 0; i < 100 && !sc.acted; i++)
+        gn_test_run_loop_for(loop, 10);
+    cr_assert(sc.acted, "on_connect ran");
+    close(sv[1]);
+    rc = gn_send(conn, "x", 1);
+    if (gn_faults_injected() == faults)
+        cr_expect_eq(rc, GN_ECLOSED, "gn_send returned %s", gn_errname(rc));
+    else
+        cr_expect(rc == GN_ECLOSED || rc == 0, "gn_send returned %s", gn_errname(rc));
+    cr_expect_eq(gn_send(conn, "y", 1), GN_ECLOSED, "and so does the next one");
+    gn_test_run_loop_for(loop, 300);
+    cr_expect_eq(reset_closes, 1);
+    cr_expect_eq(reset_errors, 1);
+    cr_expect(reset_reason == GN_EPIPE || reset_reason == GN_ECONNRESET, "reason %s",
+              gn_errname(reset_reason));
+    gn_loop_free(loop);
+}

@@ -405,6 +405,26 @@ static void conn_error(gn_conn *conn, int code, const char *message)
     fprintf(stderr, "gnezdo: %s\n", message);
 }
 
+/* connect's arguments: ADDRESS, or ADDRESS and --sync in either order
+ * (fuzz/fuzz_cli_args.c calls this too). */
+static int parse_connect_args(int argc, char **argv, const char **addr, bool *sync)
+{
+    *addr = NULL;
+    *sync = argc == 2 && (strcmp(argv[0], "--sync") == 0 || strcmp(argv[1], "--sync") == 0);
+    if (*sync) {
+        *addr = strcmp(argv[0], "--sync") == 0 ? argv[1] : argv[0];
+        if ((*addr)[0] == '-')
+            return cli_usage_error("connect --sync takes one address");
+        return cli_check_tls_flags(*addr, false);
+    }
+    if (argc != 1 || argv[0][0] == '-')
+        return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
+                                           "localhost:7000'"
+                                         : "connect takes exactly one address");
+    *addr = argv[0];
+    return cli_check_tls_flags(*addr, false);
+}
+
 int cli_connect(int argc, char **argv)
 {
     const gn_handlers h = {.on_connect = conn_connected,
@@ -418,27 +438,21 @@ int cli_connect(int argc, char **argv)
     gn_conn *conn;
     int rc;
 
-    if (argc == 2 && (strcmp(argv[0], "--sync") == 0 || strcmp(argv[1], "--sync") == 0)) {
-        const char *addr = strcmp(argv[0], "--sync") == 0 ? argv[1] : argv[0];
-        if (addr[0] == '-')
-            return cli_usage_error("connect --sync takes one address");
-        rc = cli_check_tls_flags(addr, false);
-        return rc ? rc : cli_connect_sync(addr);
-    }
-    if (argc != 1 || argv[0][0] == '-')
-        return cli_usage_error(argc == 0 ? "connect needs an address, e.g. 'gnezdo connect "
-                                           "localhost:7000'"
-                                         : "connect takes exactly one address");
-    rc = cli_check_tls_flags(argv[0], false);
+    const char *addr;
+    bool sync;
+
+    rc = parse_connect_args(argc, argv, &addr, &sync);
     if (rc)
         return rc;
-    if (cli_is_dgram_address(argv[0], 0))
-        return cli_dgram_connect(argv[0]);
+    if (sync)
+        return cli_connect_sync(addr);
+    if (cli_is_dgram_address(addr, 0))
+        return cli_dgram_connect(addr);
     if (gn_loop_new(&connect_loop) < 0)
         return cli_fail("cannot create an event loop");
     opts = cli_options();
-    opts.proxy = cli_proxy_for(argv[0]);
-    rc = gn_connect(connect_loop, argv[0], &h, &opts, &conn, err, sizeof(err));
+    opts.proxy = cli_proxy_for(addr);
+    rc = gn_connect(connect_loop, addr, &h, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(connect_loop);
         return cli_open_error(rc, err);

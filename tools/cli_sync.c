@@ -378,6 +378,20 @@ static int send_body(gn_conn *conn, int fd, struct progress *p)
     return 0;
 }
 
+/* send's arguments: FILE ADDRESS and the flags of parse_quiet, which
+ * leaves FILE and ADDRESS in argv[0] and argv[1] (fuzz/fuzz_cli_args.c
+ * calls this too). */
+static int parse_send_args(int *argc, char **argv, bool *quiet, bool *hash)
+{
+    int rc = parse_quiet(argc, argv, quiet, hash);
+
+    if (rc)
+        return rc;
+    if (*argc != 2)
+        return cli_usage_error("send takes FILE and ADDRESS, e.g. 'gnezdo send big.iso host:9000'");
+    return cli_check_tls_flags(argv[1], false);
+}
+
 int cli_send(int argc, char **argv)
 {
     struct progress p = {.verb = "sent"};
@@ -387,13 +401,8 @@ int cli_send(int argc, char **argv)
     pthread_t hash_thread;
     gn_conn *conn;
     bool quiet, hash;
-    int fd, rc = parse_quiet(&argc, argv, &quiet, &hash);
+    int fd, rc = parse_send_args(&argc, argv, &quiet, &hash);
 
-    if (rc)
-        return rc;
-    if (argc != 2)
-        return cli_usage_error("send takes FILE and ADDRESS, e.g. 'gnezdo send big.iso host:9000'");
-    rc = cli_check_tls_flags(argv[1], false);
     if (rc)
         return rc;
     rc = send_open(argv[0], &fd, &p.total);
@@ -566,6 +575,21 @@ static int recv_open(const char *path)
     return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 }
 
+/* recv's arguments: ADDRESS [FILE] and the flags of parse_quiet; the
+ * address stays in argv[0] (fuzz/fuzz_cli_args.c calls this too). */
+static int parse_recv_args(int *argc, char **argv, bool *quiet, bool *hash, const char **path)
+{
+    int rc = parse_quiet(argc, argv, quiet, hash);
+
+    *path = "-";
+    if (rc)
+        return rc;
+    if (*argc < 1 || *argc > 2)
+        return cli_usage_error("recv takes ADDRESS and an optional FILE ('-' is stdout)");
+    *path = *argc == 2 ? argv[1] : "-";
+    return cli_check_tls_flags(argv[0], true);
+}
+
 int cli_recv(int argc, char **argv)
 {
     gn_thread_options topts = {.max_threads = 8, .cache = 8, .queue = 8};
@@ -575,14 +599,8 @@ int cli_recv(int argc, char **argv)
     gn_server *srv;
     gn_endpoint ep;
     bool quiet;
-    int rc = parse_quiet(&argc, argv, &quiet, &receipt.hash);
+    int rc = parse_recv_args(&argc, argv, &quiet, &receipt.hash, &path);
 
-    if (rc)
-        return rc;
-    if (argc < 1 || argc > 2)
-        return cli_usage_error("recv takes ADDRESS and an optional FILE ('-' is stdout)");
-    path = argc == 2 ? argv[1] : "-";
-    rc = cli_check_tls_flags(argv[0], true);
     if (rc)
         return rc;
     receipt.out_fd = recv_open(path);

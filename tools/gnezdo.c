@@ -275,28 +275,38 @@ static void print_addr_json(const gn_endpoint *ep, const struct addr_fields *f,
     fputs("]}\n", stdout);
 }
 
+/* addr's arguments (fuzz/fuzz_cli_args.c calls this too). */
+static int parse_addr_args(int argc, char **argv, const char **text, bool *json, bool *listen)
+{
+    *text = NULL;
+    *json = *listen = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = true;
+        else if (strcmp(argv[i], "--listen") == 0)
+            *listen = true;
+        else if (*text)
+            return cli_usage_error("addr takes one address, got '%s' and '%s'", *text, argv[i]);
+        else
+            *text = argv[i];
+    }
+    if (!*text)
+        return cli_usage_error("addr needs an address, e.g. 'gnezdo addr [::1]:http'");
+    return 0;
+}
+
 static int cmd_addr(int argc, char **argv)
 {
     static gn_endpoint resolved[MAX_RESOLVED];
     char err[GN_ERRBUF_SIZE];
-    const char *text = NULL;
-    bool json = false, listen = false;
+    const char *text;
+    bool json, listen;
     struct addr_fields f;
     gn_endpoint ep;
-    int n = 0, rc;
+    int n = 0, rc = parse_addr_args(argc, argv, &text, &json, &listen);
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--listen") == 0)
-            listen = true;
-        else if (text)
-            return cli_usage_error("addr takes one address, got '%s' and '%s'", text, argv[i]);
-        else
-            text = argv[i];
-    }
-    if (!text)
-        return cli_usage_error("addr needs an address, e.g. 'gnezdo addr [::1]:http'");
+    if (rc)
+        return rc;
     rc = gn_endpoint_parse(text, listen ? GN_PARSE_LISTEN : 0, &ep, err, sizeof(err));
     if (rc < 0)
         return cli_usage_error("%s", err);
@@ -457,6 +467,8 @@ static int take_tls_options(int *argc, char **argv)
     };
     int kept = 2;
 
+    cli_tls = (gn_tls_options){0}; /* as new: fuzz_cli_args calls this again and again */
+    cli_tls_given = false;
     for (int i = 2; i < *argc; i++) {
         bool taken = false;
         if (strcmp(argv[i], "--insecure") == 0)
