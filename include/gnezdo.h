@@ -869,7 +869,8 @@ typedef struct gn_tls_options {
  * left 0 takes the default shown, so {0} or NULL means all defaults; the
  * *_ms limits take GN_NO_TIMEOUT and GN_NO_WAIT too (see Time limits). */
 typedef struct gn_options {
-    int backlog;                      /* listen backlog; 511 */
+    int backlog;                      /* listen backlog; SOMAXCONN (the kernel
+                                         caps it at net.core.somaxconn) */
     size_t max_conns;                 /* server: live connections; 10000.  Past it
                                          new clients are accepted and closed. */
     uint32_t idle_timeout_ms;         /* close after this long with no I/O;
@@ -1314,8 +1315,23 @@ typedef void (*gn_thread_fn)(gn_conn *conn);
 typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
     size_t cache;       /* idle threads kept for reuse; 8 */
-    size_t queue;       /* clients waiting for a thread; 64 */
-    GN_RESERVED(4);
+    size_t queue;       /* clients waiting for a thread; 64.  When every
+                           thread is busy and the queue is full, the server
+                           stops accepting: further clients wait in the
+                           listen backlog (gn_options.backlog) */
+    bool wait_for_data; /* hand a client to a thread only once its first
+                           bytes arrive (or it closes); until then the
+                           accepting thread watches it, holding no thread,
+                           and closes it after idle_timeout_ms.  Off: a
+                           thread at once, for protocols where the server
+                           speaks first */
+    char pad_wait_for_data_[7];
+    uint32_t queue_timeout_ms; /* close a client that waited this long in the
+                                  queue for a thread, with a logged reason
+                                  (counted in refused); GN_DEFAULT_TIMEOUT
+                                  or GN_NO_TIMEOUT: wait as long as it takes */
+    uint32_t pad_queue_timeout_ms_;
+    GN_RESERVED(2);
 } gn_thread_options;
 
 typedef struct gn_thread_stats {
@@ -1325,8 +1341,13 @@ typedef struct gn_thread_stats {
     size_t queued;    /* clients waiting for a thread */
     uint64_t created; /* threads ever created */
     uint64_t served;  /* handlers that returned */
-    uint64_t refused; /* clients closed at once: queue full, max_conns */
-    GN_RESERVED(4);
+    uint64_t refused; /* clients closed unserved: max_conns, queue_timeout_ms */
+    size_t watched;   /* clients the accepting thread holds before their
+                         handler: TLS handshake, wait_for_data */
+    size_t backlogged; /* clients waiting in the TCP listeners' backlog
+                          (the kernel's count), as while accepting is
+                          stopped because the queue is full */
+    GN_RESERVED(2);
 } gn_thread_stats;
 
 /*
