@@ -68,10 +68,10 @@ struct gn__threads {
     gn_loop *loop;        /* the accepting thread's */
     struct gn__io resume; /* eventfd in loop: a worker made room in the queue */
     bool stopping;
-    bool full;         /* accepting stopped: every thread busy, queue full */
-    bool resume_sent;  /* a worker has written to `resume` since */
-    bool spawn_failed; /* the last thread could not be started */
-    bool listening;    /* the loop watches the listeners (accepting thread's) */
+    bool full;                         /* accepting stopped: every thread busy, queue full */
+    bool resume_sent;                  /* a worker has written to `resume` since */
+    bool spawn_failed;                 /* the last thread could not be started */
+    bool listening;                    /* the loop watches the listeners (accepting thread's) */
     uint64_t retry_timer, queue_timer; /* in loop, 0 for none */
     /* Clients waiting for a worker, oldest first.  A queued connection is
      * in no loop's idle queue, so its idle entry holds its place here
@@ -613,8 +613,9 @@ static void *acceptor_main(void *arg)
 
     gn__loop_ref(t->loop); /* runs until gn_loop_stop */
     if (gn__io_watch(t->loop, &t->resume, GN__READ) < 0)
-        gn__log(GN_LOG_ERROR, "%s", "threaded server: cannot watch its wake-up; accepting "
-                                    "resumes only at the next accept error");
+        gn__log(GN_LOG_ERROR, "%s",
+                "threaded server: cannot watch its wake-up; accepting "
+                "resumes only at the next accept error");
     set_listening(t, true);
     gn_loop_run(t->loop);
     stop_loop(t);
