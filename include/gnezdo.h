@@ -1305,10 +1305,10 @@ GN_API int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline
  * One thread accepts; each client is handed to handler(conn) on a worker
  * thread, in blocking mode.  Finished workers wait for the next client;
  * at most `cache` of them are kept idle, at most `max_threads` run at
- * once, and past that clients wait in a bounded queue.  A client that
- * finds the queue full (or the server at max_conns) is closed at once
- * with a logged reason.  The handler owns the connection until it
- * returns; the server then closes and frees it.
+ * once, and past that clients wait in a bounded queue, then in the
+ * listen backlog.  A client beyond max_conns is closed at once with a
+ * logged reason.  The handler owns the connection until it returns; the
+ * server then closes and frees it.
  */
 typedef void (*gn_thread_fn)(gn_conn *conn);
 
@@ -1344,9 +1344,9 @@ typedef struct gn_thread_stats {
     uint64_t refused; /* clients closed unserved: max_conns, queue_timeout_ms */
     size_t watched;   /* clients the accepting thread holds before their
                          handler: TLS handshake, wait_for_data */
-    size_t backlogged; /* clients waiting in the TCP listeners' backlog
-                          (the kernel's count), as while accepting is
-                          stopped because the queue is full */
+    size_t backlog;   /* clients waiting in the TCP listeners' backlog
+                         (the kernel's count), as while accepting is
+                         stopped because the queue is full */
     GN_RESERVED(2);
 } gn_thread_stats;
 
@@ -1359,7 +1359,11 @@ typedef struct gn_thread_stats {
  * under the server's lock: keep it short), gn_server_get_endpoint and the
  * user data calls work on it; gn_server_close stops accepting, waits up
  * to grace_ms for handlers to return, then wakes blocked calls with
- * GN_ECLOSED and joins every thread.  Returns as gn_listen.
+ * GN_ECLOSED and joins every thread.  Clients beyond max_threads wait in
+ * the queue, then (accepting stops) in the listen backlog: none is
+ * refused but at max_conns or queue_timeout_ms.  A tls:// server
+ * handshakes on the accepting thread (deadline from accept) and sends
+ * close_notify whenever it ends a connection.  Returns as gn_listen.
  * Thread: any.  gn_server_close must not be called from the server's own
  * handlers (it would wait for itself): there it only stops accepting, and
  * another thread's gn_server_close finishes the job.

@@ -607,6 +607,16 @@ static void stop_loop(struct gn__threads *t)
     pthread_mutex_unlock(&t->mu);
 }
 
+static bool stopping(struct gn__threads *t)
+{
+    bool stop;
+
+    pthread_mutex_lock(&t->mu);
+    stop = t->stopping;
+    pthread_mutex_unlock(&t->mu);
+    return stop;
+}
+
 static void *acceptor_main(void *arg)
 {
     struct gn__threads *t = arg;
@@ -617,7 +627,10 @@ static void *acceptor_main(void *arg)
                 "threaded server: cannot watch its wake-up; accepting "
                 "resumes only at the next accept error");
     set_listening(t, true);
-    gn_loop_run(t->loop);
+    /* The loop ends at gn_loop_stop, or when its wait fails (then again
+     * after a pause, as accept errors do). */
+    while (gn_loop_run(t->loop) < 0 && !stopping(t))
+        usleep(ACCEPT_RETRY_MS * 1000);
     stop_loop(t);
     gn__loop_unref(t->loop);
     return NULL;
@@ -827,7 +840,7 @@ static const struct gn__server_kind threads_kind = {
 
 /* The clients waiting in the TCP listeners' backlogs: for a listening
  * socket, Linux reports its accept queue's length as tcpi_unacked. */
-static size_t backlogged(const gn_server *srv)
+static size_t count_backlog(const gn_server *srv)
 {
     size_t n = 0;
 
@@ -859,6 +872,6 @@ int gn_server_get_thread_stats(gn_server *srv, gn_thread_stats *out)
                              .refused = t->refused,
                              .watched = t->watched};
     pthread_mutex_unlock(&t->mu);
-    out->backlogged = backlogged(srv);
+    out->backlog = count_backlog(srv);
     return 0;
 }

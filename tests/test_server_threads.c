@@ -134,7 +134,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
 {
     enum { CLIENTS = 200 };
     gn_thread_options topts = {.max_threads = 16, .cache = 4};
-    size_t most_backlogged = 0;
+    size_t most_backlog = 0;
     int fds[CLIENTS], threads_before = count_threads(), fds_before = gn_test_count_fds();
     char addr[64], msg[64], reply[64];
     gn_thread_stats st;
@@ -149,11 +149,11 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         cr_assert_eq(write(fds[i], msg, strlen(msg)), (ssize_t)strlen(msg));
     }
     /* 16 running and 64 queued: the rest wait in the kernel's backlog */
-    for (uint64_t end = ms_now() + 5000; ms_now() < end && most_backlogged == 0; usleep(5000)) {
+    for (uint64_t end = ms_now() + 5000; ms_now() < end && most_backlog == 0; usleep(5000)) {
         gn_server_get_thread_stats(srv, &st);
-        most_backlogged = st.backlogged;
+        most_backlog = st.backlog;
     }
-    cr_expect_gt(most_backlogged, 0, "accepting stopped while the queue was full");
+    cr_expect_gt(most_backlog, 0, "accepting stopped while the queue was full");
     cr_expect_leq(gn_server_conn_count(srv), 16 + 64, "only threads + queue accepted");
     for (int i = 0; i < CLIENTS; i++) {
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
@@ -178,7 +178,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
                  (unsigned long long)st.created);
     cr_expect_leq(st.idle, 4, "at most cache idle threads are kept");
     cr_expect_eq(st.refused, 0);
-    cr_expect_eq(st.backlogged, 0);
+    cr_expect_eq(st.backlog, 0);
     gn_server_close(srv, 1000);
     cr_expect_eq(count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
@@ -264,9 +264,9 @@ static bool one_queued(const gn_thread_stats *st)
     return st->queued == 1;
 }
 
-static bool one_backlogged(const gn_thread_stats *st)
+static bool one_in_backlog(const gn_thread_stats *st)
 {
-    return st->backlogged == 1;
+    return st->backlog == 1;
 }
 
 /* No reply and no end within ms: the client is still waiting. */
@@ -294,7 +294,7 @@ Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
     b = gn_test_connect_fd(addr); /* waits in the queue */
     cr_expect(wait_stats(srv, &st, one_queued));
     c = gn_test_connect_fd(addr); /* finds the queue full: the backlog */
-    cr_expect(wait_stats(srv, &st, one_backlogged), "backlogged %zu", st.backlogged);
+    cr_expect(wait_stats(srv, &st, one_in_backlog), "backlog %zu", st.backlog);
     cr_expect(still_waiting(c, 300), "not refused");
     cr_expect_eq(gn_server_conn_count(srv), 2, "c not accepted yet");
     close(a); /* b gets the thread, c the queue */
@@ -305,7 +305,7 @@ Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
     }
     cr_expect_eq(st.served, 1);
     cr_expect_eq(st.queued, 1, "c accepted once the queue had room");
-    cr_expect_eq(st.backlogged, 0);
+    cr_expect_eq(st.backlog, 0);
     close(b);
     for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, &st);
