@@ -48,6 +48,7 @@
 #define DEFAULT_CACHE       8
 #define DEFAULT_QUEUE       64
 #define ACCEPT_RETRY_MS     100
+#define ACCEPT_BATCH        64
 
 struct worker {
     pthread_t tid;
@@ -537,8 +538,9 @@ static void shed_load(struct gn__threads *t, int listen_fd, int err)
     if (err == EMFILE && gn__server_refuse_one(t->srv, listen_fd))
         return;
     gn__log(GN_LOG_WARN, "accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_RETRY_MS);
-    set_listening(t, false);
-    gn_timer_start(t->loop, ACCEPT_RETRY_MS, 0, retry_due, t, &t->retry_timer);
+    /* Without a timer (ENOMEM) the next readiness simply retries. */
+    if (gn_timer_start(t->loop, ACCEPT_RETRY_MS, 0, retry_due, t, &t->retry_timer) == 0)
+        set_listening(t, false);
 }
 
 static void on_listener(gn_loop *loop, struct gn__io *io, unsigned events)
@@ -548,7 +550,9 @@ static void on_listener(gn_loop *loop, struct gn__io *io, unsigned events)
 
     (void)loop;
     (void)events;
-    while (t->listening) {
+    /* A budget, so that a stream of new clients cannot starve the
+     * watched ones; the listener, level-triggered, is reported again. */
+    for (int n = 0; n < ACCEPT_BATCH && t->listening; n++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = gn__accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -585,25 +589,30 @@ static void on_resume(gn_loop *loop, struct gn__io *io, unsigned events)
 }
 
 /* The accepting thread ends: its watched clients are closed (they had
- * nothing to be served for yet), its descriptors unwatched. */
+ * nothing to be served for yet), its descriptors unwatched.  The list is
+ * walked under the lock, as workers take their clients out of it. */
 static void stop_loop(struct gn__threads *t)
 {
     struct gn__list *node, *next;
 
     set_listening(t, false);
     gn__io_watch(t->loop, &t->resume, 0);
+    if (t->retry_timer)
+        gn_timer_cancel(t->loop, t->retry_timer);
+    t->retry_timer = 0;
+    pthread_mutex_lock(&t->mu);
     for (node = t->srv->conns.next; node != &t->srv->conns; node = next) {
         gn_conn *conn = gn__container_of(node, gn_conn, link);
         next = node->next;
-        if (conn->io.cb)
-            drop_watched(t, conn);
+        if (!conn->io.cb)
+            continue;
+        stop_watching(t, conn);
+        t->watched--;
+        drop_conn(t, conn);
     }
-    if (t->retry_timer)
-        gn_timer_cancel(t->loop, t->retry_timer);
-    pthread_mutex_lock(&t->mu);
     if (t->queue_timer)
         gn_timer_cancel(t->loop, t->queue_timer);
-    t->retry_timer = t->queue_timer = 0;
+    t->queue_timer = 0;
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -765,7 +774,7 @@ static bool no_thread_left(const struct gn__threads *t)
 static void wake_conn(gn_conn *conn)
 {
     atomic_store(&conn->woken, true);
-    if (!gn__conn_tls(conn) || conn->state == GN__CLOSED) {
+    if (!gn__conn_tls(conn)) {
         shutdown(conn->io.fd, SHUT_RDWR);
         return;
     }
