@@ -176,7 +176,7 @@ Test(server_threads_tls, close_notify_when_the_idle_timeout_ends_a_handler, .tim
     gn_server *srv;
 
     atomic_store(&results[0], 0);
-    srv = serve(echo, 300, NULL, port, sizeof(port));
+    srv = serve(echo, 1000, NULL, port, sizeof(port));
     python_start(&py, port, "ping");
     python_expect_clean(&py, "ping");
     gn_server_close(srv, 1000);
