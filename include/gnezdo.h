@@ -870,7 +870,8 @@ typedef struct gn_tls_options {
  * left 0 takes the default shown, so {0} or NULL means all defaults; the
  * *_ms limits take GN_NO_TIMEOUT and GN_NO_WAIT too (see Time limits). */
 typedef struct gn_options {
-    int backlog;                      /* listen backlog; 511 */
+    int backlog;                      /* listen backlog; SOMAXCONN (the kernel
+                                         caps it at net.core.somaxconn) */
     size_t max_conns;                 /* server: live connections; 10000.  Past it
                                          new clients are accepted and closed. */
     uint32_t idle_timeout_ms;         /* close after this long with no I/O;
@@ -1320,18 +1321,33 @@ GN_API int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline
  * One thread accepts; each client is handed to handler(conn) on a worker
  * thread, in blocking mode.  Finished workers wait for the next client;
  * at most `cache` of them are kept idle, at most `max_threads` run at
- * once, and past that clients wait in a bounded queue.  A client that
- * finds the queue full (or the server at max_conns) is closed at once
- * with a logged reason.  The handler owns the connection until it
- * returns; the server then closes and frees it.
+ * once, and past that clients wait in a bounded queue, then in the
+ * listen backlog.  A client beyond max_conns is closed at once with a
+ * logged reason.  The handler owns the connection until it returns; the
+ * server then closes and frees it.
  */
 typedef void (*gn_thread_fn)(gn_conn *conn);
 
 typedef struct gn_thread_options {
     size_t max_threads; /* handlers running at once; 64 */
     size_t cache;       /* idle threads kept for reuse; 8 */
-    size_t queue;       /* clients waiting for a thread; 64 */
-    GN_RESERVED(4);
+    size_t queue;       /* clients waiting for a thread; 64.  When every
+                           thread is busy and the queue is full, the server
+                           stops accepting: further clients wait in the
+                           listen backlog (gn_options.backlog) */
+    bool wait_for_data; /* hand a client to a thread only once its first
+                           bytes arrive (or it closes); until then the
+                           accepting thread watches it, holding no thread,
+                           and closes it after idle_timeout_ms.  Off: a
+                           thread at once, for protocols where the server
+                           speaks first */
+    char pad_wait_for_data_[7];
+    uint32_t queue_timeout_ms; /* close a client that waited this long in the
+                                  queue for a thread, with a logged reason
+                                  (counted in refused); GN_DEFAULT_TIMEOUT
+                                  or GN_NO_TIMEOUT: wait as long as it takes */
+    uint32_t pad_queue_timeout_ms_;
+    GN_RESERVED(2);
 } gn_thread_options;
 
 typedef struct gn_thread_stats {
@@ -1341,8 +1357,13 @@ typedef struct gn_thread_stats {
     size_t queued;    /* clients waiting for a thread */
     uint64_t created; /* threads ever created */
     uint64_t served;  /* handlers that returned */
-    uint64_t refused; /* clients closed at once: queue full, max_conns */
-    GN_RESERVED(4);
+    uint64_t refused; /* clients closed unserved: max_conns, queue_timeout_ms */
+    size_t watched;   /* clients the accepting thread holds before their
+                         handler: TLS handshake, wait_for_data */
+    size_t backlog;   /* clients waiting in the TCP listeners' backlog
+                         (the kernel's count), as while accepting is
+                         stopped because the queue is full */
+    GN_RESERVED(2);
 } gn_thread_stats;
 
 /*
@@ -1354,7 +1375,11 @@ typedef struct gn_thread_stats {
  * under the server's lock: keep it short), gn_server_get_endpoint and the
  * user data calls work on it; gn_server_close stops accepting, waits up
  * to grace_ms for handlers to return, then wakes blocked calls with
- * GN_ECLOSED and joins every thread.  Returns as gn_listen.
+ * GN_ECLOSED and joins every thread.  Clients beyond max_threads wait in
+ * the queue, then (accepting stops) in the listen backlog: none is
+ * refused but at max_conns or queue_timeout_ms.  A tls:// server
+ * handshakes on the accepting thread (deadline from accept) and sends
+ * close_notify whenever it ends a connection.  Returns as gn_listen.
  * Thread: any.  gn_server_close must not be called from the server's own
  * handlers (it would wait for itself): there it only stops accepting, and
  * another thread's gn_server_close finishes the job.

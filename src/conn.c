@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h> /* SOMAXCONN */
 #include <unistd.h>
 
 #include "conn.h"
@@ -17,7 +18,7 @@
 #include "reserved.h"
 #include "tls.h"
 
-#define DEFAULT_BACKLOG            511
+#define DEFAULT_BACKLOG            SOMAXCONN
 #define DEFAULT_MAX_CONNS          10000
 #define DEFAULT_SERVER_IDLE_MS     300000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000

@@ -441,3 +441,16 @@ Test(cli_sync, silent_clients_do_not_block_and_a_second_sender_is_refused, .time
     cr_expect_str_eq(got, "claim and the rest", "the first sender's bytes, and only them");
     files_free(&f);
 }
+
+/* listen --help says what a client beyond --threads N experiences. */
+Test(cli_sync, listen_help_says_clients_beyond_the_threads_wait)
+{
+    struct gn_test_run run;
+
+    cr_assert_eq(gn_test_cli(&run, "listen", "--help", NULL), 0);
+    cr_expect_eq(run.status, 0);
+    cr_expect(strstr(run.out, "--threads N"), "%s", run.out);
+    cr_expect(strstr(run.out, "is not refused: it waits"), "%s", run.out);
+    cr_expect(strstr(run.out, "listen backlog"), "%s", run.out);
+    gn_test_run_free(&run);
+}

@@ -1,18 +1,25 @@
 /*
- * Threaded servers over real loopback sockets: 200 clients served by at
- * most 16 threads that are reused, refusal when the queue is full,
- * max_conns, the idle timeout as a read deadline, close while handlers
- * block in reads, live-connection count and iteration, and no thread or
- * descriptor leaks.
+ * Threaded servers over real loopback sockets: 200 concurrent clients
+ * served by at most 16 threads that are reused, the rest waiting in the
+ * queue and the listen backlog, none refused; 2,000 short connections in
+ * a burst; 500 silent clients held by the accepting thread
+ * (wait_for_data) while a fresh one is served, then closed at the idle
+ * timeout; queue_timeout_ms; max_conns; the idle timeout as a read
+ * deadline, close while handlers block in reads, live-connection count
+ * and iteration, and no thread or descriptor leaks.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,10 +113,28 @@ static int read_reply(int fd, char *buf, size_t size, int ms)
     return (int)got;
 }
 
+/* The soft descriptor limit raised to at least n (within the hard one):
+ * hundreds of clients and their server in one process. */
+static void want_fds(rlim_t n)
+{
+    struct rlimit rl;
+
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= n)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > n ? n : rl.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    cr_assert_geq(rl.rlim_cur, n, "this test needs %lu descriptors", (unsigned long)n);
+}
+
+/* 200 clients at once against 16 threads and the default queue of 64:
+ * the other 120 wait in the listen backlog (accepting stops) and are
+ * served in turn, none refused. */
 Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
 {
     enum { CLIENTS = 200 };
-    gn_thread_options topts = {.max_threads = 16, .cache = 4, .queue = CLIENTS};
+    gn_thread_options topts = {.max_threads = 16, .cache = 4};
+    size_t most_backlog = 0;
     int fds[CLIENTS], threads_before = count_threads(), fds_before = gn_test_count_fds();
     char addr[64], msg[64], reply[64];
     gn_thread_stats st;
@@ -123,6 +148,13 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
         cr_assert_eq(write(fds[i], msg, strlen(msg)), (ssize_t)strlen(msg));
     }
+    /* 16 running and 64 queued: the rest wait in the kernel's backlog */
+    for (uint64_t end = ms_now() + 5000; ms_now() < end && most_backlog == 0; usleep(5000)) {
+        gn_server_get_thread_stats(srv, &st);
+        most_backlog = st.backlog;
+    }
+    cr_expect_gt(most_backlog, 0, "accepting stopped while the queue was full");
+    cr_expect_leq(gn_server_conn_count(srv), 16 + 64, "only threads + queue accepted");
     for (int i = 0; i < CLIENTS; i++) {
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
         cr_assert_gt(read_reply(fds[i], reply, sizeof(reply), 10000), 0, "client %d", i);
@@ -146,6 +178,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
                  (unsigned long long)st.created);
     cr_expect_leq(st.idle, 4, "at most cache idle threads are kept");
     cr_expect_eq(st.refused, 0);
+    cr_expect_eq(st.backlog, 0);
     gn_server_close(srv, 1000);
     cr_expect_eq(count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
@@ -216,44 +249,130 @@ static bool wait_running(int n)
     return false;
 }
 
-Test(server_threads, a_full_queue_refuses_at_once)
+static bool wait_stats(gn_server *srv, gn_thread_stats *st, bool (*cond)(const gn_thread_stats *st))
+{
+    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+        gn_server_get_thread_stats(srv, st);
+        if (cond(st))
+            return true;
+    }
+    return false;
+}
+
+static bool one_queued(const gn_thread_stats *st)
+{
+    return st->queued == 1;
+}
+
+static bool one_in_backlog(const gn_thread_stats *st)
+{
+    return st->backlog == 1;
+}
+
+/* No reply and no end within ms: the client is still waiting. */
+static bool still_waiting(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, ms) == 0;
+}
+
+/* One thread, a queue of one: a third client waits in the backlog, not
+ * refused, and each is served in turn as the one before it leaves. */
+Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
 {
     gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue = 1};
-    char addr[64], buf[8];
+    char addr[64];
     gn_thread_stats st;
     gn_server *srv;
     int a, b, c;
-    uint64_t t0;
 
     reset_counters();
     srv = serve(hold, NULL, &topts, addr, sizeof(addr));
     a = gn_test_connect_fd(addr);
     cr_assert(wait_running(1));
     b = gn_test_connect_fd(addr); /* waits in the queue */
-    for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
+    cr_expect(wait_stats(srv, &st, one_queued));
+    c = gn_test_connect_fd(addr); /* finds the queue full: the backlog */
+    cr_expect(wait_stats(srv, &st, one_in_backlog), "backlog %zu", st.backlog);
+    cr_expect(still_waiting(c, 300), "not refused");
+    cr_expect_eq(gn_server_conn_count(srv), 2, "c not accepted yet");
+    close(a); /* b gets the thread, c the queue */
+    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, &st);
-        if (st.queued == 1)
-            break;
-    }
-    cr_expect_eq(st.queued, 1);
-    t0 = ms_now();
-    c = gn_test_connect_fd(addr); /* finds the queue full */
-    cr_expect_eq(read_reply(c, buf, sizeof(buf), 2000), 0, "refused: closed at once");
-    cr_expect_lt(ms_now() - t0, 1000);
-    gn_server_get_thread_stats(srv, &st);
-    cr_expect_eq(st.refused, 1);
-    close(a); /* the queued client gets the thread */
-    cr_assert_eq(write(b, "hi", 2), 2);
-    for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(2000)) {
-        gn_server_get_thread_stats(srv, &st);
-        if (st.served == 1 && st.active == 1)
+        if (st.served == 1 && st.active == 1 && st.queued == 1)
             break;
     }
     cr_expect_eq(st.served, 1);
-    cr_expect_eq(st.active, 1, "the queued client is being served");
+    cr_expect_eq(st.queued, 1, "c accepted once the queue had room");
+    cr_expect_eq(st.backlog, 0);
     close(b);
+    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+        gn_server_get_thread_stats(srv, &st);
+        if (st.served == 2 && st.active == 1)
+            break;
+    }
+    cr_expect_eq(st.active, 1, "c is being served");
+    cr_expect_eq(st.refused, 0);
     close(c);
     gn_server_close(srv, 1000);
+}
+
+static struct {
+    pthread_mutex_t mu;
+    char text[2048];
+} captured = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void capture_log(gn_log_level level, const char *message, void *arg)
+{
+    (void)level;
+    (void)arg;
+    pthread_mutex_lock(&captured.mu);
+    strncat(captured.text, message, sizeof(captured.text) - strlen(captured.text) - 2);
+    strcat(captured.text, "\n");
+    pthread_mutex_unlock(&captured.mu);
+}
+
+static bool log_has(const char *what)
+{
+    bool has;
+
+    pthread_mutex_lock(&captured.mu);
+    has = strstr(captured.text, what) != NULL;
+    pthread_mutex_unlock(&captured.mu);
+    return has;
+}
+
+/* queue_timeout_ms: a client that waited that long for a thread is
+ * closed, with the reason logged; the one running is not disturbed. */
+Test(server_threads, queue_timeout_closes_a_client_that_waited_too_long)
+{
+    gn_thread_options topts = {.max_threads = 1, .cache = 1, .queue_timeout_ms = 200};
+    char addr[64], buf[8];
+    gn_thread_stats st;
+    gn_server *srv;
+    uint64_t t0;
+    int a, b;
+
+    captured.text[0] = '\0';
+    gn_log_set(capture_log, GN_LOG_WARN, NULL);
+    reset_counters();
+    srv = serve(hold, NULL, &topts, addr, sizeof(addr));
+    a = gn_test_connect_fd(addr);
+    cr_assert(wait_running(1));
+    t0 = ms_now();
+    b = gn_test_connect_fd(addr);
+    cr_expect_eq(read_reply(b, buf, sizeof(buf), 10000), 0, "closed after its wait");
+    printf("queue_timeout_ms 200: closed after %llu ms\n", (unsigned long long)(ms_now() - t0));
+    cr_expect_geq(ms_now() - t0, 200, "not before it waited queue_timeout_ms");
+    gn_server_get_thread_stats(srv, &st);
+    cr_expect_eq(st.refused, 1);
+    cr_expect_eq(st.active, 1, "the running client is still served");
+    cr_expect(log_has("queue_timeout_ms"), "log: %s", captured.text);
+    close(a);
+    close(b);
+    gn_server_close(srv, 1000);
+    gn_log_set(NULL, GN_LOG_WARN, NULL);
 }
 
 Test(server_threads, max_conns_refuses_the_next_client)
@@ -271,13 +390,20 @@ Test(server_threads, max_conns_refuses_the_next_client)
     cr_assert(wait_running(2));
     cr_expect_eq(gn_server_conn_count(srv), 2);
     fds[2] = gn_test_connect_fd(addr);
-    cr_expect_eq(read_reply(fds[2], buf, sizeof(buf), 2000), 0);
+    cr_expect_eq(read_reply(fds[2], buf, sizeof(buf), 2000), 0, "refused at once");
     gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.refused, 1);
-    for (int i = 0; i < 3; i++)
-        close(fds[i]);
+    close(fds[2]);
+    close(fds[0]); /* room again: the next client is served */
+    cr_expect(wait_running(1));
+    fds[2] = gn_test_connect_fd(addr);
+    cr_expect(wait_running(2), "served after the refusal");
+    gn_server_get_thread_stats(srv, &st);
+    cr_expect_eq(st.refused, 1);
+    close(fds[1]);
+    close(fds[2]);
     gn_server_close(srv, 1000);
-    cr_expect_eq(atomic_load(&handler_results[0]), 2, "both held clients ended with EOF");
+    cr_expect_eq(atomic_load(&handler_results[0]), 3, "the held clients ended with EOF");
 }
 
 Test(server_threads, idle_timeout_is_a_read_deadline)
@@ -415,4 +541,137 @@ Test(server_threads, handlers_hand_work_to_a_loop_with_gn_loop_post)
     cr_expect_eq(atomic_load(&posted_runs), 20);
     gn_server_close(srv, 1000);
     gn_loop_free(post_loop);
+}
+
+/* Non-blocking connects to 127.0.0.1:port, all at once; each fd or -1. */
+static void connect_burst(const char *addr, int *fds, int n)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    const char *colon = strrchr(addr, ':');
+
+    sin.sin_port = htons((uint16_t)atoi(colon + 1));
+    for (int i = 0; i < n; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fds[i], 0);
+        if (connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS)
+            cr_assert_fail("connect %d: %s", i, strerror(errno));
+    }
+}
+
+/* Write all of msg within ms on a non-blocking socket. */
+static bool send_within(int fd, const char *msg, int ms)
+{
+    size_t len = strlen(msg), done = 0;
+    uint64_t end = ms_now() + (uint64_t)ms;
+
+    while (done < len) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        ssize_t n;
+        if (poll(&p, 1, (int)(end > ms_now() ? end - ms_now() : 0)) <= 0)
+            return false;
+        n = write(fd, msg + done, len - done);
+        if (n < 0 && errno != EAGAIN)
+            return false;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return true;
+}
+
+/* 2,000 clients connect in a burst, then each says a line, reads the
+ * echo and leaves: every one is served. */
+Test(server_threads, two_thousand_short_connections_in_a_burst_all_served, .timeout = 110)
+{
+    enum { CLIENTS = 2000 };
+    static int fds[CLIENTS];
+    gn_thread_options topts = {.max_threads = 16};
+    int served = 0, threads_before = count_threads(), fds_before;
+    char addr[64], reply[16];
+    gn_thread_stats st;
+    gn_server *srv;
+    uint64_t t0;
+
+    want_fds(CLIENTS + 1000);
+    fds_before = gn_test_count_fds();
+    srv = serve(echo_lines, NULL, &topts, addr, sizeof(addr));
+    t0 = ms_now();
+    connect_burst(addr, fds, CLIENTS);
+    for (int i = 0; i < CLIENTS; i++) {
+        if (send_within(fds[i], "ping\n", 20000) &&
+            read_reply(fds[i], reply, sizeof(reply), 20000) == 5 && strcmp(reply, "ping\n") == 0)
+            served++;
+        close(fds[i]);
+    }
+    printf("2000 short connections: %d served in %llu ms\n", served,
+           (unsigned long long)(ms_now() - t0));
+    cr_expect_eq(served, CLIENTS);
+    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(5000)) {
+        gn_server_get_thread_stats(srv, &st);
+        if (st.served == CLIENTS)
+            break;
+    }
+    cr_expect_eq(st.served, CLIENTS);
+    cr_expect_eq(st.refused, 0);
+    gn_server_close(srv, 1000);
+    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_fds(), fds_before);
+}
+
+static bool all_silent_watched(const gn_thread_stats *st)
+{
+    return st->watched == 500;
+}
+
+/* wait_for_data: 500 clients that say nothing hold no thread; a fresh
+ * client that sends is served while they are held, well before their
+ * idle timeout, which then closes all 500. */
+Test(server_threads, silent_clients_hold_no_thread_with_wait_for_data, .timeout = 60)
+{
+    enum { SILENT = 500, IDLE_MS = 6000 };
+    static int fds[SILENT];
+    gn_options opts = {.idle_timeout_ms = IDLE_MS};
+    gn_thread_options topts = {.max_threads = 8, .wait_for_data = true};
+    int fresh, closed = 0, threads_before = count_threads(), fds_before;
+    char addr[64], reply[16];
+    gn_thread_stats st;
+    uint64_t t0, first, held_since, answered;
+    gn_server *srv;
+
+    want_fds(2 * SILENT + 200);
+    fds_before = gn_test_count_fds();
+    srv = serve(echo_lines, &opts, &topts, addr, sizeof(addr));
+    first = ms_now();
+    for (int i = 0; i < SILENT; i++) {
+        fds[i] = gn_test_connect_fd(addr);
+        cr_assert_geq(fds[i], 0, "silent client %d", i);
+    }
+    held_since = ms_now(); /* the last of them was accepted no earlier */
+    cr_assert(wait_stats(srv, &st, all_silent_watched), "watched %zu", st.watched);
+    cr_expect_eq(st.threads, 0, "no thread for a silent client");
+    t0 = ms_now();
+    fresh = gn_test_connect_fd(addr);
+    cr_assert_eq(write(fresh, "fresh\n", 6), 6);
+    cr_expect_eq(read_reply(fresh, reply, sizeof(reply), IDLE_MS), 6, "answered");
+    answered = ms_now();
+    printf("fresh client answered in %llu ms with %d silent clients held\n",
+           (unsigned long long)(answered - t0), SILENT);
+    gn_server_get_thread_stats(srv, &st);
+    cr_expect_eq(st.watched, SILENT, "the 500 are still held: no idle timeout yet");
+    for (int i = 0; i < SILENT; i++)
+        cr_expect(still_waiting(fds[i], 0), "silent client %d still open", i);
+    close(fresh);
+    /* the idle timeout closes them all */
+    for (int i = 0; i < SILENT; i++) {
+        closed += read_reply(fds[i], reply, sizeof(reply), IDLE_MS + 10000) == 0;
+        close(fds[i]);
+    }
+    printf("silent clients closed %llu ms after they were held\n",
+           (unsigned long long)(ms_now() - held_since));
+    cr_expect_eq(closed, SILENT);
+    cr_expect_geq(ms_now() - first, IDLE_MS, "closed at the idle timeout, not before");
+    gn_server_get_thread_stats(srv, &st);
+    cr_expect_eq(st.watched, 0);
+    cr_expect_eq(st.served, 1);
+    gn_server_close(srv, 1000);
+    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_fds(), fds_before);
 }

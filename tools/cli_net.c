@@ -278,6 +278,34 @@ static void print_listening(gn_server *srv)
     }
 }
 
+static const char listen_usage[] =
+    "usage: gnezdo listen ADDRESS [--echo|--chat|--discard] [--threads N] [--quiet]\n"
+    "\n"
+    "A server socket: prints what clients send (--echo sends it back, --discard\n"
+    "drops it, --chat relays lines between clients); logs connects and\n"
+    "disconnects to stderr unless --quiet.  Idle clients are closed after 5 min;\n"
+    "past 10000 connections a new client is closed at once, with a warning.\n"
+    "\n"
+    "  --threads N   serve each client on a thread, at most N at once (the\n"
+    "                blocking mode).  A client beyond N is not refused: it waits,\n"
+    "                first in a queue of 64, then in the kernel's listen backlog\n"
+    "                (SOMAXCONN), and is served as soon as a thread is free; it\n"
+    "                sees a slow answer, not a closed connection.  A client that\n"
+    "                has sent nothing yet holds no thread: the accepting thread\n"
+    "                waits for its first bytes (and does any TLS handshake).\n"
+    "                Without --threads one event loop serves every client at once.\n"
+    "\n"
+    "TLS: tls://host:port with --cert FILE --key FILE (see 'gnezdo --help').\n";
+
+/* "--help" or "-h" anywhere among listen's arguments. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
 int cli_listen(int argc, char **argv)
 {
     static size_t (*const data_fns[])(gn_conn *, const char *,
@@ -295,8 +323,13 @@ int cli_listen(int argc, char **argv)
     const char *addr;
     size_t threads;
     gn_loop *loop;
-    int rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
+    int rc;
 
+    if (wants_help(argc, argv)) {
+        fputs(listen_usage, stdout);
+        return CLI_OK;
+    }
+    rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
     if (rc == 0)
         rc = cli_check_tls_flags(addr, true);
     if (rc)

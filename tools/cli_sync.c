@@ -96,7 +96,9 @@ static void serve_client(gn_conn *conn)
 
 int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threads)
 {
-    gn_thread_options topts = {.max_threads = threads, .cache = threads};
+    /* Every client of listen speaks first (or only listens): a silent one
+     * need not hold a thread until it sends. */
+    gn_thread_options topts = {.max_threads = threads, .cache = threads, .wait_for_data = true};
     char err[GN_ERRBUF_SIZE], text[GN_ENDPOINT_STRLEN];
     gn_options opts;
     gn_server *srv;
