@@ -162,15 +162,18 @@ static void say(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-/* The library's warnings (one per connection with --insecure): the first
- * few, then a count at the end. */
+/* The library's warnings: the first few, each once (--insecure warns
+ * for every connection), then a count at the end. */
 static void bench_log(gn_log_level level, const char *message, void *arg)
 {
+    static char last[256];
+
     (void)arg;
-    if (B.messages_shown >= MESSAGES_SHOWN) {
+    if (B.messages_shown >= MESSAGES_SHOWN || strncmp(message, last, sizeof(last) - 1) == 0) {
         B.warnings_hidden++;
         return;
     }
+    snprintf(last, sizeof(last), "%s", message);
     say("%s: %s", level == GN_LOG_ERROR ? "error" : "warning", message);
 }
 
@@ -881,9 +884,12 @@ static int report(void)
 
     if (B.a.progress)
         fputs("\r\033[K", stderr);
-    if (B.warnings_hidden || B.messages_shown > MESSAGES_SHOWN)
-        fprintf(stderr, "gnezdo: bench: %llu more errors and warnings not shown\n",
-                (unsigned long long)(B.warnings_hidden + B.messages_shown - MESSAGES_SHOWN));
+    if (B.messages_shown > MESSAGES_SHOWN)
+        fprintf(stderr, "gnezdo: bench: %llu more errors not shown\n",
+                (unsigned long long)(B.messages_shown - MESSAGES_SHOWN));
+    if (B.warnings_hidden)
+        fprintf(stderr, "gnezdo: bench: %llu more warnings (or repeats) not shown\n",
+                (unsigned long long)B.warnings_hidden);
     if (B.window_start_ns == 0) {
         fprintf(stderr, "gnezdo: bench: stopped before the measured window began\n");
         return CLI_FAILURE;
