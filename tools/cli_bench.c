@@ -891,7 +891,11 @@ static int report(void)
         fprintf(stderr, "gnezdo: bench: %llu more warnings (or repeats) not shown\n",
                 (unsigned long long)B.warnings_hidden);
     if (B.window_start_ns == 0) {
-        fprintf(stderr, "gnezdo: bench: stopped before the measured window began\n");
+        if (B.errors)
+            fprintf(stderr, "gnezdo: bench: %llu connection%s failed before the measured window\n",
+                    (unsigned long long)B.errors, B.errors == 1 ? "" : "s");
+        else
+            fprintf(stderr, "gnezdo: bench: stopped before the measured window began\n");
         return CLI_FAILURE;
     }
     r = result_of();
