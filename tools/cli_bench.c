@@ -33,7 +33,7 @@
 #include "histogram.h"
 
 #define PATTERN_PERIOD  65521u /* prime */
-#define MIN_SPAN        65536u /* longest slice checked at once */
+#define MIN_SPAN        65536u /* the pattern runs on this far at least */
 #define MAX_CONNS       100000
 #define MAX_SIZE        (16u << 20)
 #define MAX_DEPTH       4096
