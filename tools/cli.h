@@ -73,4 +73,7 @@ int cli_dgram_connect(const char *addr);
 int cli_send(int argc, char **argv);
 int cli_recv(int argc, char **argv);
 
+/* gnezdo bench (cli_bench.c): a load generator for echo servers. */
+int cli_bench(int argc, char **argv);
+
 #endif

@@ -344,6 +344,13 @@ static const char usage[] =
     "                           send a file, with progress, time, rate and SHA-256\n"
     "  recv ADDRESS [FILE|-] [--quiet] [--no-hash]\n"
     "                           accept one sender and write what it sends to FILE\n"
+    "  bench ADDRESS [-c CONNS] [-s SIZE] [-d DEPTH] [-t SECONDS] [-w SECONDS]\n"
+    "        [--conn-rate close|reset] [--tls] [--pid PID] [--json]\n"
+    "                           load an echo server: CONNS connections (10) with DEPTH\n"
+    "                           SIZE-byte messages (1, 64) in flight, every byte checked;\n"
+    "                           msgs/s, MB/s, latency p50/p99/p99.9 over SECONDS (5)\n"
+    "                           after a warm-up (-w, 1); --conn-rate: connect, one echo,\n"
+    "                           close or reset; --pid: the server's CPU too\n"
     "  demo                     a server and three clients in one process\n"
     "\n"
     "  --help, --version\n"
@@ -408,6 +415,7 @@ struct command {
 static const struct command commands[] = {
     {"ports", cmd_ports}, {"addr", cmd_addr}, {"listen", cli_listen},     {"connect", cli_connect},
     {"demo", cli_demo},   {"send", cli_send}, {"recv", cli_recv},         {"help", cmd_help},
+    {"bench", cli_bench},
     {"--help", cmd_help}, {"-h", cmd_help},   {"--version", cmd_version}, {"version", cmd_version},
 };
 
