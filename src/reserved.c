@@ -24,8 +24,10 @@ int gn__reserved_error(const char *type, char *errbuf, size_t errlen)
 
 int gn__options_reserved_clear(const gn_options *opts, char *errbuf, size_t errlen)
 {
-    if (!GN__RESERVED_CLEAR(opts))
+    if (!GN__RESERVED_CLEAR(opts) || (opts && opts->reserved_head_))
         return gn__reserved_error("gn_options", errbuf, errlen);
+    if (opts && !GN__RESERVED_CLEAR(opts->reconnect))
+        return gn__reserved_error("gn_backoff", errbuf, errlen);
     if (opts && !GN__RESERVED_CLEAR(opts->tls))
         return gn__reserved_error("gn_tls_options", errbuf, errlen);
     return 0;
