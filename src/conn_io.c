@@ -357,9 +357,6 @@ static void got_received(gn_conn *conn, const char *data, size_t n)
         return; /* a closing connection reads no more: dropped, as unread */
     conn->bytes_in += (uint64_t)n;
     conn->reads++;
-    /* Received already: counted, and an overdraft pauses the receiving. */
-    if (conn->rate_limited && gn__rate_used(conn, GN__RATE_READ, n))
-        gn__conn_update_watch(conn);
     gn__idle_touch(conn->loop, &conn->idle);
     while (n > 0 && conn->state == GN__OPEN && !conn->closing) {
         size_t have = gn__inbuf_len(conn), step = n;
@@ -391,6 +388,14 @@ static void got_received(gn_conn *conn, const char *data, size_t n)
         input_over_cap(conn);
 }
 
+/* Bytes a completion backend received already: delivered as ever, then
+ * paid for (an overdraft pauses the receiving for longer). */
+static void rate_received(gn_conn *conn, size_t n)
+{
+    if (gn__rate_used(conn, GN__RATE_READ, n))
+        gn__conn_update_watch(conn);
+}
+
 /* A hostile network (faults.h) cuts what the kernel received into the
  * pieces short reads would have returned. */
 static void got_received_in_pieces(gn_conn *conn, const char *data, size_t n)
@@ -409,10 +414,14 @@ static void on_received(gn_conn *conn)
 
     if (res > 0 && gn__faults_on()) {
         got_received_in_pieces(conn, conn->loop->done.data, (size_t)res);
+        if (conn->rate_limited)
+            rate_received(conn, (size_t)res);
         return;
     }
     if (res > 0) {
         got_received(conn, conn->loop->done.data, (size_t)res);
+        if (conn->rate_limited)
+            rate_received(conn, (size_t)res);
         return;
     }
     conn->receiving = conn->recv_held = false; /* the backend ended it */
