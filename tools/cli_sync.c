@@ -385,10 +385,13 @@ int cli_send(int argc, char **argv)
     pthread_t hash_thread;
     gn_conn *conn;
     bool quiet, hash;
-    int fd, rc = parse_quiet(&argc, argv, &quiet, &hash);
+    int fd, rc = cli_take_limit(&argc, argv);
 
+    if (rc == 0)
+        rc = parse_quiet(&argc, argv, &quiet, &hash);
     if (rc)
         return rc;
+    opts = cli_options(); /* with --limit */
     if (argc != 2)
         return cli_usage_error("send takes FILE and ADDRESS, e.g. 'gnezdo send big.iso host:9000'");
     rc = cli_check_tls_flags(argv[1], false);
@@ -572,8 +575,10 @@ int cli_recv(int argc, char **argv)
     gn_server *srv;
     gn_endpoint ep;
     bool quiet;
-    int rc = parse_quiet(&argc, argv, &quiet, &receipt.hash);
+    int rc = cli_take_limit(&argc, argv);
 
+    if (rc == 0)
+        rc = parse_quiet(&argc, argv, &quiet, &receipt.hash);
     if (rc)
         return rc;
     if (argc < 1 || argc > 2)
