@@ -392,6 +392,8 @@ static void got_received(gn_conn *conn, const char *data, size_t n)
  * paid for (an overdraft pauses the receiving for longer). */
 static void rate_received(gn_conn *conn, size_t n)
 {
+    if (conn->state != GN__OPEN)
+        return; /* closed by a handler: its limits are gone with it */
     if (gn__rate_used(conn, GN__RATE_READ, n))
         gn__conn_update_watch(conn);
 }
