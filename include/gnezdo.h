@@ -920,10 +920,10 @@ typedef struct gn_options {
                                          it says (see Reconnecting clients); read
                                          by gn_connect, not kept.  NULL: never.
                                          Ignored by servers and gn_dial */
-    uint64_t read_rate_limit;         /* bytes per second read from each
-                                         connection (see Rate limits); 0: none */
-    uint64_t write_rate_limit;        /* bytes per second written to each
-                                         connection; 0: none */
+    uint64_t read_rate_limit;           /* bytes per second read from each
+                                           connection (see Rate limits); 0: none */
+    uint64_t write_rate_limit;          /* bytes per second written to each
+                                           connection; 0: none */
     GN_RESERVED(4);
 } gn_options;
 

@@ -341,9 +341,8 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
     deadline = call_deadline(conn, timeout_ms);
     while (done < len) {
         struct iovec iov = {.iov_base = (char *)buf + done, .iov_len = len - done};
-        ssize_t n = conn->rate_limited
-                        ? rate_take(conn, GN__RATE_WRITE, iov.iov_len, deadline)
-                        : (ssize_t)iov.iov_len;
+        ssize_t n = conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, iov.iov_len, deadline)
+                                       : (ssize_t)iov.iov_len;
         if (n < 0)
             return (int)n;
         iov.iov_len = (size_t)n;
@@ -375,8 +374,8 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
     deadline = call_deadline(conn, GN_NO_TIMEOUT);
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t n = conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, chunk, deadline)
-                                       : (ssize_t)chunk;
+        ssize_t n =
+            conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, chunk, deadline) : (ssize_t)chunk;
         if (n < 0)
             return (int)n;
         n = conn->transport->sendfile(conn, fd, &offset, (size_t)n);

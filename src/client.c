@@ -378,8 +378,8 @@ static int client_attach(gn_conn *conn, const gn_options *opts, uint32_t user_ti
         return conn->kind == GN_TRANSPORT_TLS
                    ? gn__tls_client_attach(conn, opts->tls, ep, address, errbuf, errlen)
                    : 0;
-    rc = gn__reconnect_new(opts, user_timeout_ms, ep, address, &reconnect_hooks, &r, errbuf,
-                           errlen);
+    rc =
+        gn__reconnect_new(opts, user_timeout_ms, ep, address, &reconnect_hooks, &r, errbuf, errlen);
     if (rc == 0 && (rc = gn__reconnect_attach(r, conn)) < 0)
         gn__reconnect_free(r);
     if (rc == 0)

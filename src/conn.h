@@ -105,8 +105,8 @@ struct gn__conn_ext {
      * eventfd + 1 of the thread waiting in each direction (0: none). */
     uint64_t deadline[2];
     int waiter[2];
-    struct gn__conn_rate *rate;       /* rate limits, ratelimit.c */
-    struct gn__reconnect *reconnect;  /* a reconnecting client's chain, reconnect.c */
+    struct gn__conn_rate *rate;      /* rate limits, ratelimit.c */
+    struct gn__reconnect *reconnect; /* a reconnecting client's chain, reconnect.c */
 };
 
 /* Input the handler left unconsumed, at data[start..start+len). */

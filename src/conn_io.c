@@ -124,9 +124,8 @@ void gn__conn_update_watch(gn_conn *conn)
     } else if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN)) {
         events |= GN__READ;
     }
-    if (conn->state == GN__OPEN &&
-        ((conn->out && !conn->handshaking && !conn->rate_wait_write) ||
-         gn__conn_transport_pending(conn)))
+    if (conn->state == GN__OPEN && ((conn->out && !conn->handshaking && !conn->rate_wait_write) ||
+                                    gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
     rc = gn__io_watch(conn->loop, &conn->io, events);
     if (rc < 0) {

@@ -426,8 +426,7 @@ static void conn_reconnect(gn_conn *conn, unsigned attempt, uint32_t delay_ms, i
 {
     (void)conn;
     (void)last_error;
-    fprintf(stderr, "gnezdo: reconnecting in %.1f s (attempt %u)\n", delay_ms / 1000.0,
-            attempt);
+    fprintf(stderr, "gnezdo: reconnecting in %.1f s (attempt %u)\n", delay_ms / 1000.0, attempt);
 }
 
 static void conn_error(gn_conn *conn, int code, const char *message)
