@@ -800,7 +800,14 @@ typedef struct gn_handlers {
      * (no copy) and is valid only during the call.  While a framing is
      * set, on_data is not called; NULL drops the messages. */
     void (*on_message)(gn_conn *conn, const char *msg, size_t len);
-    GN_RESERVED_HANDLERS(8);
+    /* A reconnecting client (gn_options.reconnect) makes attempt number
+     * `attempt` (1, 2, ... since it was last connected) on conn, a new
+     * connection with these handlers and the user data of the one that
+     * ended, in delay_ms; last_error is how that one ended (0: orderly).
+     * Runs after the old connection's on_close.  gn_close(conn) here (or
+     * any time before it connects) stops the retrying. */
+    void (*on_reconnect)(gn_conn *conn, unsigned attempt, uint32_t delay_ms, int last_error);
+    GN_RESERVED_HANDLERS(7);
 } gn_handlers;
 
 /*
@@ -917,7 +924,16 @@ typedef struct gn_options {
                                          and pass percent-decoded.  Read when the
                                          client is made, not kept; NULL = direct.
                                          See docs/transports.md, Proxies */
-    GN_RESERVED(7);
+    const struct gn_backoff *reconnect; /* client (gn_connect): reconnect after a
+                                         failed connect or a lost connection, as
+                                         it says (see Reconnecting clients); read
+                                         by gn_connect, not kept.  NULL: never.
+                                         Ignored by servers and gn_dial */
+    uint64_t read_rate_limit;           /* bytes per second read from each
+                                           connection (see Rate limits); 0: none */
+    uint64_t write_rate_limit;          /* bytes per second written to each
+                                           connection; 0: none */
+    GN_RESERVED(4);
 } gn_options;
 
 /* ------------------------------------------------------------------------
@@ -1007,6 +1023,55 @@ GN_API void gn_server_set_user_data(gn_server *srv, void *data);
  */
 GN_API int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
                       const gn_options *opts, gn_conn **out, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------------------
+ * Reconnecting clients
+ *
+ * With gn_options.reconnect set, a client that fails to connect, or whose
+ * connection ends for any reason but your own gn_close, gn_shutdown or
+ * gn_abort, connects again after a pause that grows with each failure, as
+ * gRPC's connection backoff does: the n-th consecutive failure waits
+ * min(initial_ms * multiplier^(n-1), max_ms), spread at random by
+ * +-jitter of itself, counted from the start of the failed attempt.  A
+ * connection that stayed up for initial_ms resets the backoff: its loss
+ * is retried at once.  Each attempt is a new gn_conn with the same
+ * handlers and user data (a connection's life stays one connection: its
+ * buffers, counters and on_close are its own, and output queued on a lost
+ * connection is not replayed to the next); on_reconnect announces it.
+ * Each attempt may take connect_timeout_ms when set, else the larger of
+ * 20 s (gRPC's MIN_CONNECT_TIMEOUT) and the current backoff.
+ * Stop with gn_close (or gn_abort) on the current connection, in any
+ * handler; gn_loop_free stops it too.
+ */
+typedef struct gn_backoff {
+    uint32_t initial_ms;   /* the first pause; 1000 */
+    uint32_t max_ms;       /* the longest pause; 120000 */
+    double multiplier;     /* growth per failure, >= 1; 1.6 */
+    double jitter;         /* random spread, 0..1 of the pause; 0.2;
+                              GN_BACKOFF_NO_JITTER for none */
+    uint32_t max_attempts; /* consecutive failed connects before giving
+                              up (the last on_close is final); 0: never */
+    GN_RESERVED(4);
+} gn_backoff;
+
+#define GN_BACKOFF_NO_JITTER (-1.0)
+
+/*
+ * gn_conn_is_reconnecting - true when conn is a reconnecting client's
+ * connection that has ended (in on_error and on_close) and another
+ * attempt will follow (on_reconnect); false otherwise, NULL included.
+ * Thread: conn's loop.
+ */
+GN_API bool gn_conn_is_reconnecting(const gn_conn *conn);
+
+/*
+ * gn_backoff_delay_ms - the pause before the attempt after `failures`
+ * consecutive failures (>= 1) under b (NULL: the defaults), without
+ * jitter when random is 0.5, and at its extremes for random 0 and 1 (the
+ * rule above; for tests and for programs that retry on their own).
+ * Returns the milliseconds, or 0 for failures 0.  Thread: any.
+ */
+GN_API uint32_t gn_backoff_delay_ms(const gn_backoff *b, unsigned failures, double random);
 
 /* ------------------------------------------------------------------------
  * Connections
@@ -1199,6 +1264,77 @@ typedef struct gn_conn_stats {
 
 /* gn_conn_stats - counters of conn into *out.  0 or GN_EINVAL. */
 GN_API int gn_conn_get_stats(const gn_conn *conn, gn_conn_stats *out);
+
+/* ------------------------------------------------------------------------
+ * Rate limits
+ *
+ * A connection's reading and writing may be held to a rate, in bytes per
+ * second of payload (TLS records and headers are not counted), by a
+ * token bucket: up to `burst` bytes may move at once, and the bucket
+ * refills at the rate.  So over any time t a direction moves at most
+ * rate * t + burst bytes.  Throttled reading stops reading the socket
+ * (as gn_pause_reading does) until tokens come back, so the kernel's
+ * buffers fill and the peer's sending backs up: nothing is buffered on
+ * its behalf.  Throttled writing leaves output in the queue, where
+ * high_watermark, on_drain and max_output apply as ever.  A group (as
+ * libevent's rate-limit groups) holds several connections of one loop to
+ * one shared rate as well as their own.  With a completion backend
+ * (io_uring) bytes already received when the bucket empties are still
+ * delivered, and paid for by a longer pause.  Blocking connections
+ * (gn_dial, threaded servers) sleep in gn_read, gn_write_all and
+ * gn_send_file instead, within their deadlines.
+ */
+typedef struct gn_rate_limit {
+    uint64_t read_bytes_per_s;  /* 0: reading is not limited */
+    uint64_t write_bytes_per_s; /* 0: writing is not limited */
+    uint64_t read_burst;        /* bytes at once; 0: a tenth of a second's
+                                   worth of the rate (at least 1) */
+    uint64_t write_burst;       /* the same for writing */
+    GN_RESERVED(4);
+} gn_rate_limit;
+
+/*
+ * gn_conn_set_rate_limit - limit conn's reading and writing as limit says
+ * (copied; NULL or all zero: no limit of its own), from now on, with full
+ * buckets.  gn_options.read_rate_limit and write_rate_limit set this for
+ * every connection of a server or client, with the default bursts.
+ * Returns 0, GN_EINVAL (conn NULL, reserved space not zero), GN_ECLOSED,
+ * GN_ENOMEM.  Thread: conn's loop; blocking mode: while no call of conn
+ * runs.
+ */
+GN_API int gn_conn_set_rate_limit(gn_conn *conn, const gn_rate_limit *limit);
+
+typedef struct gn_rate_group gn_rate_group;
+
+/*
+ * gn_rate_group_new - a group of connections of loop that together read
+ * and write no faster than limit says (copied; a zero rate: that
+ * direction is not limited by the group).  *out receives it.  Returns 0,
+ * GN_EINVAL (NULL argument, reserved space not zero), GN_ENOMEM.
+ * Thread: the loop's.
+ */
+GN_API int gn_rate_group_new(gn_loop *loop, const gn_rate_limit *limit, gn_rate_group **out);
+
+/*
+ * gn_rate_group_set_limit - change the group's rates (buckets refilled).
+ * 0 or GN_EINVAL.  Thread: the loop's.
+ */
+GN_API int gn_rate_group_set_limit(gn_rate_group *group, const gn_rate_limit *limit);
+
+/*
+ * gn_conn_join_rate_group - put conn in group (leaving the one it was in);
+ * group NULL: leave.  A connection leaves by itself when it closes.
+ * Returns 0, GN_EINVAL (conn NULL, group of another loop), GN_EMODE
+ * (blocking connection), GN_ECLOSED, GN_ENOMEM.  Thread: conn's loop.
+ */
+GN_API int gn_conn_join_rate_group(gn_conn *conn, gn_rate_group *group);
+
+/*
+ * gn_rate_group_free - free group; its connections leave it and go on
+ * under their own limits.  gn_loop_free frees the groups left.  NULL is a
+ * no-op.  Thread: the loop's.
+ */
+GN_API void gn_rate_group_free(gn_rate_group *group);
 
 /* ------------------------------------------------------------------------
  * Blocking mode

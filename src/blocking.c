@@ -25,9 +25,13 @@
 
 #include "blocking.h"
 #include "inbuf.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 #define LINE_CHUNK 16384
+/* Sleeping for rate tokens, look at deadlines and a closing server this
+ * often: another thread may move a deadline meanwhile. */
+#define RATE_NAP_MS 50
 
 /* ---- time ----------------------------------------------------------- */
 
@@ -79,17 +83,50 @@ static int check_blocking(const gn_conn *conn)
     return 0;
 }
 
+/* ---- rate limits ------------------------------------------------------ */
+
+/* How many of want bytes dir's rate limit lets move, after sleeping for
+ * tokens if there are none: a count, GN_ETIMEDOUT (the call's deadline
+ * or the connection's passed first) or GN_ECLOSED. */
+static ssize_t rate_take(gn_conn *conn, enum gn__rate_dir dir, size_t want, uint64_t deadline)
+{
+    enum gn__direction way = dir == GN__RATE_READ ? GN__READING : GN__WRITING;
+    uint64_t ms;
+
+    while ((ms = gn__rate_wait_ms(conn, dir)) > 0) {
+        uint64_t now = gn__clock_ms();
+        if (atomic_load(&conn->woken))
+            return GN_ECLOSED;
+        if (now >= deadline || check_deadline(conn, way) < 0)
+            return GN_ETIMEDOUT;
+        if (ms > RATE_NAP_MS)
+            ms = RATE_NAP_MS;
+        if (deadline - now < ms)
+            ms = deadline - now;
+        poll(NULL, 0, (int)ms);
+    }
+    return (ssize_t)gn__rate_allow(conn, dir, want);
+}
+
 /* ---- reading -------------------------------------------------------- */
 
 /* One read of up to len bytes into buf, waiting for input: a count, 0 at
  * the end of the stream, or a code. */
 static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline)
 {
+    if (conn->rate_limited) {
+        ssize_t allowed = rate_take(conn, GN__RATE_READ, len, deadline);
+        if (allowed < 0)
+            return allowed;
+        len = (size_t)allowed;
+    }
     for (;;) {
         ssize_t n = conn->transport->read(conn, buf, len);
         if (n > 0) {
             conn->bytes_in += (uint64_t)n;
             conn->reads++;
+            if (conn->rate_limited)
+                gn__rate_used(conn, GN__RATE_READ, (size_t)n);
             return n;
         }
         if (n == 0) {
@@ -304,8 +341,15 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
     deadline = call_deadline(conn, timeout_ms);
     while (done < len) {
         struct iovec iov = {.iov_base = (char *)buf + done, .iov_len = len - done};
-        ssize_t n = conn->transport->writev(conn, &iov, 1);
+        ssize_t n = conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, iov.iov_len, deadline)
+                                       : (ssize_t)iov.iov_len;
+        if (n < 0)
+            return (int)n;
+        iov.iov_len = (size_t)n;
+        n = conn->transport->writev(conn, &iov, 1);
         if (n >= 0) {
+            if (conn->rate_limited)
+                gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
             done += (size_t)n;
             conn->bytes_out += (uint64_t)n;
             conn->writes++;
@@ -330,8 +374,14 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
     deadline = call_deadline(conn, GN_NO_TIMEOUT);
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t n = conn->transport->sendfile(conn, fd, &offset, chunk);
+        ssize_t n =
+            conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, chunk, deadline) : (ssize_t)chunk;
+        if (n < 0)
+            return (int)n;
+        n = conn->transport->sendfile(conn, fd, &offset, (size_t)n);
         if (n > 0) {
+            if (conn->rate_limited)
+                gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
             len -= (uint64_t)n;
             conn->bytes_out += (uint64_t)n;
             conn->writes++;
@@ -445,6 +495,8 @@ int gn__blocking_conn_new(int fd, gn_transport kind, void *srv, const struct gn_
      * writer of a shared connection can each set a deadline in it. */
     if (rc == 0 && !gn__conn_ext(conn))
         rc = GN_ENOMEM;
+    if (rc == 0)
+        rc = gn__conn_rate_from_options(conn);
     if (rc < 0) {
         gn__conn_ext_free(conn);
         free(conn);

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "faults.h"
 #include "proxy.h"
+#include "reconnect.h"
 #include "reserved.h"
 #include "resolver.h"
 #include "tls.h"
@@ -61,6 +62,7 @@ struct gn__client {
 
 static void start_attempt(struct gn__client *c);
 static void client_free(gn_conn *conn);
+static void client_ready(gn_conn *conn);
 
 /* RFC 8305's "Connection Attempt Delay", or the user's. */
 static uint32_t fallback_delay(const gn_conn *conn)
@@ -128,7 +130,7 @@ static void established(struct gn__client *c, int fd)
         return;
     }
     if (!tls)
-        gn__conn_announce(conn); /* TLS: when the handshake ends, if ever */
+        client_ready(conn); /* TLS: when the handshake ends, if ever */
 }
 
 static void tunnel_done(void *arg, int rc, const char *message)
@@ -388,6 +390,7 @@ static void client_free(gn_conn *conn)
 {
     struct gn__client *c = conn->owner_data;
 
+    gn__reconnect_closing(conn); /* closed while pausing before an attempt */
     if (!c)
         return;
     for (size_t i = 0; i < c->next; i++)
@@ -406,13 +409,21 @@ static void client_free(gn_conn *conn)
     gn__loop_defer(conn->loop, &c->free_later);
 }
 
+/* After on_close: a reconnecting client's next attempt is made here (the
+ * core unlinks the connection from the loop's handles). */
 static void client_gone(gn_conn *conn)
 {
-    (void)conn; /* the core unlinks it from the loop's handles */
+    gn__reconnect_gone(conn);
+}
+
+static void client_ready(gn_conn *conn)
+{
+    gn__reconnect_connected(conn);
+    gn__conn_announce(conn);
 }
 
 static const struct gn__conn_owner client_owner = {
-    .ready = gn__conn_announce,
+    .ready = client_ready,
     .closing = client_free,
     .gone = client_gone,
     .mode = &gn__conn_mode_async,
@@ -496,6 +507,49 @@ static int client_proxy(const char *url, const gn_endpoint *ep, const char *addr
     return rc;
 }
 
+/* A reconnecting client's next attempt: through the same proxy, if any
+ * (its parsed form, kept by the chain). */
+static int client_restart(gn_conn *conn, const gn_endpoint *ep, const void *proxy_data)
+{
+    struct gn__proxy *proxy = NULL;
+
+    if (proxy_data) {
+        proxy = malloc(sizeof(*proxy));
+        if (!proxy)
+            return GN_ENOMEM;
+        memcpy(proxy, proxy_data, sizeof(*proxy));
+    }
+    return client_start(conn, ep, proxy); /* takes proxy */
+}
+
+static const struct gn__reconnect_hooks reconnect_hooks = {
+    .owner = &client_owner,
+    .start = client_restart,
+    .close_handle = client_close_handle,
+};
+
+/* A reconnecting client's first connection joins its chain (reconnect.c),
+ * which holds the TLS configuration of every attempt. */
+static int client_attach(gn_conn *conn, const gn_options *opts, uint32_t user_timeout_ms,
+                         const gn_endpoint *ep, const char *address,
+                         const struct gn__proxy *proxy, char *errbuf, size_t errlen)
+{
+    struct gn__reconnect *r;
+    int rc;
+
+    if (!opts->reconnect)
+        return conn->kind == GN_TRANSPORT_TLS
+                   ? gn__tls_client_attach(conn, opts->tls, ep, address, errbuf, errlen)
+                   : 0;
+    rc = gn__reconnect_new(opts, user_timeout_ms, ep, address, proxy,
+                           proxy ? sizeof(*proxy) : 0, &reconnect_hooks, &r, errbuf, errlen);
+    if (rc == 0 && (rc = gn__reconnect_attach(r, conn)) < 0)
+        gn__reconnect_free(r);
+    if (rc == 0)
+        gn__reconnect_started(conn);
+    return rc;
+}
+
 int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
                const gn_options *opts, gn_conn **out, char *errbuf, size_t errlen)
 {
@@ -526,9 +580,8 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
         return rc;
     }
     conn->kind = gn_endpoint_transport(&ep);
-    rc = conn->kind == GN_TRANSPORT_TLS
-             ? gn__tls_client_attach(conn, resolved_opts.tls, &ep, address, errbuf, errlen)
-             : 0;
+    rc = client_attach(conn, &resolved_opts, opts ? opts->connect_timeout_ms : 0, &ep, address,
+                       proxy, errbuf, errlen);
     if (rc == 0)
         rc = gn__conn_register(conn, client_close_handle);
     if (rc == 0) {
@@ -538,6 +591,9 @@ int gn_connect(gn_loop *loop, const char *address, const gn_handlers *handlers,
     free(proxy);
     if (rc < 0) {
         gn__tls_detach(conn);
+        if (conn->ext->reconnect)
+            gn__reconnect_free(conn->ext->reconnect);
+        conn->ext->reconnect = NULL;
         gn__conn_discard(conn);
         return rc;
     }

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "conn_queue.h"
 #include "frame.h"
+#include "ratelimit.h"
 #include "reserved.h"
 #include "tls.h"
 
@@ -116,6 +117,22 @@ static gn_conn *conn_alloc(gn_loop *loop, const struct gn__conn_owner *owner, vo
     return conn;
 }
 
+int gn__conn_rate_from_options(gn_conn *conn)
+{
+    const gn_options *o = &conn->prof->opts;
+    gn_rate_limit limit = {.read_bytes_per_s = o->read_rate_limit,
+                           .write_bytes_per_s = o->write_rate_limit};
+    struct gn__conn_ext *ext;
+
+    if (!limit.read_bytes_per_s && !limit.write_bytes_per_s)
+        return 0;
+    ext = gn__conn_ext(conn);
+    if (!ext)
+        return GN_ENOMEM;
+    return gn__rate_set(conn, ext, &limit,
+                        conn->prof->owner->mode->blocking ? NULL : gn__conn_rate_wake);
+}
+
 int gn__conn_new(gn_loop *loop, void *owner_data, int fd, const struct gn__conn_profile *prof,
                  gn_conn **out)
 {
@@ -126,6 +143,11 @@ int gn__conn_new(gn_loop *loop, void *owner_data, int fd, const struct gn__conn_
     conn->prof = prof;
     conn->user_data = prof->opts.user_data;
     conn->framed = prof->opts.framing.kind != GN_FRAMING_NONE;
+    if (gn__conn_rate_from_options(conn) < 0) {
+        gn__conn_ext_free(conn);
+        gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+        return GN_ENOMEM;
+    }
     gn__loop_ref(loop);
     *out = conn;
     return 0;
@@ -144,6 +166,11 @@ int gn__conn_new_own(gn_loop *loop, const struct gn__conn_owner *owner, void *ow
     conn->prof = &conn->ext->own;
     conn->user_data = opts->user_data;
     conn->framed = opts->framing.kind != GN_FRAMING_NONE;
+    if (gn__conn_rate_from_options(conn) < 0) {
+        gn__conn_ext_free(conn);
+        gn__pool_put(&loop->conn_pool, conn, GN__CONN_POOL_MAX);
+        return GN_ENOMEM;
+    }
     gn__loop_ref(loop);
     *out = conn;
     return 0;
@@ -293,19 +320,31 @@ const struct gn__conn_mode gn__conn_mode_async = {
 
 /* ---- the public calls, in either mode -------------------------------- */
 
+/* The user's own end (close, shutdown, abort) is marked even on a
+ * connection that has already ended: a reconnecting client then makes no
+ * further attempt (gn_close inside on_close stops it). */
 int gn_close(gn_conn *conn)
 {
-    return conn ? conn->prof->owner->mode->close(conn, false) : GN_EINVAL;
+    if (!conn)
+        return GN_EINVAL;
+    conn->user_ended = true;
+    return conn->prof->owner->mode->close(conn, false);
 }
 
 int gn_shutdown(gn_conn *conn)
 {
-    return conn ? conn->prof->owner->mode->shutdown(conn) : GN_EINVAL;
+    if (!conn)
+        return GN_EINVAL;
+    conn->user_ended = true;
+    return conn->prof->owner->mode->shutdown(conn);
 }
 
 int gn_abort(gn_conn *conn)
 {
-    return conn ? conn->prof->owner->mode->close(conn, true) : GN_EINVAL;
+    if (!conn)
+        return GN_EINVAL;
+    conn->user_ended = true;
+    return conn->prof->owner->mode->close(conn, true);
 }
 
 int gn_send(gn_conn *conn, const void *buf, size_t len)
@@ -363,6 +402,46 @@ int gn_conn_set_framing(gn_conn *conn, const gn_framing *framing)
     conn->framed = f.kind != GN_FRAMING_NONE;
     gn__conn_schedule_redeliver(conn);
     return 0;
+}
+
+/* ---- rate limits (ratelimit.c keeps the buckets) --------------------- */
+
+int gn_conn_set_rate_limit(gn_conn *conn, const gn_rate_limit *limit)
+{
+    struct gn__conn_ext *ext;
+    int rc;
+
+    if (!conn || !GN__RESERVED_CLEAR(limit))
+        return GN_EINVAL;
+    if (conn->state == GN__CLOSED)
+        return GN_ECLOSED;
+    ext = gn__conn_ext(conn);
+    if (!ext)
+        return GN_ENOMEM;
+    rc = gn__rate_set(conn, ext, limit,
+                      conn->prof->owner->mode->blocking ? NULL : gn__conn_rate_wake);
+    /* A direction that waited for tokens may go now. */
+    if (rc == 0 && !conn->prof->owner->mode->blocking) {
+        gn__conn_rate_wake(conn, GN__RATE_READ);
+        gn__conn_rate_wake(conn, GN__RATE_WRITE);
+    }
+    return rc;
+}
+
+int gn_conn_join_rate_group(gn_conn *conn, gn_rate_group *group)
+{
+    struct gn__conn_ext *ext;
+
+    if (!conn || (group && gn__rate_group_loop(group) != conn->loop))
+        return GN_EINVAL;
+    if (conn->prof->owner->mode->blocking)
+        return GN_EMODE;
+    if (conn->state == GN__CLOSED)
+        return GN_ECLOSED;
+    ext = gn__conn_ext(conn);
+    if (!ext)
+        return GN_ENOMEM;
+    return gn__rate_join(conn, ext, group, gn__conn_rate_wake);
 }
 
 /* ---- accessors ------------------------------------------------------ */

@@ -42,6 +42,8 @@ enum gn__conn_state {
 };
 
 struct gn__chunk;
+struct gn__conn_rate;
+struct gn__reconnect;
 
 /* What a connection's calls do in its mode, chosen when it is made:
  * event-driven (conn.c) or blocking (blocking.c).  The public calls
@@ -103,6 +105,8 @@ struct gn__conn_ext {
      * eventfd + 1 of the thread waiting in each direction (0: none). */
     uint64_t deadline[2];
     int waiter[2];
+    struct gn__conn_rate *rate;      /* rate limits, ratelimit.c */
+    struct gn__reconnect *reconnect; /* a reconnecting client's chain, reconnect.c */
 };
 
 /* Input the handler left unconsumed, at data[start..start+len). */
@@ -148,6 +152,10 @@ struct gn_conn {
     unsigned recv_held : 1;   /* ... or holds it paused: stop before closing */
     unsigned eof_pending : 1; /* received the end while paused: tell on resume */
     unsigned framed : 1;      /* prof->opts.framing cuts input for on_message */
+    unsigned rate_limited : 1;    /* ext->rate limits reading or writing */
+    unsigned rate_wait_read : 1;  /* out of read tokens: not reading */
+    unsigned rate_wait_write : 1; /* out of write tokens: output waits */
+    unsigned user_ended : 1;      /* gn_close, gn_shutdown or gn_abort was called */
     int16_t close_reason;
     /* Blocking mode (blocking.c): the threaded server is closing. */
     atomic_bool woken;
@@ -253,6 +261,11 @@ int gn__conn_detach(gn_conn *conn);
 /* Offer buffered input again after the current batch (resume, or a
  * transport holding input the socket will not announce). */
 void gn__conn_schedule_redeliver(gn_conn *conn);
+/* Rate limits: apply the options' read_rate_limit and write_rate_limit
+ * (conn.c; 0 or GN_ENOMEM), and go on in a direction (enum gn__rate_dir
+ * of ratelimit.h) whose tokens are back (conn_io.c). */
+int gn__conn_rate_from_options(gn_conn *conn);
+void gn__conn_rate_wake(gn_conn *conn, int dir);
 
 /* Messages (conn_message.c): cut data into messages for on_message while
  * conn is open, reading and framed; returns the bytes they took.  A

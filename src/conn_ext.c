@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "ratelimit.h"
 
 struct gn__conn_ext *gn__conn_ext(gn_conn *conn)
 {
@@ -29,6 +30,8 @@ struct gn__conn_ext *gn__conn_ext(gn_conn *conn)
 
 void gn__conn_ext_free(gn_conn *conn)
 {
+    if (conn->ext)
+        gn__rate_free(conn->ext);
     free(conn->ext);
     conn->ext = NULL;
 }

@@ -28,6 +28,7 @@
 #include "faults.h"
 #include "frame.h"
 #include "inbuf.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 #define READ_BUF_SIZE (64u << 10)
@@ -56,7 +57,8 @@ static char *shared_read_buf(gn_loop *loop)
 static bool wants_read(const gn_conn *conn)
 {
     return conn->state == GN__OPEN && !conn->closing && !conn->peer_ended &&
-           !conn->paused_by_user && !conn->paused_by_output && !conn->handshaking;
+           !conn->paused_by_user && !conn->paused_by_output && !conn->handshaking &&
+           !conn->rate_wait_read;
 }
 
 bool gn__conn_transport_pending(const gn_conn *conn)
@@ -122,8 +124,8 @@ void gn__conn_update_watch(gn_conn *conn)
     } else if (wants_read(conn) || (conn->handshaking && conn->state == GN__OPEN)) {
         events |= GN__READ;
     }
-    if (conn->state == GN__OPEN &&
-        ((conn->out && !conn->handshaking) || gn__conn_transport_pending(conn)))
+    if (conn->state == GN__OPEN && ((conn->out && !conn->handshaking && !conn->rate_wait_write) ||
+                                    gn__conn_transport_pending(conn)))
         events |= GN__WRITE;
     rc = gn__io_watch(conn->loop, &conn->io, events);
     if (rc < 0) {
@@ -301,6 +303,8 @@ static void got_input(gn_conn *conn, const char *buf, size_t n)
 {
     conn->bytes_in += (uint64_t)n;
     conn->reads++;
+    if (conn->rate_limited && gn__rate_used(conn, GN__RATE_READ, n))
+        gn__conn_update_watch(conn); /* out of tokens: stop reading the socket */
     gn__idle_touch(conn->loop, &conn->idle);
     if (!conn->in || buf != conn->in->data + conn->in->start + conn->in->len) {
         deliver_shared(conn, buf, n);
@@ -319,6 +323,10 @@ static bool read_once(gn_conn *conn)
 
     if (!buf)
         return false;
+    if (conn->rate_limited && (room = gn__rate_allow(conn, GN__RATE_READ, room)) == 0) {
+        gn__conn_update_watch(conn); /* no tokens: the socket waits, not a buffer */
+        return false;
+    }
     n = conn->transport->read(conn, buf, room);
     if (n == GN__AGAIN)
         return false;
@@ -379,6 +387,16 @@ static void got_received(gn_conn *conn, const char *data, size_t n)
         input_over_cap(conn);
 }
 
+/* Bytes a completion backend received already: delivered as ever, then
+ * paid for (an overdraft pauses the receiving for longer). */
+static void rate_received(gn_conn *conn, size_t n)
+{
+    if (conn->state != GN__OPEN)
+        return; /* closed by a handler: its limits are gone with it */
+    if (gn__rate_used(conn, GN__RATE_READ, n))
+        gn__conn_update_watch(conn);
+}
+
 /* A hostile network (faults.h) cuts what the kernel received into the
  * pieces short reads would have returned. */
 static void got_received_in_pieces(gn_conn *conn, const char *data, size_t n)
@@ -397,10 +415,14 @@ static void on_received(gn_conn *conn)
 
     if (res > 0 && gn__faults_on()) {
         got_received_in_pieces(conn, conn->loop->done.data, (size_t)res);
+        if (conn->rate_limited)
+            rate_received(conn, (size_t)res);
         return;
     }
     if (res > 0) {
         got_received(conn, conn->loop->done.data, (size_t)res);
+        if (conn->rate_limited)
+            rate_received(conn, (size_t)res);
         return;
     }
     conn->receiving = conn->recv_held = false; /* the backend ended it */
@@ -467,6 +489,7 @@ int gn__conn_established(gn_conn *conn, int fd)
 
 static void conn_release(gn_conn *conn)
 {
+    gn__rate_stop(conn);
     if (conn->ext && conn->ext->handshake_timer) {
         gn_timer_cancel(conn->loop, conn->ext->handshake_timer);
         conn->ext->handshake_timer = 0;
@@ -590,6 +613,7 @@ int gn__conn_detach(gn_conn *conn)
     receiving_end(conn);
     gn__io_watch(conn->loop, &conn->io, 0);
     gn__idle_remove(conn->loop, &conn->idle);
+    gn__rate_stop(conn); /* its timers are the loop's */
     if (conn->ext)
         gn__loop_handle_remove(&conn->ext->handle);
     gn__loop_unref(conn->loop);
@@ -624,6 +648,18 @@ void gn__conn_schedule_redeliver(gn_conn *conn)
     gn__loop_defer(conn->loop, &conn->later);
 }
 
+void gn__conn_rate_wake(gn_conn *conn, int dir)
+{
+    if (conn->state != GN__OPEN)
+        return;
+    if (dir == GN__RATE_WRITE) {
+        if (conn->out)
+            gn__conn_flush(conn);
+        return;
+    }
+    gn__conn_update_watch(conn); /* reading again; the socket says when */
+}
+
 /* ---- output --------------------------------------------------------- */
 
 static void check_watermarks(gn_conn *conn)
@@ -652,10 +688,15 @@ static void check_watermarks(gn_conn *conn)
 static int write_file_chunk(gn_conn *conn, struct gn__chunk *c)
 {
     size_t step = c->len < SENDFILE_STEP ? c->len : SENDFILE_STEP;
-    ssize_t n = conn->transport->sendfile(conn, c->file_fd, &c->file_off, step);
+    ssize_t n;
 
+    if (conn->rate_limited && (step = gn__rate_allow(conn, GN__RATE_WRITE, step)) == 0)
+        return GN__AGAIN;
+    n = conn->transport->sendfile(conn, c->file_fd, &c->file_off, step);
     if (n < 0)
         return (int)n;
+    if (conn->rate_limited)
+        gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
     if (n == 0) {
         gn__conn_fail(conn, GN_ESYS, "sendfile: the file ended %zu bytes early", c->len);
         return GN_ESYS;
@@ -668,14 +709,38 @@ static int write_file_chunk(gn_conn *conn, struct gn__chunk *c)
     return 0;
 }
 
+/* Cut iov to the write tokens there are: the count left, 0 for none. */
+static int limit_iov(gn_conn *conn, struct iovec *iov, int cnt)
+{
+    size_t total = 0, allowed;
+    int i;
+
+    for (i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    allowed = total ? gn__rate_allow(conn, GN__RATE_WRITE, total) : 0;
+    if (allowed == 0)
+        return 0;
+    for (i = 0; i < cnt && allowed > 0; i++) {
+        if (iov[i].iov_len > allowed)
+            iov[i].iov_len = allowed;
+        allowed -= iov[i].iov_len;
+    }
+    return i;
+}
+
 static int write_data_chunks(gn_conn *conn)
 {
     struct iovec iov[WRITE_IOV_MAX];
     int cnt = gn__queue_iov(conn, iov, WRITE_IOV_MAX);
-    ssize_t n = conn->transport->writev(conn, iov, cnt);
+    ssize_t n;
 
+    if (conn->rate_limited && (cnt = limit_iov(conn, iov, cnt)) == 0)
+        return GN__AGAIN;
+    n = conn->transport->writev(conn, iov, cnt);
     if (n < 0)
         return (int)n;
+    if (conn->rate_limited)
+        gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
     conn->bytes_out += (uint64_t)n;
     conn->writes++;
     gn__queue_consume(conn, (size_t)n);
@@ -742,6 +807,26 @@ static __attribute__((noinline)) int send_rest(gn_conn *conn, const char *buf, s
     return 0;
 }
 
+/* A send under a write limit: what the tokens allow now, the rest queued. */
+static __attribute__((noinline)) int send_limited(gn_conn *conn, const char *buf, size_t len)
+{
+    size_t allowed = gn__rate_allow(conn, GN__RATE_WRITE, len);
+    struct iovec iov = {(void *)buf, allowed};
+    ssize_t n = allowed ? conn->transport->writev(conn, &iov, 1) : 0;
+
+    if (n > 0)
+        gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
+    if (n >= 0 && (size_t)n == len) {
+        conn->bytes_out += (uint64_t)n;
+        conn->writes++;
+        gn__idle_touch(conn->loop, &conn->idle);
+        if (gn__conn_transport_pending(conn))
+            gn__conn_update_watch(conn);
+        return 0;
+    }
+    return send_rest(conn, buf, len, n);
+}
+
 int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
 {
     struct iovec iov = {(void *)buf, len};
@@ -750,6 +835,8 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
     /* Something queued (or no socket to write yet): behind it. */
     if (conn->state != GN__OPEN || conn->out || conn->handshaking)
         return send_rest(conn, buf, len, 0);
+    if (conn->rate_limited)
+        return send_limited(conn, buf, len);
     /* The fast path: nothing queued, so write now and copy nothing. */
     n = conn->transport->writev(conn, &iov, 1);
     if (n < 0 || (size_t)n != len)

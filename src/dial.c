@@ -142,6 +142,7 @@ int gn_dial(const char *address, uint32_t timeout_ms, const gn_options *opts, gn
     o.framing = (gn_framing){0};
     o.connect_timeout_ms = gn__timeout_or(timeout_ms, o.connect_timeout_ms);
     o.user_data = &d;
+    o.reconnect = NULL; /* one connection, made once: the caller retries */
     rc = gn__loop_new_private(&loop);
     if (rc < 0)
         return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address),

@@ -26,6 +26,8 @@ int gn__options_reserved_clear(const gn_options *opts, char *errbuf, size_t errl
 {
     if (!GN__RESERVED_CLEAR(opts))
         return gn__reserved_error("gn_options", errbuf, errlen);
+    if (opts && !GN__RESERVED_CLEAR(opts->reconnect))
+        return gn__reserved_error("gn_backoff", errbuf, errlen);
     if (opts && !GN__RESERVED_CLEAR(opts->tls))
         return gn__reserved_error("gn_tls_options", errbuf, errlen);
     return 0;

@@ -56,7 +56,7 @@ Test(abi, options_with_reserved_space_set_are_refused_by_every_server_and_client
     cr_assert_eq(gn_listen(loop, "127.0.0.1:0", &h, &opts, &srv, err, sizeof(err)), GN_EINVAL);
     cr_assert(strstr(err, "gn_tls_options"), "%s", err);
 
-    h.reserved_[7] = (void (*)(void))echo_nothing;
+    h.reserved_[6] = (void (*)(void))echo_nothing;
     cr_assert_eq(gn_listen(loop, "127.0.0.1:0", &h, NULL, &srv, err, sizeof(err)), GN_EINVAL);
     cr_assert(strstr(err, "gn_handlers"), "%s", err);
     cr_assert_eq(gn_connect(loop, "127.0.0.1:9", &h, NULL, &conn, err, sizeof(err)), GN_EINVAL);

@@ -3,6 +3,7 @@
 #define GN_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Exit codes: 0 success, 1 runtime failure, 2 usage error. */
 #define CLI_OK      0
@@ -55,6 +56,12 @@ gn_options cli_options(void);
  * the environment as curl reads it, or NULL for none. */
 int cli_take_proxy_options(int *argc, char **argv);
 const char *cli_proxy_for(const char *address);
+
+/* --limit RATE (cli_limit.c): taken out of argv into cli_rate_limit
+ * (bytes per second, 0 for none), which cli_options puts in both
+ * directions of every connection; 0 or a usage error's exit code. */
+extern uint64_t cli_rate_limit;
+int cli_take_limit(int *argc, char **argv);
 
 int cli_listen(int argc, char **argv);
 int cli_connect(int argc, char **argv);

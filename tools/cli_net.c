@@ -323,21 +323,26 @@ int cli_listen(int argc, char **argv)
     const char *addr;
     size_t threads;
     gn_loop *loop;
-    int rc;
+    int rc = cli_take_limit(&argc, argv);
 
-    if (wants_help(argc, argv)) {
+    if (rc == 0 && wants_help(argc, argv)) {
         fputs(listen_usage, stdout);
         return CLI_OK;
     }
-    rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
+    if (rc == 0)
+        rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
     if (rc == 0)
         rc = cli_check_tls_flags(addr, true);
     if (rc)
         return rc;
+    opts = cli_options(); /* with --limit */
     if (cli_is_dgram_address(addr, GN_PARSE_LISTEN)) {
-        if (threads || listening.mode == MODE_CHAT)
+        if (threads || listening.mode == MODE_CHAT || cli_rate_limit)
             return cli_usage_error("%s is for stream sockets, not '%s'",
-                                   threads ? "--threads" : "--chat", addr);
+                                   threads                       ? "--threads"
+                                   : listening.mode == MODE_CHAT ? "--chat"
+                                                                 : "--limit",
+                                   addr);
         return cli_dgram_listen(addr, listening.mode == MODE_ECHO      ? CLI_DGRAM_ECHO
                                       : listening.mode == MODE_DISCARD ? CLI_DGRAM_DISCARD
                                                                        : CLI_DGRAM_PRINT);
@@ -387,12 +392,21 @@ int cli_listen(int argc, char **argv)
 
 static gn_loop *connect_loop;
 static int connect_status;
+/* connect --retry: each attempt is a new connection; stdin goes to the
+ * one of the moment and waits while there is none. */
+static gn_conn *connect_current;
+static bool stdin_started;
 
 static void stdin_to_conn(const char *data, size_t len, void *arg)
 {
-    gn_conn *conn = arg;
+    gn_conn *conn = connect_current;
     gn_conn_stats st;
 
+    (void)arg;
+    if (!conn) {
+        cli_stdin_pause(); /* cannot happen: paused while disconnected */
+        return;
+    }
     if (len == 0) {
         gn_shutdown(conn); /* half-close: the peer sees EOF, we keep reading */
         return;
@@ -410,7 +424,13 @@ static void conn_connected(gn_conn *conn)
 
     cli_describe_conn(conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    rc = cli_stdin_start(connect_loop, stdin_to_conn, conn);
+    connect_current = conn;
+    if (stdin_started) {
+        cli_stdin_resume();
+        return;
+    }
+    stdin_started = true;
+    rc = cli_stdin_start(connect_loop, stdin_to_conn, NULL);
     if (rc < 0) {
         fprintf(stderr, "gnezdo: cannot read stdin: %s\n", gn_strerror(rc));
         gn_shutdown(conn);
@@ -425,10 +445,20 @@ static void conn_drain(gn_conn *conn)
 
 static void conn_closed(gn_conn *conn, int reason)
 {
-    (void)conn;
+    connect_current = NULL;
+    connect_status = reason < 0 ? 1 : 0;
+    if (gn_conn_is_reconnecting(conn)) {
+        cli_stdin_pause(); /* until the next connection */
+        return;
+    }
     cli_stdin_stop();
-    if (reason < 0)
-        connect_status = 1;
+}
+
+static void conn_reconnect(gn_conn *conn, unsigned attempt, uint32_t delay_ms, int last_error)
+{
+    (void)conn;
+    (void)last_error;
+    fprintf(stderr, "gnezdo: reconnecting in %.1f s (attempt %u)\n", delay_ms / 1000.0, attempt);
 }
 
 static void conn_error(gn_conn *conn, int code, const char *message)
@@ -458,6 +488,22 @@ static int parse_connect_args(int argc, char **argv, const char **addr, bool *sy
     return cli_check_tls_flags(*addr, false);
 }
 
+/* Take --retry out of argv: whether it was there. */
+static bool take_retry(int *argc, char **argv)
+{
+    int kept = 0;
+    bool retry = false;
+
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--retry") == 0)
+            retry = true;
+        else
+            argv[kept++] = argv[i];
+    }
+    *argc = kept;
+    return retry;
+}
+
 int cli_connect(int argc, char **argv)
 {
     const gn_handlers h = {.on_connect = conn_connected,
@@ -465,7 +511,10 @@ int cli_connect(int argc, char **argv)
                            .on_drain = conn_drain,
                            .on_end = NULL,
                            .on_error = conn_error,
-                           .on_close = conn_closed};
+                           .on_close = conn_closed,
+                           .on_reconnect = conn_reconnect};
+    const gn_backoff backoff = {0}; /* gRPC's: 1 s, x1.6, +-20%, at most 120 s */
+    bool retry = take_retry(&argc, argv);
     char err[GN_ERRBUF_SIZE];
     gn_options opts;
     gn_conn *conn;
@@ -475,6 +524,9 @@ int cli_connect(int argc, char **argv)
     bool sync;
 
     rc = parse_connect_args(argc, argv, &addr, &sync);
+    if (rc == 0 && retry && (sync || cli_is_dgram_address(addr, 0)))
+        return cli_usage_error("--retry is for the event-driven client of a stream address: "
+                               "'gnezdo connect HOST:PORT --retry'");
     if (rc)
         return rc;
     if (sync)
@@ -485,6 +537,8 @@ int cli_connect(int argc, char **argv)
         return cli_fail("cannot create an event loop");
     opts = cli_options();
     opts.proxy = cli_proxy_for(addr);
+    if (retry)
+        opts.reconnect = &backoff;
     rc = gn_connect(connect_loop, addr, &h, &opts, &conn, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(connect_loop);

@@ -403,10 +403,13 @@ int cli_send(int argc, char **argv)
     pthread_t hash_thread;
     gn_conn *conn;
     bool quiet, hash;
-    int fd, rc = parse_send_args(&argc, argv, &quiet, &hash);
+    int fd, rc = cli_take_limit(&argc, argv);
 
+    if (rc == 0)
+        rc = parse_send_args(&argc, argv, &quiet, &hash);
     if (rc)
         return rc;
+    opts = cli_options(); /* with --limit */
     rc = send_open(argv[0], &fd, &p.total);
     if (rc)
         return rc;
@@ -601,8 +604,10 @@ int cli_recv(int argc, char **argv)
     gn_server *srv;
     gn_endpoint ep;
     bool quiet;
-    int rc = parse_recv_args(&argc, argv, &quiet, &receipt.hash, &path);
+    int rc = cli_take_limit(&argc, argv);
 
+    if (rc == 0)
+        rc = parse_recv_args(&argc, argv, &quiet, &receipt.hash, &path);
     if (rc)
         return rc;
     receipt.out_fd = recv_open(path);

@@ -333,16 +333,18 @@ static const char usage[] =
     "  ports --search WORD      names or descriptions containing WORD\n"
     "  addr ADDRESS [--listen] [--json]\n"
     "                           parse an address, show its fields, resolve host names\n"
-    "  listen ADDRESS [--echo|--chat|--discard] [--threads N]\n"
+    "  listen ADDRESS [--echo|--chat|--discard] [--threads N] [--limit RATE]\n"
     "                           a server socket; prints what clients send unless told\n"
     "                           otherwise; logs connects and disconnects to stderr;\n"
     "                           --threads: blocking handlers on up to N threads;\n"
     "                           more clients wait (see 'gnezdo listen --help')\n"
     "  connect ADDRESS [--sync] a client socket: stdin to the peer, the peer to stdout\n"
     "                           (--sync: the blocking client)\n"
-    "  send FILE ADDRESS [--quiet] [--no-hash]\n"
+    "  connect ADDRESS --retry  reconnect after a refused or lost connection, with\n"
+    "                           growing pauses (1 s, x1.6, up to 2 min), told on stderr\n"
+    "  send FILE ADDRESS [--quiet] [--no-hash] [--limit RATE]\n"
     "                           send a file, with progress, time, rate and SHA-256\n"
-    "  recv ADDRESS [FILE|-] [--quiet] [--no-hash]\n"
+    "  recv ADDRESS [FILE|-] [--quiet] [--no-hash] [--limit RATE]\n"
     "                           accept one sender and write what it sends to FILE\n"
     "  bench ADDRESS [-c CONNS] [-s SIZE] [-d DEPTH] [-t SECONDS] [-w SECONDS]\n"
     "        [--conn-rate close|reset] [--tls] [--pid PID] [--json]\n"
@@ -351,6 +353,8 @@ static const char usage[] =
     "                           msgs/s, MB/s, latency p50/p99/p99.9 over SECONDS (5)\n"
     "                           after a warm-up (-w, 1); --conn-rate: connect, one echo,\n"
     "                           close or reset; --pid: the server's CPU too\n"
+    "  --limit RATE             at most RATE bytes per second each way on each\n"
+    "                           connection: 500K, 10M, 1G (K = 1024)\n"
     "  demo                     a server and three clients in one process\n"
     "\n"
     "  --help, --version\n"
@@ -440,6 +444,8 @@ gn_options cli_options(void)
 
     if (cli_tls_given)
         opts.tls = &cli_tls;
+    opts.read_rate_limit = cli_rate_limit;
+    opts.write_rate_limit = cli_rate_limit;
     return opts;
 }
 
