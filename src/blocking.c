@@ -85,11 +85,23 @@ static int check_blocking(const gn_conn *conn)
  * the end of the stream, or a code. */
 static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline)
 {
+    /* A plain socket's read takes all its queue holds up to len, so after
+     * one that came back short the next would most likely find nothing:
+     * a system call failed for nothing before the wait.  Wait first then
+     * (a request-reply protocol pays poll + read per message, not read +
+     * poll + read).  Not over TLS, which may hold decrypted input that
+     * poll cannot see. */
+    if (conn->read_drained && conn->transport == &gn__transport_stream) {
+        int rc = wait_fd(conn, POLLIN, deadline, GN__READING);
+        if (rc < 0)
+            return rc;
+    }
     for (;;) {
         ssize_t n = conn->transport->read(conn, buf, len);
         if (n > 0) {
             conn->bytes_in += (uint64_t)n;
             conn->reads++;
+            conn->read_drained = (size_t)n < len;
             return n;
         }
         if (n == 0) {
