@@ -866,8 +866,9 @@ typedef struct gn_tls_options {
                                       list ("ECDHE-RSA-AES128-SHA:..."); NULL: only
                                       forward-secret AEAD suites (Mozilla's
                                       "intermediate": ECDHE or DHE with AES-GCM or
-                                      ChaCha20-Poly1305).  TLS 1.3's suites are
-                                      not affected.  A list naming no suite
+                                      ChaCha20-Poly1305).  A server picks by its
+                                      own order.  TLS 1.3's suites are not
+                                      affected.  A list naming no suite
                                       OpenSSL knows: GN_EINVAL, errbuf names it */
     GN_RESERVED(5);
 } gn_tls_options;

@@ -346,6 +346,8 @@ static const char usage[] =
     "  --insecure               client: accept any certificate (dangerous)\n"
     "  --alpn LIST              protocols to offer or accept, e.g. h2,http/1.1\n"
     "  --servername NAME        client: the name to send and verify\n"
+    "  --ciphers LIST           the TLS 1.2 suites allowed (OpenSSL cipher list);\n"
+    "                           default: forward-secret AEAD suites only\n"
     "\n"
     "Addresses: 194.106.118.30:80  [::1]:8080  localhost:http  tcp://host:port\n"
     "           udp://host:port  tls://host:port  unix:/path  unix:@abstract\n"
@@ -449,6 +451,7 @@ static int take_tls_options(int *argc, char **argv)
         {"--ca", offsetof(gn_tls_options, ca_file)},
         {"--alpn", offsetof(gn_tls_options, alpn)},
         {"--servername", offsetof(gn_tls_options, server_name)},
+        {"--ciphers", offsetof(gn_tls_options, ciphers)},
     };
     int kept = 2;
 
