@@ -12,10 +12,7 @@
  * eventfd or the waiter reads the new deadline, and an eventfd is never
  * written after its waiter has stopped waiting (its number may be reused
  * once the thread ends).  The lock is held for a few loads and stores
- * around each poll, never across one.  It is one of a few dozen, picked by
- * the connection's address, so that the threads of a busy threaded
- * server do not all queue for one (at 50 connections one lock cost 0.04
- * futex calls per message).
+ * around each poll, never across one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,16 +24,7 @@
 
 #include "blocking.h"
 
-#define LOCKS 64 /* a power of two */
-
-static pthread_mutex_t deadline_locks[LOCKS] = {[0 ... LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER};
-
-/* conn's lock: its address past the bits a heap block's alignment and
- * size leave alike. */
-static pthread_mutex_t *lock_of(const gn_conn *conn)
-{
-    return &deadline_locks[((uintptr_t)conn >> 8) & (LOCKS - 1)];
-}
+static pthread_mutex_t deadline_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- the waiting thread's wake-up ---------------------------------- */
 
@@ -107,9 +95,9 @@ uint64_t gn__blocking_deadline(const gn_conn *conn, enum gn__direction dir)
 {
     uint64_t d;
 
-    pthread_mutex_lock(lock_of(conn));
+    pthread_mutex_lock(&deadline_lock);
     d = deadline_of(conn, dir);
-    pthread_mutex_unlock(lock_of(conn));
+    pthread_mutex_unlock(&deadline_lock);
     return d;
 }
 
@@ -119,18 +107,18 @@ static uint64_t watch(gn_conn *conn, enum gn__direction dir, int wake)
 {
     uint64_t d;
 
-    pthread_mutex_lock(lock_of(conn));
+    pthread_mutex_lock(&deadline_lock);
     conn->ext->waiter[dir] = wake + 1;
     d = deadline_of(conn, dir);
-    pthread_mutex_unlock(lock_of(conn));
+    pthread_mutex_unlock(&deadline_lock);
     return d;
 }
 
 static void unwatch(gn_conn *conn, enum gn__direction dir)
 {
-    pthread_mutex_lock(lock_of(conn));
+    pthread_mutex_lock(&deadline_lock);
     conn->ext->waiter[dir] = 0;
-    pthread_mutex_unlock(lock_of(conn));
+    pthread_mutex_unlock(&deadline_lock);
 }
 
 int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__direction dir)
@@ -168,7 +156,7 @@ int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)
     if (conn->prof->owner->mode != &gn__conn_mode_blocking)
         return GN_EMODE;
     /* The extension exists: blocking connections are made with it. */
-    pthread_mutex_lock(lock_of(conn));
+    pthread_mutex_lock(&deadline_lock);
     for (int dir = GN__READING; dir <= GN__WRITING; dir++) {
         if (!(which & (dir == GN__READING ? GN_DEADLINE_READ : GN_DEADLINE_WRITE)))
             continue;
@@ -176,6 +164,6 @@ int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)
         if (conn->ext->waiter[dir] > 0)
             wake(conn->ext->waiter[dir] - 1);
     }
-    pthread_mutex_unlock(lock_of(conn));
+    pthread_mutex_unlock(&deadline_lock);
     return 0;
 }
