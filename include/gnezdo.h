@@ -870,7 +870,15 @@ typedef struct gn_tls_options {
                                       Defeats TLS against an active attacker;
                                       logged as a warning for every connection */
     uint32_t handshake_timeout_ms; /* 10000; GN_NO_TIMEOUT for none */
-    GN_RESERVED(6);
+    const char *ciphers;           /* the TLS 1.2 suites allowed, an OpenSSL cipher
+                                      list ("ECDHE-RSA-AES128-SHA:..."); NULL: only
+                                      forward-secret AEAD suites (Mozilla's
+                                      "intermediate": ECDHE or DHE with AES-GCM or
+                                      ChaCha20-Poly1305).  A server picks by its
+                                      own order.  TLS 1.3's suites are not
+                                      affected.  A list naming no suite
+                                      OpenSSL knows: GN_EINVAL, errbuf names it */
+    GN_RESERVED(5);
 } gn_tls_options;
 
 /* Options of a server (for each of its connections) or a client.  A field

@@ -120,6 +120,17 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
             return allowed;
         len = (size_t)allowed;
     }
+    /* A plain socket's read takes all its queue holds up to len, so after
+     * one that came back short the next would most likely find nothing:
+     * a system call failed for nothing before the wait.  Wait first then
+     * (a request-reply protocol pays poll + read per message, not read +
+     * poll + read).  Not over TLS, which may hold decrypted input that
+     * poll cannot see. */
+    if (conn->read_drained && conn->transport == &gn__transport_stream) {
+        int rc = wait_fd(conn, POLLIN, deadline, GN__READING);
+        if (rc < 0)
+            return rc;
+    }
     for (;;) {
         ssize_t n = conn->transport->read(conn, buf, len);
         if (n > 0) {
@@ -127,6 +138,7 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
             conn->reads++;
             if (conn->rate_limited)
                 gn__rate_used(conn, GN__RATE_READ, (size_t)n);
+            conn->read_drained = (size_t)n < len;
             return n;
         }
         if (n == 0) {

@@ -159,6 +159,10 @@ struct gn_conn {
     int16_t close_reason;
     /* Blocking mode (blocking.c): the threaded server is closing. */
     atomic_bool woken;
+    /* Blocking mode (blocking.c), the reader's own: the last read came
+     * back short, so the socket's queue was empty and the next read
+     * waits for input before it tries. */
+    bool read_drained;
     /* The peer's address as accept or connect gave it, when it fits
      * (IPv4, IPv6, unnamed or short Unix addresses); else in ext. */
     uint8_t peer_len;

@@ -868,8 +868,11 @@ static void handshake_expired(gn_loop *loop, uint64_t id, void *arg)
     (void)loop;
     (void)id;
     conn->ext->handshake_timer = 0;
-    if (conn->prof->owner->is_server)
-        gn__log(GN_LOG_WARN, "TLS handshake timed out: dropped a client");
+    if (conn->prof->owner->is_server) {
+        char peer[GN_ENDPOINT_STRLEN];
+        gn__conn_format_peer(conn, peer, sizeof(peer));
+        gn__log(GN_LOG_WARN, "%s: TLS handshake timed out: dropped", peer);
+    }
     gn__conn_fail(conn, GN_ETIMEDOUT, "TLS handshake timed out");
 }
 

@@ -33,6 +33,17 @@
 #define WRITE_BATCH          (64u << 10) /* plaintext encrypted per write */
 #define RECV_CHUNK           16384
 
+/* TLS 1.2 suites by default: Mozilla's "intermediate" profile (v5.7),
+ * forward-secret key exchange (ECDHE, DHE) with AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305) only, strongest first.  No RSA key exchange, no CBC
+ * (LUCKY13 and its kin).  TLS 1.3 has its own list, all of it AEAD and
+ * forward-secret.  gn_tls_options.ciphers replaces this. */
+#define DEFAULT_TLS12_CIPHERS                                                                      \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+
 struct gn__tls_config {
     SSL_CTX *ctx;
     bool server, insecure;
@@ -55,6 +66,18 @@ struct gn__tls {
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* A peer that speaks only TLS 1.1 or older: a server of ours hears an
+ * old ClientHello ("unsupported protocol"), a client of ours an old
+ * ServerHello (the same) or the alert an old server sends when it cannot
+ * meet our minimum ("tlsv1 alert protocol version"). */
+static bool too_old(unsigned long e)
+{
+    int r = ERR_GET_REASON(e);
+
+    return ERR_GET_LIB(e) == ERR_LIB_SSL &&
+           (r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+}
+
 /* The reason of the last failure into the connection's error; returns the code. */
 static int tls_failed(gn_conn *conn, const char *what)
 {
@@ -67,6 +90,10 @@ static int tls_failed(gn_conn *conn, const char *what)
         snprintf(reason, sizeof(reason), "certificate verify failed: %s",
                  X509_verify_cert_error_string(verify));
         code = GN_ECERT;
+    } else if (e && too_old(e)) {
+        snprintf(reason, sizeof(reason),
+                 "peer offers TLS 1.1 or older; gnezdo needs TLS 1.2 or later (%s)",
+                 ERR_reason_error_string(e));
     } else if (e) {
         const char *r = ERR_reason_error_string(e);
         snprintf(reason, sizeof(reason), "%s", r ? r : "unknown OpenSSL error");
@@ -177,9 +204,9 @@ static int tls_handshake(gn_conn *conn)
             gn__conn_set_error(conn, "TLS handshake: the peer closed the connection");
             return GN_ETLS;
         }
-        if (rc == GN__AGAIN)
-            tls_flush(conn);
-        else if (rc != GN_ETLS && rc != GN_ECERT)
+        if (rc == GN__AGAIN || rc == GN_ETLS || rc == GN_ECERT)
+            tls_flush(conn); /* a failure's alert tells the peer why */
+        if (rc != GN__AGAIN && rc != GN_ETLS && rc != GN_ECERT)
             gn__conn_set_error(conn, "TLS handshake: %s", gn_strerror(rc));
         return rc;
     }
@@ -373,6 +400,11 @@ static int configure_server(struct gn__tls_config *cfg, const gn_tls_options *o,
     }
     if (cfg->alpn_len)
         SSL_CTX_set_alpn_select_cb(cfg->ctx, select_alpn, cfg);
+    /* The server picks the suite, from its own list's order: the client's
+     * order may put a weaker suite first.  Built-in DH groups (RFC 7919
+     * sizes matched to the key) let the DHE suites of the list work. */
+    SSL_CTX_set_options(cfg->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_dh_auto(cfg->ctx, 1);
     /* Resumption across connections of this server, kept in memory. */
     SSL_CTX_set_session_id_context(cfg->ctx, (const unsigned char *)"gnezdo", 6);
     return 0;
@@ -560,7 +592,16 @@ int gn__tls_config_new(const gn_tls_options *opts, bool server, const gn_endpoin
     SSL_CTX_set_options(cfg->ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(cfg->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
     rc = 0;
-    if (o->alpn && !alpn_wire(o->alpn, cfg->alpn, &cfg->alpn_len))
+    /* A list OpenSSL takes in part (unknown names are skipped) is taken;
+     * one that leaves no suite at all is refused. */
+    if (SSL_CTX_set_cipher_list(cfg->ctx, o->ciphers ? o->ciphers : DEFAULT_TLS12_CIPHERS) != 1) {
+        ERR_clear_error();
+        rc = gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address),
+                              "TLS 1.2 cipher list '%s' (gn_tls_options ciphers) names no cipher "
+                              "suite OpenSSL knows (expected e.g. \"ECDHE-RSA-AES128-GCM-SHA256\")",
+                              o->ciphers ? o->ciphers : DEFAULT_TLS12_CIPHERS);
+    }
+    if (rc == 0 && o->alpn && !alpn_wire(o->alpn, cfg->alpn, &cfg->alpn_len))
         rc = gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address),
                               "malformed ALPN list '%s' (expected e.g. \"h2,http/1.1\")", o->alpn);
     if (rc == 0)

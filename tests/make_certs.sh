@@ -7,6 +7,10 @@
 #   self.pem self.key        self-signed for localhost
 #   client.pem client.key    a client certificate signed by the CA
 #   rogue.pem rogue.key      a client certificate from a CA nobody trusts
+# and, with a second argument "rsa", only (to a DIR made before):
+#   rsa.pem rsa.key          localhost again with an RSA key (2048 bits), for
+#                            the TLS 1.2 suites that need one; apart, as
+#                            making the key takes a while
 set -eu
 dir=$1
 mkdir -p "$dir"
@@ -19,6 +23,11 @@ sign() { # sign NAME KEY SUBJECT SAN DAYS CA CAKEY
         -extfile "$1.ext" -out "$1.pem" 2>/dev/null
     rm -f "$1.csr" "$1.ext"
 }
+if [ "${2:-}" = rsa ]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null
+    sign rsa rsa.key "/CN=localhost" "DNS:localhost,IP:127.0.0.1,IP:::1" 2 ca.pem ca.key
+    exit 0
+fi
 key ca.key
 openssl req -x509 -new -key ca.key -subj "/CN=gnezdo test CA" -days 2 -out ca.pem 2>/dev/null
 key server.key

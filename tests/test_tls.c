@@ -649,3 +649,219 @@ Test(tls, a_long_ca_path_does_not_let_an_insecure_session_be_resumed)
     if (gn_test_run_argv(rm, NULL, 10000, &run) == 0)
         gn_test_run_free(&run);
 }
+
+/* ---- TLS 1.2 suites, old peers (issue 9) -------------------------------- */
+
+static char rsa_cert[160], rsa_key[160];
+
+/* The RSA certificate: the suites refused by default below (RSA key
+ * exchange, ECDHE-RSA with CBC) need one, so with it their refusal is the
+ * cipher list's doing, not the key's. */
+static void rsa_paths(void)
+{
+    char script[512];
+    struct gn_test_run run;
+    char *argv[] = {"/bin/sh", script, (char *)gn_test_certs(), "rsa", NULL};
+
+    paths();
+    snprintf(script, sizeof(script), "%s/tests/make_certs.sh", GN_TEST_SOURCE_DIR);
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 60000, &run), 0);
+    cr_assert_eq(run.status, 0, "make_certs.sh rsa: %s", run.err);
+    gn_test_run_free(&run);
+    gn_test_cert_path(rsa_cert, sizeof(rsa_cert), "rsa.pem");
+    gn_test_cert_path(rsa_key, sizeof(rsa_key), "rsa.key");
+}
+
+/* openssl s_client offering only `suites` over `version` (-tls1_2,
+ * -tls1): true when the handshake completed, the suite agreed in got. */
+static bool s_client_suite(const char *addr, const char *version, const char *suites, char *got,
+                           size_t len)
+{
+    struct gn_test_run run;
+    char *argv[] = {
+        "/usr/bin/openssl", "s_client", "-brief",       "-connect", (char *)hostport(addr),
+        (char *)version,    "-cipher",  (char *)suites, NULL};
+    const char *suite;
+    bool ok;
+
+    cr_assert_eq(gn_test_run_argv(argv, NULL, 10000, &run), 0);
+    ok = run.status == 0 && strstr(run.err, "CONNECTION ESTABLISHED");
+    suite = strstr(run.err, "Ciphersuite: ");
+    snprintf(got, len, "%.*s", suite ? (int)strcspn(suite + 13, "\n") : 0, suite ? suite + 13 : "");
+    gn_test_run_free(&run);
+    return ok;
+}
+
+/* The default list against one server: forward-secret AEAD only, the
+ * server's order first. */
+static void default_suites_on(const char *addr)
+{
+    char got[64];
+
+    cr_expect_not(s_client_suite(addr, "-tls1_2", "AES128-GCM-SHA256", got, sizeof(got)),
+                  "RSA key exchange (no forward secrecy) refused, got %s", got);
+    cr_expect_not(s_client_suite(addr, "-tls1_2", "ECDHE-RSA-AES128-SHA", got, sizeof(got)),
+                  "CBC refused, got %s", got);
+    cr_expect(s_client_suite(addr, "-tls1_2",
+                             "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256", got,
+                             sizeof(got)));
+    cr_expect_str_eq(got, "ECDHE-RSA-AES128-GCM-SHA256",
+                     "the server's preference, not the client's first");
+}
+
+Test(tls, tls12_defaults_to_forward_secret_aead_suites_in_the_servers_order, .timeout = 60)
+{
+    gn_tls_options tls = {0};
+    struct gn_test_proc srv;
+    char addr[64];
+    gn_server *threaded;
+
+    rsa_paths();
+    tls.cert_file = rsa_cert;
+    tls.key_file = rsa_key;
+    threaded = tls_server(&tls, addr, sizeof(addr));
+    default_suites_on(addr);
+    gn_server_close(threaded, 0);
+
+    char *argv[] = {GN_TEST_CLI, "listen", "tls://127.0.0.1:0",
+                    "--echo",    "--cert", rsa_cert,
+                    "--key",     rsa_key,  NULL};
+    gn_test_spawn(&srv, argv, NULL, true);
+    default_suites_on(srv.addr);
+    cr_expect_eq(gn_test_proc_wait(&srv, 3000, true), 0, "%s", srv.log);
+}
+
+Test(tls, ciphers_widens_or_is_refused_naming_the_list)
+{
+    gn_tls_options tls = {.ciphers = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"};
+    gn_options opts = {.tls = &tls};
+    char addr[64], err[GN_ERRBUF_SIZE], got[64];
+    gn_server *srv;
+    gn_conn *conn;
+
+    rsa_paths();
+    tls.cert_file = rsa_cert;
+    tls.key_file = rsa_key;
+    srv = tls_server(&tls, addr, sizeof(addr));
+    cr_expect(s_client_suite(addr, "-tls1_2", "ECDHE-RSA-AES128-SHA", got, sizeof(got)));
+    cr_expect_str_eq(got, "ECDHE-RSA-AES128-SHA");
+    gn_server_close(srv, 0);
+
+    tls.ciphers = "NO-SUCH-SUITE";
+    cr_expect_eq(
+        gn_serve_threads("tls://127.0.0.1:0", serve_echo, &opts, NULL, &srv, err, sizeof(err)),
+        GN_EINVAL);
+    cr_expect(strstr(err, "'NO-SUCH-SUITE'"), "%s", err);
+    tls.cert_file = tls.key_file = NULL;
+    cr_expect_eq(gn_dial("tls://127.0.0.1:1", 3000, &opts, &conn, err, sizeof(err)), GN_EINVAL);
+    cr_expect(strstr(err, "'NO-SUCH-SUITE'"), "a client's list too: %s", err);
+}
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[4096];
+
+static void keep_log(gn_log_level level, const char *message, void *arg)
+{
+    size_t have;
+
+    (void)level;
+    (void)arg;
+    pthread_mutex_lock(&log_lock);
+    have = strlen(log_text);
+    snprintf(log_text + have, sizeof(log_text) - have, "%s\n", message);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static bool logged(const char *text)
+{
+    bool found;
+
+    pthread_mutex_lock(&log_lock);
+    found = strstr(log_text, text) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+Test(tls, peers_with_only_tls_1_0_or_1_1_hear_that_gnezdo_needs_1_2, .timeout = 60)
+{
+    char accept_arg[32], addr[64], err[GN_ERRBUF_SIZE], got[64];
+    gn_tls_options tls = {0};
+    struct gn_test_proc s_server;
+    gn_options opts = {.tls = &tls};
+    gn_server *srv;
+    gn_conn *conn;
+    int rc = GN_ECONNREFUSED, port;
+
+    rsa_paths();
+    /* an old client: the threaded server logs why it dropped it */
+    gn_log_set(keep_log, GN_LOG_WARN, NULL);
+    tls.cert_file = rsa_cert;
+    tls.key_file = rsa_key;
+    srv = tls_server(&tls, addr, sizeof(addr));
+    cr_expect_not(s_client_suite(addr, "-tls1", "DEFAULT@SECLEVEL=0", got, sizeof(got)));
+    for (int i = 0; i < 100 && !logged("gnezdo needs TLS 1.2 or later"); i++)
+        usleep(20000);
+    cr_expect(logged("gnezdo needs TLS 1.2 or later"), "log: %s", log_text);
+    gn_server_close(srv, 0);
+    gn_log_set(NULL, GN_LOG_WARN, NULL);
+
+    /* an old server: the client's error says it */
+    tls = (gn_tls_options){.ca_file = ca};
+    port = free_port();
+    snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
+    snprintf(addr, sizeof(addr), "tls://localhost:%d", port);
+    char *argv[] = {"/usr/bin/openssl",
+                    "s_server",
+                    "-accept",
+                    accept_arg,
+                    "-cert",
+                    rsa_cert,
+                    "-key",
+                    rsa_key,
+                    "-tls1_1",
+                    "-cipher",
+                    "DEFAULT@SECLEVEL=0",
+                    "-quiet",
+                    NULL};
+    gn_test_spawn(&s_server, argv, NULL, false);
+    for (int i = 0; i < 100 && rc == GN_ECONNREFUSED; i++) {
+        rc = gn_dial(addr, 3000, &opts, &conn, err, sizeof(err));
+        if (rc == GN_ECONNREFUSED)
+            usleep(20000);
+    }
+    cr_expect_eq(rc, GN_ETLS, "%s", err);
+    cr_expect(strstr(err, "gnezdo needs TLS 1.2 or later"), "%s", err);
+    gn_test_proc_wait(&s_server, 2000, true);
+}
+
+Test(tls, the_event_loop_servers_handshake_timeout_names_the_peer)
+{
+    gn_tls_options tls = {.handshake_timeout_ms = 100};
+    gn_options opts = {.tls = &tls};
+    gn_handlers h = {0};
+    char addr[64], want[96];
+    struct sockaddr_in local;
+    socklen_t len = sizeof(local);
+    gn_server *srv;
+    gn_loop *loop;
+    int fd;
+
+    paths();
+    tls.cert_file = cert;
+    tls.key_file = key;
+    gn_log_set(keep_log, GN_LOG_WARN, NULL);
+    cr_assert_eq(gn_loop_new(&loop), 0);
+    srv = gn_test_listen(loop, "tls://127.0.0.1:0", &h, &opts, addr, sizeof(addr));
+    fd = gn_test_connect_fd(hostport(addr));
+    cr_assert_geq(fd, 0);
+    getsockname(fd, (struct sockaddr *)&local, &len);
+    snprintf(want, sizeof(want), "127.0.0.1:%u: TLS handshake timed out: dropped",
+             (unsigned)ntohs(local.sin_port));
+    for (int i = 0; i < 20 && !logged(want); i++)
+        gn_test_run_loop_for(loop, 100);
+    cr_expect(logged(want), "want '%s' in: %s", want, log_text);
+    gn_log_set(NULL, GN_LOG_WARN, NULL);
+    close(fd);
+    gn_server_close(srv, 0);
+    gn_loop_free(loop);
+}

@@ -368,6 +368,8 @@ static const char usage[] =
     "  --insecure               client: accept any certificate (dangerous)\n"
     "  --alpn LIST              protocols to offer or accept, e.g. h2,http/1.1\n"
     "  --servername NAME        client: the name to send and verify\n"
+    "  --ciphers LIST           the TLS 1.2 suites allowed (OpenSSL cipher list);\n"
+    "                           default: forward-secret AEAD suites only\n"
     "\n"
     "Proxies, for connect and send (else ALL_PROXY, https_proxy for tls://, NO_PROXY):\n"
     "  --proxy URL              socks5://, socks5h:// or http:// [user:pass@]host[:port];\n"
@@ -479,6 +481,7 @@ static int take_tls_options(int *argc, char **argv)
         {"--ca", offsetof(gn_tls_options, ca_file)},
         {"--alpn", offsetof(gn_tls_options, alpn)},
         {"--servername", offsetof(gn_tls_options, server_name)},
+        {"--ciphers", offsetof(gn_tls_options, ciphers)},
     };
     int kept = 2;
 
