@@ -87,7 +87,7 @@ int gn_listen(gn_loop *loop, const char *address, const gn_handlers *handlers,
     if (rc == 0)
         rc = gn__server_open(loop, &async_kind, address, opts, &srv, errbuf, errlen);
     if (rc == 0 && srv->prof.opts.loops > 1) {
-        rc = gn__loops_start(srv, srv->prof.opts.loops, maybe_free);
+        rc = gn__loops_start(srv, srv->prof.opts.loops, maybe_free, async_close);
         if (rc < 0) {
             gn__server_free(srv);
             return gn__errbuf_input(errbuf, errlen, rc, address, strlen(address),
@@ -503,16 +503,10 @@ static void tell_loops(gn_server *srv, gn_task_fn fn)
             gn__log(GN_LOG_ERROR, "out of memory: loop %zu of a closing server not told", i);
 }
 
-/* gn_server_close from another loop's handler: loop 0 closes. */
-static void close_on_loop0(gn_server *srv, uint32_t grace_ms)
-{
-    async_close(srv, grace_ms);
-}
-
 static void async_close(gn_server *srv, uint32_t grace_ms)
 {
     if (srv->loops && gn__loops_current(srv)->index != 0) {
-        gn__loops_post0(srv, close_on_loop0, grace_ms);
+        gn__loops_close_on_loop0(srv, grace_ms); /* a handler on another loop */
         return;
     }
     if (srv->closing) {

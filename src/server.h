@@ -118,12 +118,16 @@ struct gn__loops {
     uint64_t epoch;
     size_t next; /* loop 0's: where the search for the least loaded starts */
     void (*settled)(gn_server *srv); /* loop 0: a task of its ran; srv may be done */
+    void (*close0)(gn_server *srv, uint32_t grace_ms); /* gn_server_close on loop 0 */
+    uint32_t close0_grace;                             /* under the lock */
 };
 
 /* Make loops 1..n-1 (on loop 0's backend) and start their threads; each
  * loop is kept running until its shard closes.  settled runs on loop 0
- * after each task posted there.  0 or a code (everything undone). */
-int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv));
+ * after each task posted there; close0 is gn_server_close's work there.
+ * 0 or a code (everything undone). */
+int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv),
+                    void (*close0)(gn_server *srv, uint32_t grace_ms));
 /* Join the threads (all must have left their loops) and free the loops. */
 void gn__loops_free(gn_server *srv);
 /* The shard of loop; that of the calling thread (shard 0 on any thread
@@ -132,8 +136,9 @@ struct gn__shard *gn__loops_shard(gn_server *srv, const gn_loop *loop);
 struct gn__shard *gn__loops_current(gn_server *srv);
 /* Loop 0: the shard with the fewest live connections. */
 struct gn__shard *gn__loops_pick(gn_server *srv);
-/* Run fn(srv, arg) on loop 0 soon; settled follows.  0 or GN_ENOMEM. */
-int gn__loops_post0(gn_server *srv, void (*fn)(gn_server *srv, uint32_t arg), uint32_t arg);
+/* gn_server_close from a thread other than loop 0's: close0 runs on
+ * loop 0 soon (a task, counted until it has run). */
+void gn__loops_close_on_loop0(gn_server *srv, uint32_t grace_ms);
 /* Drop shard s's hold on its loop: its thread ends once the loop has
  * nothing left (on s's thread). */
 void gn__loops_release(struct gn__shard *s);

@@ -20,55 +20,61 @@
 /* The shard whose loop this thread runs, if the server owns the thread. */
 static _Thread_local struct gn__shard *current_shard;
 
-struct loop0_task {
-    gn_server *srv;
-    void (*fn)(gn_server *srv, uint32_t arg);
-    uint32_t arg;
-};
-
-static void run_loop0_task(gn_loop *loop, void *arg)
+/* Tasks for loop 0 carry srv alone (nothing to free if loop 0 is freed
+ * before they run); each is counted in pending0 until it has run. */
+static void settle0(gn_server *srv)
 {
-    struct loop0_task *t = arg;
-    gn_server *srv = t->srv;
     struct gn__loops *L = srv->loops;
 
-    (void)loop;
-    if (t->fn)
-        t->fn(srv, t->arg);
-    free(t);
     pthread_mutex_lock(&L->mu);
     L->pending0--;
     pthread_mutex_unlock(&L->mu);
     L->settled(srv);
 }
 
-/* Post to loop 0, counted in pending0 already (under the lock). */
-static int post0_counted(gn_server *srv, void (*fn)(gn_server *srv, uint32_t arg), uint32_t arg)
+/* Post fn to loop 0, counted in pending0 already. */
+static void post0_counted(gn_server *srv, gn_task_fn fn)
 {
     struct gn__loops *L = srv->loops;
-    struct loop0_task *t = malloc(sizeof(*t));
 
-    if (t) {
-        *t = (struct loop0_task){.srv = srv, .fn = fn, .arg = arg};
-        if (gn_loop_post(srv->loop, run_loop0_task, t) == 0)
-            return 0;
-        free(t);
-    }
+    if (gn_loop_post(srv->loop, fn, srv) == 0)
+        return;
     pthread_mutex_lock(&L->mu);
     L->pending0--;
     pthread_mutex_unlock(&L->mu);
     gn__log(GN_LOG_ERROR, "out of memory: a task for a server's loop 0 was lost");
-    return GN_ENOMEM;
 }
 
-int gn__loops_post0(gn_server *srv, void (*fn)(gn_server *srv, uint32_t arg), uint32_t arg)
+/* A thread has left its loop: loop 0 checks whether the server is done. */
+static void thread_left(gn_loop *loop, void *srv)
+{
+    (void)loop;
+    settle0(srv);
+}
+
+static void close_on_loop0(gn_loop *loop, void *arg)
+{
+    gn_server *srv = arg;
+    struct gn__loops *L = srv->loops;
+    uint32_t grace_ms;
+
+    (void)loop;
+    pthread_mutex_lock(&L->mu);
+    grace_ms = L->close0_grace;
+    pthread_mutex_unlock(&L->mu);
+    L->close0(srv, grace_ms);
+    settle0(srv);
+}
+
+void gn__loops_close_on_loop0(gn_server *srv, uint32_t grace_ms)
 {
     struct gn__loops *L = srv->loops;
 
     pthread_mutex_lock(&L->mu);
     L->pending0++;
+    L->close0_grace = grace_ms; /* the last asked; loop 0 closes once */
     pthread_mutex_unlock(&L->mu);
-    return post0_counted(srv, fn, arg);
+    post0_counted(srv, close_on_loop0);
 }
 
 /* ---- stopping the world ----------------------------------------------- */
@@ -101,10 +107,12 @@ static void park_task(gn_loop *loop, void *arg)
     pthread_mutex_unlock(&L->mu);
 }
 
-static void park0(gn_server *srv, uint32_t arg)
+static void park0(gn_loop *loop, void *arg)
 {
-    (void)arg;
-    park_task(srv->loop, &srv->loops->shards[0]);
+    gn_server *srv = arg;
+
+    park_task(loop, &srv->loops->shards[0]);
+    settle0(srv);
 }
 
 /* Under the lock: shards other than s still running their loops. */
@@ -143,7 +151,7 @@ void gn__loops_stop_world(gn_server *srv)
         if (s == me)
             continue;
         if (i == 0)
-            post0_counted(srv, park0, 0);
+            post0_counted(srv, park0);
         else if (gn_loop_post(s->loop, park_task, s) < 0)
             gn__log(GN_LOG_ERROR, "out of memory: cannot pause loop %zu", i);
         /* An exited loop never runs it: nobody waits for that one. */
@@ -206,7 +214,7 @@ static void *shard_main(void *arg)
     pthread_cond_broadcast(&L->cv);
     pthread_mutex_unlock(&L->mu);
     if (tell)
-        post0_counted(srv, NULL, 0);
+        post0_counted(srv, thread_left);
     return NULL;
 }
 
@@ -262,7 +270,8 @@ static void shards_stop(struct gn__loops *L)
             gn_loop_stop(L->shards[i].loop);
 }
 
-int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv))
+int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv),
+                    void (*close0)(gn_server *srv, uint32_t grace_ms))
 {
     struct gn__loops *L = calloc(1, sizeof(*L));
     int rc = 0;
@@ -278,6 +287,7 @@ int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv))
     L->owner = NOBODY;
     L->next = 1; /* the first client to a thread's loop: loop 0 also accepts */
     L->settled = settled;
+    L->close0 = close0;
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->cv, NULL);
     for (size_t i = 0; i < n; i++) {
