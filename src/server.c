@@ -523,8 +523,7 @@ static void async_close(gn_server *srv, uint32_t grace_ms)
         close_shard(&srv->loops->shards[0], grace_ms);
     } else {
         close_all(&srv->conns);
-        grace_then_abort(srv->loop, &srv->conns, grace_ms, abort_remaining, srv,
-                         &srv->grace_timer);
+        grace_then_abort(srv->loop, &srv->conns, grace_ms, abort_remaining, srv, &srv->grace_timer);
     }
     maybe_free(srv);
 }

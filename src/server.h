@@ -97,8 +97,8 @@ struct gn__shard {
     atomic_size_t live; /* counted in by loop 0, out by its own loop */
     uint64_t grace_timer;
     bool closing;
-    bool keepalive;       /* holds a reference on its loop until closing */
-    bool exited;          /* under the lock: its thread left its loop */
+    bool keepalive;        /* holds a reference on its loop until closing */
+    bool exited;           /* under the lock: its thread left its loop */
     uint64_t parked_epoch; /* under the lock: the last stop it parked for */
     pthread_t tid;
     bool started;
@@ -109,14 +109,14 @@ struct gn__loops {
     struct gn__shard *shards;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t running; /* threads still in their loops */
+    size_t running;  /* threads still in their loops */
     size_t pending0; /* tasks posted to loop 0 that have not run */
     bool abandoned;  /* gn__loops_start failed: tell loop 0 nothing */
     /* Stopping the world: who stopped it (SIZE_MAX: nobody), how many
      * times inside itself, which stop, how many shards are parked for it. */
     size_t owner, depth, parked;
     uint64_t epoch;
-    size_t next; /* loop 0's: where the search for the least loaded starts */
+    size_t next;                     /* loop 0's: where the search for the least loaded starts */
     void (*settled)(gn_server *srv); /* loop 0: a task of its ran; srv may be done */
     void (*close0)(gn_server *srv, uint32_t grace_ms); /* gn_server_close on loop 0 */
     uint32_t close0_grace;                             /* under the lock */

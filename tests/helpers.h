@@ -52,10 +52,10 @@ size_t gn_test_loops(void);
  * check with GN_TEST_CHECK (thread-safe; the first message is kept) and
  * the test's thread asserts gn_test_checks_ok() at its end.
  */
-#define GN_TEST_CHECK(cond, ...)                                                                  \
-    do {                                                                                          \
-        if (!(cond))                                                                              \
-            gn_test_check_failed(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                     \
+#define GN_TEST_CHECK(cond, ...)                                                                   \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            gn_test_check_failed(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                      \
     } while (0)
 void gn_test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -359,14 +359,15 @@ int cli_listen(int argc, char **argv)
     opts.loops = loops;
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
+    /* Handlers first: a supervisor may signal as soon as it reads the
+     * "listening on" line; and the threads of --loops, started by
+     * gn_listen, inherit the blocked signals. */
+    cli_catch_signals(loop);
     rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(loop);
         return cli_open_error(rc, err);
     }
-    /* Handlers first: a supervisor may signal as soon as it reads the
-     * "listening on" line. */
-    cli_catch_signals(loop);
     print_listening(listening.srv);
     gn_loop_run(loop);
     gn_server_close(listening.srv, 1000);
