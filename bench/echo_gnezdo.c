@@ -2,11 +2,11 @@
  * Echo benchmark, the library side: an echo server on gnezdo.  on_data
  * sends every byte back with gn_send and consumes it all.
  *
- *   echo_gnezdo ADDR [--count-allocs] [--cert FILE --key FILE]
+ *   echo_gnezdo ADDR [--count-allocs] [--cert FILE --key FILE] [--loops N]
  *
  * ADDR is any gnezdo stream address: 127.0.0.1:0, unix:/path,
  * tls://127.0.0.1:0 (which needs --cert and --key, handed to gnezdo as
- * gn_options.tls).
+ * gn_options.tls).  --loops N serves on N loops (gn_options.loops).
  * Prints "listening on ADDR" (the bound address, so port 0 works) on
  * stdout and "backend NAME" (gn_loop_backend: what GN_BACKEND asked for
  * may not exist yet) on stderr, and runs until SIGTERM or SIGINT, then
@@ -146,11 +146,14 @@ int main(int argc, char **argv)
             tls.cert_file = argv[++i];
         else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
             tls.key_file = argv[++i];
+        else if (strcmp(argv[i], "--loops") == 0 && i + 1 < argc)
+            opts.loops = strtoul(argv[++i], NULL, 10);
         else
             argc = 0; /* usage */
     }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s ADDR [--count-allocs] [--cert FILE --key FILE]\n", argv[0]);
+        fprintf(stderr, "usage: %s ADDR [--count-allocs] [--cert FILE --key FILE] [--loops N]\n",
+                argv[0]);
         return 2;
     }
     if (tls.cert_file || tls.key_file)

@@ -6,7 +6,8 @@
 int fuzz_parse_listen_args(int argc, char **argv, const char **addr, size_t *threads)
 {
     enum listen_mode mode;
-    int rc = parse_listen_args(argc, argv, addr, &mode, threads);
+    size_t loops;
+    int rc = parse_listen_args(argc, argv, addr, &mode, threads, &loops);
 
     /* listen checks its TLS flags next, as a server. */
     return rc ? rc : cli_check_tls_flags(*addr, true);

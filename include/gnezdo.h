@@ -924,6 +924,10 @@ typedef struct gn_options {
                                          (see gn_framing); {0}: bytes to on_data.
                                          max_input grows to hold the longest
                                          message with its framing bytes */
+    size_t loops;                     /* gn_listen: serve on this many loops, the
+                                         server's own and loops-1 threads it starts
+                                         (up to 256); 0 or 1: the server's loop
+                                         alone.  See "Servers on several loops" */
     const char *proxy;                /* client: reach the target through this
                                          proxy: "socks5://[user:pass@]host[:port]"
                                          (the name resolved here),
@@ -941,7 +945,7 @@ typedef struct gn_options {
                                            connection (see Rate limits); 0: none */
     uint64_t write_rate_limit;          /* bytes per second written to each
                                            connection; 0: none */
-    GN_RESERVED(4);
+    GN_RESERVED(3);
 } gn_options;
 
 /* ------------------------------------------------------------------------
@@ -1004,6 +1008,31 @@ GN_API int gn_server_get_endpoint(const gn_server *srv, size_t i, gn_endpoint *o
 GN_API gn_loop *gn_server_loop(const gn_server *srv);
 GN_API void *gn_server_user_data(const gn_server *srv);
 GN_API void gn_server_set_user_data(gn_server *srv, void *data);
+
+/*
+ * Servers on several loops: gn_options.loops = N > 1 makes gn_listen's
+ * loop the server's loop 0 and starts N-1 more loops, each on a thread
+ * the server owns.  Loop 0 accepts every client and hands it to the loop
+ * serving the fewest connections (itself included); that loop runs all
+ * of the connection's handlers, on its thread, so handlers must guard
+ * data they share.  TCP, Unix and TLS addresses alike; per-connection
+ * options (limits, idle timeout, TLS) are as with one loop; max_conns
+ * counts the whole server.  gn_conn_loop gives a connection's loop,
+ * gn_server_loop loop 0.
+ * Threads: gn_server_close, gn_server_conn_count and gn_server_foreach
+ * may be called on loop 0's thread or in any handler of the server.
+ * gn_server_foreach stops the server's other loops between two batches
+ * of events while fn runs on the calling thread, so fn may send on or
+ * close any connection as with one loop (a broadcast stalls every loop
+ * for its length); it waits for each loop to reach that point, loop 0
+ * too, which must therefore be running (gn_loop_run) or be the caller.
+ * gn_server_close stops accepting at once (from another loop's handler:
+ * as soon as loop 0 runs), closes each loop's connections on that loop's
+ * thread with the same grace, and once every connection is gone joins
+ * the threads and frees their loops; gn_loop_run(loop 0) keeps running
+ * until then.  gn_loop_free(loop 0) aborts every connection and joins
+ * the threads before it returns.
+ */
 
 /* ------------------------------------------------------------------------
  * Client sockets

@@ -7,6 +7,8 @@
 #ifndef GN_SERVER_H
 #define GN_SERVER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "conn.h"
@@ -39,8 +41,9 @@ struct gn_server {
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
     struct gn__conn_profile prof; /* its connections' handlers and options */
-    struct gn__list conns;        /* every connection not yet finalized */
-    size_t live;                  /* of those, the ones not closed */
+    struct gn__list conns;        /* every connection not yet finalized
+                                     (one loop; with several, the shards') */
+    atomic_size_t live;           /* of those, the ones not closed */
     bool closing;
     bool accept_paused;
     bool free_queued;
@@ -50,6 +53,8 @@ struct gn_server {
     struct gn__deferred free_later;
     struct gn__threads *threads; /* set for a threaded server */
     struct gn__tls_config *tls;  /* set for a tls:// server */
+    struct gn__loops *loops;     /* set for a server on several loops */
+    uint32_t close_grace_ms;     /* gn_server_close's, for every loop */
 };
 
 /* A server of kind listening on address (parsed, options resolved, TLS
@@ -76,5 +81,77 @@ void gn__unix_unlink(struct listener *l);
  * refuse_one spends it on one waiting client (accept, close) and takes
  * it again.  false when there is no spare. */
 bool gn__server_refuse_one(gn_server *srv, int listen_fd);
+
+/* ---- several loops (server_loops.c) ------------------------------------ */
+
+/* One loop's part of a server on several loops: the connections that loop
+ * serves.  Shard 0 is the server's own loop (loop 0, which accepts); the
+ * others run on threads the server owns.  conns, grace_timer and closing
+ * are touched on the shard's own thread only, or by the thread that
+ * stopped the world (gn__loops_stop_world). */
+struct gn__shard {
+    gn_server *srv;
+    gn_loop *loop;
+    size_t index;
+    struct gn__list conns;
+    atomic_size_t live; /* counted in by loop 0, out by its own loop */
+    uint64_t grace_timer;
+    bool closing;
+    bool keepalive;        /* holds a reference on its loop until closing */
+    bool exited;           /* under the lock: its thread left its loop */
+    uint64_t parked_epoch; /* under the lock: the last stop it parked for */
+    pthread_t tid;
+    bool started;
+};
+
+struct gn__loops {
+    size_t n;
+    struct gn__shard *shards;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t running;  /* threads still in their loops */
+    size_t pending0; /* tasks posted to loop 0 that have not run */
+    bool abandoned;  /* gn__loops_start failed: tell loop 0 nothing */
+    /* Stopping the world: who stopped it (SIZE_MAX: nobody), how many
+     * times inside itself, which stop, how many shards are parked for it. */
+    size_t owner, depth, parked;
+    uint64_t epoch;
+    size_t next;                     /* loop 0's: where the search for the least loaded starts */
+    void (*settled)(gn_server *srv); /* loop 0: a task of its ran; srv may be done */
+    void (*close0)(gn_server *srv, uint32_t grace_ms); /* gn_server_close on loop 0 */
+    uint32_t close0_grace;                             /* under the lock */
+};
+
+/* Make loops 1..n-1 (on loop 0's backend) and start their threads; each
+ * loop is kept running until its shard closes.  settled runs on loop 0
+ * after each task posted there; close0 is gn_server_close's work there.
+ * 0 or a code (everything undone). */
+int gn__loops_start(gn_server *srv, size_t n, void (*settled)(gn_server *srv),
+                    void (*close0)(gn_server *srv, uint32_t grace_ms));
+/* Join the threads (all must have left their loops) and free the loops. */
+void gn__loops_free(gn_server *srv);
+/* The shard of loop; that of the calling thread (shard 0 on any thread
+ * the server does not own). */
+struct gn__shard *gn__loops_shard(gn_server *srv, const gn_loop *loop);
+struct gn__shard *gn__loops_current(gn_server *srv);
+/* Loop 0: the shard with the fewest live connections. */
+struct gn__shard *gn__loops_pick(gn_server *srv);
+/* gn_server_close from a thread other than loop 0's: close0 runs on
+ * loop 0 soon (a task, counted until it has run). */
+void gn__loops_close_on_loop0(gn_server *srv, uint32_t grace_ms);
+/* Drop shard s's hold on its loop: its thread ends once the loop has
+ * nothing left (on s's thread). */
+void gn__loops_release(struct gn__shard *s);
+/* Every thread has left its loop and loop 0 has run every task posted to
+ * it: the server may be freed. */
+bool gn__loops_done(gn_server *srv);
+/* Loop 0, its loop being freed: wait until every thread has left its
+ * loop (stopping for others meanwhile); tasks posted to loop 0 will not
+ * run. */
+void gn__loops_wait_exited(gn_server *srv);
+/* Pause every other shard's loop between two batches of events, so the
+ * caller may touch any connection; nests.  resume undoes one stop. */
+void gn__loops_stop_world(gn_server *srv);
+void gn__loops_resume_world(gn_server *srv);
 
 #endif

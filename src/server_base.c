@@ -215,6 +215,7 @@ bool gn__server_refuse_one(gn_server *srv, int listen_fd)
 
 void gn__server_free(gn_server *srv)
 {
+    gn__loops_free(srv);
     gn__server_close_listeners(srv);
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);

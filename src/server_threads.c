@@ -714,6 +714,11 @@ int gn_serve_threads(const char *address, gn_thread_fn handler, const gn_options
                                 "address, handler and out must not be NULL");
     if (!GN__RESERVED_CLEAR(topts))
         return gn__reserved_error("gn_thread_options", errbuf, errlen);
+    if (opts && opts->loops > 1)
+        return gn__errbuf_input(errbuf, errlen, GN_EINVAL, address, strlen(address),
+                                "loops: %zu: a threaded server has no loops (gn_listen has; "
+                                "gn_thread_options sizes this one)",
+                                opts->loops);
     rc = gn__server_open(NULL, &threads_kind, address, opts, &srv, errbuf, errlen);
     if (rc < 0)
         return rc;

@@ -196,14 +196,60 @@ gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
                           const gn_options *opts, char *text, size_t len)
 {
     char err[GN_ERRBUF_SIZE];
+    gn_options with_loops = opts ? *opts : (gn_options){0};
     gn_endpoint ep;
     gn_server *srv;
-    int rc = gn_listen(loop, addr, h, opts, &srv, err, sizeof(err));
+    int rc;
+
+    if (!with_loops.loops)
+        with_loops.loops = gn_test_loops();
+    rc = gn_listen(loop, addr, h, &with_loops, &srv, err, sizeof(err));
 
     cr_assert_eq(rc, 0, "gn_listen(%s): %s", addr, err);
     cr_assert_eq(gn_server_get_endpoint(srv, 0, &ep), 0);
     cr_assert_gt(gn_endpoint_format(&ep, text, len), 0);
     return srv;
+}
+
+static pthread_mutex_t checks_lock = PTHREAD_MUTEX_INITIALIZER;
+static int checks_failed;
+static char checks_first[512];
+
+void gn_test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    pthread_mutex_lock(&checks_lock);
+    if (checks_failed++ == 0) {
+        n = snprintf(checks_first, sizeof(checks_first), "%s:%d: %s: ", file, line, cond);
+        va_start(ap, fmt);
+        if (n > 0 && (size_t)n < sizeof(checks_first))
+            vsnprintf(checks_first + n, sizeof(checks_first) - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&checks_lock);
+}
+
+void gn_test_checks_ok(void)
+{
+    int failed;
+    char first[sizeof(checks_first)];
+
+    pthread_mutex_lock(&checks_lock);
+    failed = checks_failed;
+    memcpy(first, checks_first, sizeof(first));
+    checks_failed = 0;
+    checks_first[0] = '\0';
+    pthread_mutex_unlock(&checks_lock);
+    cr_expect_eq(failed, 0, "%d checks in handlers failed; the first: %s", failed, first);
+}
+
+size_t gn_test_loops(void)
+{
+    const char *env = getenv("GN_TEST_LOOPS");
+
+    return env ? strtoul(env, NULL, 10) : 0;
 }
 
 int gn_test_connect_fd(const char *text)

@@ -35,9 +35,33 @@ int gn_test_count_fds(void);
 #include "gnezdo.h"
 
 /* gn_test_listen - listen on addr with handlers; writes the actual address
- * ("127.0.0.1:40123") into text.  Fails the test on error. */
+ * ("127.0.0.1:40123") into text.  Fails the test on error.  Unless opts
+ * sets loops, the server has gn_test_loops() loops. */
 gn_server *gn_test_listen(gn_loop *loop, const char *addr, const gn_handlers *h,
                           const gn_options *opts, char *text, size_t len);
+
+/* gn_test_loops - the loops a test server asks for (gn_options.loops):
+ * GN_TEST_LOOPS from the environment (ctest runs some suites again with
+ * 2), else 0: the test's own loop alone. */
+size_t gn_test_loops(void);
+
+/*
+ * Checks inside handlers that may run on a server's other loops
+ * (GN_TEST_LOOPS): Criterion's cr_ macros talk to the runner and must not
+ * be called from two threads at once, so a handler records a failed
+ * check with GN_TEST_CHECK (thread-safe; the first message is kept) and
+ * the test's thread asserts gn_test_checks_ok() at its end.
+ */
+#define GN_TEST_CHECK(cond, ...)                                                                   \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            gn_test_check_failed(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                      \
+    } while (0)
+void gn_test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Asserts (on the test's thread) that no GN_TEST_CHECK failed, and
+ * forgets the failures for the next test. */
+void gn_test_checks_ok(void);
 
 /* gn_test_connect_fd - a blocking client socket connected to text
  * ("127.0.0.1:40123"), or -1. */

@@ -40,7 +40,7 @@ Test(abi, options_with_reserved_space_set_are_refused_by_every_server_and_client
     gn_loop *loop;
 
     cr_assert_eq(gn_loop_new(&loop), 0);
-    opts.reserved_[3] = 1;
+    opts.reserved_[2] = 1;
     cr_assert_eq(gn_listen(loop, "127.0.0.1:0", &h, &opts, &srv, err, sizeof(err)), GN_EINVAL);
     cr_assert(strstr(err, "gn_options") && strstr(err, "reserved"), "%s", err);
     cr_assert_eq(gn_connect(loop, "127.0.0.1:9", &h, &opts, &conn, err, sizeof(err)), GN_EINVAL);
@@ -50,7 +50,7 @@ Test(abi, options_with_reserved_space_set_are_refused_by_every_server_and_client
     cr_assert_eq(gn_serve_threads("127.0.0.1:0", echo_nothing, &opts, NULL, &srv, err, sizeof(err)),
                  GN_EINVAL);
 
-    opts.reserved_[3] = 0;
+    opts.reserved_[2] = 0;
     tls.reserved_[0] = 7;
     opts.tls = &tls;
     cr_assert_eq(gn_listen(loop, "127.0.0.1:0", &h, &opts, &srv, err, sizeof(err)), GN_EINVAL);

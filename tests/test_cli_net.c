@@ -275,3 +275,58 @@ Test(cli_net, chat_drops_a_member_that_never_reads, .timeout = 30)
     cr_expect(strstr(s.log, "dropped    127.0.0.1:"), "the lazy member is dropped: %s", s.log);
     cr_expect_eq(stop_listen(&s), 0);
 }
+
+/* `listen --chat --loops 2`: the members are spread over two loops and a
+ * line reaches each other member, wherever it is served; SIGTERM with
+ * every member still connected closes them and exits 0. */
+Test(cli_net, chat_on_two_loops_relays_to_members_on_both, .timeout = 30)
+{
+    char *listen[] = {GN_TEST_CLI, "listen", "127.0.0.1:0", "--chat", "--loops", "2", NULL};
+    struct gn_test_proc s;
+    struct gn_test_run run;
+
+    gn_test_spawn(&s, listen, NULL, true);
+    char *argv[] = {"/usr/bin/python3", "-c",
+                    "import socket,sys,time\n"
+                    "host,port=sys.argv[1].rsplit(':',1)\n"
+                    "m=[socket.create_connection((host,int(port)),timeout=5) for i in range(4)]\n"
+                    "time.sleep(0.3)\n"
+                    "m[0].sendall(b'hi all\\n')\n"
+                    "me='%s:%d' % m[0].getsockname()\n"
+                    "for b in m[1:]:\n"
+                    "    line=b''\n"
+                    "    while not line.endswith(b'\\n'):\n"
+                    "        piece=b.recv(1024)\n"
+                    "        assert piece, line\n"
+                    "        line+=piece\n"
+                    "    assert line.decode()==me+': hi all\\n', line\n"
+                    "print('ok', flush=True)\n"
+                    "sys.stdin.read()\n", /* members stay until stdin ends */
+                    s.addr, NULL};
+    struct gn_test_proc py;
+    char out_path[] = "/tmp/gnezdo-loops-chat-XXXXXX";
+    int out_fd = mkstemp(out_path);
+    char out[64] = "";
+
+    cr_assert_geq(out_fd, 0);
+    gn_test_spawn(&py, argv, out_path, false);
+    for (int i = 0; i < 100 && strstr(out, "ok") == NULL; i++) {
+        usleep(50000);
+        ssize_t n = pread(out_fd, out, sizeof(out) - 1, 0);
+        out[n > 0 ? n : 0] = '\0';
+    }
+    cr_expect(strstr(out, "ok") != NULL, "every member got the line: %s", py.log);
+    cr_expect_eq(stop_listen(&s), 0, "SIGTERM with members on both loops: exit 0");
+    gn_test_proc_wait(&py, 2000, true);
+    close(out_fd);
+    unlink(out_path);
+    cr_assert_eq(gn_test_cli(&run, "listen", "127.0.0.1:0", "--loops", "0", NULL), 0);
+    cr_expect_eq(run.status, 2);
+    cr_expect(strstr(run.err, "--loops '0' is not a count from 1 to 256"), "%s", run.err);
+    gn_test_run_free(&run);
+    cr_assert_eq(gn_test_cli(&run, "listen", "127.0.0.1:0", "--loops", "2", "--threads", "2", NULL),
+                 0);
+    cr_expect_eq(run.status, 2);
+    cr_expect(strstr(run.err, "choose one"), "%s", run.err);
+    gn_test_run_free(&run);
+}

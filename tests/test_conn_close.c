@@ -38,8 +38,8 @@ static void act(gn_conn *conn)
     if (sc.acted)
         return;
     sc.acted = true;
-    cr_expect_eq(fn[sc.action](conn), 0);
-    cr_expect_eq(fn[sc.action](conn), 0, "a second call is harmless");
+    GN_TEST_CHECK(fn[sc.action](conn) == 0);
+    GN_TEST_CHECK(fn[sc.action](conn) == 0, "a second call is harmless");
     sc.send_after = gn_send(conn, "x", 1);
 }
 
@@ -55,9 +55,9 @@ static void sc_accept(gn_conn *conn)
     uint64_t id;
 
     if (sc.place == IN_DRAIN)
-        cr_assert_eq(gn_send(conn, big, sizeof(big)), 0);
+        GN_TEST_CHECK(gn_send(conn, big, sizeof(big)) == 0);
     if (sc.place == IN_TIMER)
-        cr_assert_eq(gn_timer_start(gn_conn_loop(conn), 10, 0, act_later, conn, &id), 0);
+        GN_TEST_CHECK(gn_timer_start(gn_conn_loop(conn), 10, 0, act_later, conn, &id) == 0);
     if (sc.place == IN_ACCEPT)
         act(conn);
 }
@@ -124,6 +124,7 @@ static void run_scenario(enum place place, enum action action)
     cr_expect_eq(gn_loop_run(loop), 0);
     gn_loop_free(loop);
     cr_expect_eq(gn_test_count_fds(), fds);
+    gn_test_checks_ok();
 }
 
 Test(conn_close, every_close_in_on_accept_ends_in_one_on_close)
@@ -173,7 +174,7 @@ static size_t half_data(gn_conn *conn, const char *data, size_t len)
 static void half_end(gn_conn *conn)
 {
     half.ends++;
-    cr_expect_eq(gn_send(conn, "bye after your FIN", 18), 0, "we may still send");
+    GN_TEST_CHECK(gn_send(conn, "bye after your FIN", 18) == 0, "we may still send");
     gn_close(conn);
 }
 
@@ -220,13 +221,14 @@ Test(conn_close, peer_half_close_lets_the_server_answer_then_close)
     gn_server_close(srv, 0);
     gn_loop_run(loop);
     gn_loop_free(loop);
+    gn_test_checks_ok();
 }
 
 static void shut_on_accept(gn_conn *conn)
 {
-    cr_expect_eq(gn_send(conn, "one-way", 7), 0);
-    cr_expect_eq(gn_shutdown(conn), 0);
-    cr_expect_eq(gn_send(conn, "more", 4), GN_ECLOSED);
+    GN_TEST_CHECK(gn_send(conn, "one-way", 7) == 0);
+    GN_TEST_CHECK(gn_shutdown(conn) == 0);
+    GN_TEST_CHECK(gn_send(conn, "more", 4) == GN_ECLOSED);
 }
 
 Test(conn_close, our_half_close_sends_fin_and_keeps_reading)
@@ -257,6 +259,7 @@ Test(conn_close, our_half_close_sends_fin_and_keeps_reading)
     gn_server_close(srv, 0);
     gn_loop_run(loop);
     gn_loop_free(loop);
+    gn_test_checks_ok();
 }
 
 /* ---- reset ---------------------------------------------------------- */
@@ -272,7 +275,7 @@ static void reset_error(gn_conn *conn, int code, const char *message)
 {
     (void)conn;
     (void)message;
-    cr_expect_eq(code, reset_reason == 0 ? code : reset_reason);
+    GN_TEST_CHECK(code == (reset_reason == 0 ? code : reset_reason));
     reset_errors++;
 }
 
@@ -310,6 +313,7 @@ Test(conn_close, peer_reset_mid_transfer_is_reported_once)
     gn_server_close(srv, 0);
     gn_loop_run(loop);
     gn_loop_free(loop);
+    gn_test_checks_ok();
 }
 
 static void count_connect(gn_conn *conn)

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -15,7 +16,8 @@
 #include "gnezdo.h"
 #include "helpers.h"
 
-static int closes, last_reason, accepts;
+/* Atomic: with GN_TEST_LOOPS=2 the handlers run on two threads. */
+static atomic_int closes, last_reason, accepts;
 
 static void count_accept(gn_conn *conn)
 {

@@ -12,6 +12,11 @@
  *   3. Signal watchers: 4 threads, each creating loops that watch SIGUSR1
  *      and signal themselves, 50 rounds each, so the process-wide
  *      registry of dispositions is joined and left concurrently.
+ *   4. A server on three loops (gn_options.loops): 6 client threads
+ *      dialling and echoing, each echo counting every loop's connections
+ *      with gn_server_foreach and gn_server_conn_count from whichever
+ *      loop serves it, 4 holding connections open until a task on loop 0
+ *      closes the server, which joins the loops' threads.
  * Exits 0 when every exchange went through; TSan reports races itself.
  *   tsan_stress CERT_DIR   (from tests/make_certs.sh)
  */
@@ -260,6 +265,91 @@ static int signal_watchers(void)
     return atomic_load(&failures) == 0 ? 0 : 1;
 }
 
+/* ---- 4. a server on several loops --------------------------------------- */
+
+static char loops_addr[GN_ENDPOINT_STRLEN];
+static gn_server *loops_srv;
+static atomic_int loops_echoed, loops_clients_left;
+
+static size_t census_echo(gn_conn *c, const char *d, size_t n)
+{
+    int visited = 0;
+
+    gn_server_foreach(gn_conn_server(c), count, &visited); /* stops the other loops */
+    if (visited < 1 || gn_server_conn_count(gn_conn_server(c)) < 1)
+        atomic_fetch_add(&failures, 1);
+    gn_send(c, d, n);
+    return n;
+}
+
+static void close_loops_server(gn_loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    gn_server_close(loops_srv, 200);
+}
+
+static void *loops_client(void *arg)
+{
+    char err[GN_ERRBUF_SIZE], line[16];
+    size_t len;
+    gn_conn *c;
+
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        if (gn_dial(loops_addr, 3000, NULL, &c, err, sizeof(err)) < 0) {
+            atomic_fetch_add(&failures, 1);
+            continue;
+        }
+        if (gn_write_all(c, "hi\n", 3, 2000) == 0 &&
+            gn_read_line(c, line, sizeof(line), &len, 2000) == 1)
+            atomic_fetch_add(&loops_echoed, 1);
+        gn_close(c);
+    }
+    if (atomic_fetch_sub(&loops_clients_left, 1) == 1)
+        gn_loop_post(loop, close_loops_server, NULL);
+    return NULL;
+}
+
+static void *loops_holder(void *arg)
+{
+    char err[GN_ERRBUF_SIZE], buf[8];
+    gn_conn *c;
+
+    (void)arg;
+    if (gn_dial(loops_addr, 3000, NULL, &c, err, sizeof(err)) == 0) {
+        gn_read(c, buf, sizeof(buf), 10000); /* until the server closes */
+        gn_close(c);
+    }
+    return NULL;
+}
+
+static int several_loops(void)
+{
+    const gn_handlers h = {.on_data = census_echo};
+    gn_options o = {.loops = 3};
+    char err[GN_ERRBUF_SIZE];
+    gn_endpoint ep;
+    pthread_t t[10];
+
+    /* epoll, for the reason given in signal_rounds. */
+    if (gn_loop_new_backend(&loop, "epoll") < 0 ||
+        gn_listen(loop, "127.0.0.1:0", &h, &o, &loops_srv, err, sizeof(err)) < 0)
+        return fprintf(stderr, "%s\n", err), 1;
+    gn_server_get_endpoint(loops_srv, 0, &ep);
+    gn_endpoint_format(&ep, loops_addr, sizeof(loops_addr));
+    atomic_store(&loops_clients_left, 6);
+    for (int i = 0; i < 10; i++)
+        pthread_create(&t[i], NULL, i < 6 ? loops_client : loops_holder, NULL);
+    gn_loop_run(loop); /* until the server is closed and gone */
+    for (int i = 0; i < 10; i++)
+        pthread_join(t[i], NULL);
+    gn_loop_free(loop);
+    printf("several loops: %d echoed, %d failures\n", atomic_load(&loops_echoed),
+           atomic_load(&failures));
+    return atomic_load(&failures) == 0 && atomic_load(&loops_echoed) == 120 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -269,7 +359,8 @@ int main(int argc, char **argv)
     snprintf(ca, sizeof(ca), "%s/ca.pem", argv[1]);
     snprintf(cert, sizeof(cert), "%s/server.pem", argv[1]);
     snprintf(key, sizeof(key), "%s/server.key", argv[1]);
-    if (threaded_server() != 0 || event_loop() != 0 || signal_watchers() != 0)
+    if (threaded_server() != 0 || event_loop() != 0 || signal_watchers() != 0 ||
+        several_loops() != 0)
         return 1;
     printf("tsan_stress: ok\n");
     return 0;

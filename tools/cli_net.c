@@ -94,7 +94,9 @@ static size_t print_data(gn_conn *conn, const char *data, size_t len)
 {
     if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
         cli_output_failed();
-        gn_loop_stop(gn_conn_loop(conn)); /* nowhere to put what comes */
+        /* Nowhere to put what comes: stop the server's loop (loop 0 when
+         * there are several; this may be another's thread). */
+        gn_loop_stop(gn_server_loop(gn_conn_server(conn)));
     }
     return len;
 }
@@ -223,6 +225,23 @@ static int parse_threads(int argc, char **argv, int *i, size_t *threads)
     return 0;
 }
 
+/* "--loops N": N from 1 to 256 (gn_options.loops), else a usage error. */
+static int parse_loops(int argc, char **argv, int *i, size_t *loops)
+{
+    char *end;
+    unsigned long n;
+
+    if (*i + 1 >= argc)
+        return cli_usage_error("--loops needs a count, e.g. '--loops 2'");
+    errno = 0;
+    n = strtoul(argv[++*i], &end, 10);
+    if (errno || *end || end == argv[*i] || n < 1 || n > 256 ||
+        !isdigit((unsigned char)argv[*i][0]))
+        return cli_usage_error("--loops '%s' is not a count from 1 to 256", argv[*i]);
+    *loops = n;
+    return 0;
+}
+
 static enum listen_mode mode_of(const char *arg)
 {
     if (strcmp(arg, "--echo") == 0)
@@ -235,16 +254,21 @@ static enum listen_mode mode_of(const char *arg)
 }
 
 static int parse_listen_args(int argc, char **argv, const char **addr, enum listen_mode *mode,
-                             size_t *threads)
+                             size_t *threads, size_t *loops)
 {
     int rc;
 
     *addr = NULL;
     *mode = MODE_PRINT;
     *threads = 0;
+    *loops = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0) {
             rc = parse_threads(argc, argv, &i, threads);
+            if (rc)
+                return rc;
+        } else if (strcmp(argv[i], "--loops") == 0) {
+            rc = parse_loops(argc, argv, &i, loops);
             if (rc)
                 return rc;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
@@ -264,6 +288,8 @@ static int parse_listen_args(int argc, char **argv, const char **addr, enum list
         return cli_usage_error("listen needs an address, e.g. 'gnezdo listen :7000 --echo'");
     if (*threads && *mode == MODE_CHAT)
         return cli_usage_error("--chat runs on the event loop; drop --threads");
+    if (*threads && *loops)
+        return cli_usage_error("--loops and --threads are two kinds of server: choose one");
     return 0;
 }
 
@@ -321,7 +347,7 @@ int cli_listen(int argc, char **argv)
                                                         [MODE_CHAT] = CLI_THREADS_PRINT,
                                                         [MODE_DISCARD] = CLI_THREADS_DISCARD};
     const char *addr;
-    size_t threads;
+    size_t threads, loops;
     gn_loop *loop;
     int rc = cli_take_limit(&argc, argv);
 
@@ -330,16 +356,17 @@ int cli_listen(int argc, char **argv)
         return CLI_OK;
     }
     if (rc == 0)
-        rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads);
+        rc = parse_listen_args(argc, argv, &addr, &listening.mode, &threads, &loops);
     if (rc == 0)
         rc = cli_check_tls_flags(addr, true);
     if (rc)
         return rc;
     opts = cli_options(); /* with --limit */
     if (cli_is_dgram_address(addr, GN_PARSE_LISTEN)) {
-        if (threads || listening.mode == MODE_CHAT || cli_rate_limit)
+        if (threads || loops || listening.mode == MODE_CHAT || cli_rate_limit)
             return cli_usage_error("%s is for stream sockets, not '%s'",
                                    threads                       ? "--threads"
+                                   : loops                       ? "--loops"
                                    : listening.mode == MODE_CHAT ? "--chat"
                                                                  : "--limit",
                                    addr);
@@ -362,16 +389,21 @@ int cli_listen(int argc, char **argv)
         opts.framing = (gn_framing){.kind = GN_FRAMING_LINE, .max_message = CHAT_LINE_MAX};
         h.on_message = chat_message;
     }
+    /* With several loops the handlers run on several threads: each log
+     * line is one stdio call (locked, so lines stay whole), the chat's
+     * broadcast is gn_server_foreach, which pauses the other loops. */
+    opts.loops = loops;
     if (gn_loop_new(&loop) < 0)
         return cli_fail("cannot create an event loop");
+    /* Handlers first: a supervisor may signal as soon as it reads the
+     * "listening on" line; and the threads of --loops, started by
+     * gn_listen, inherit the blocked signals. */
+    cli_catch_signals(loop);
     rc = gn_listen(loop, addr, &h, &opts, &listening.srv, err, sizeof(err));
     if (rc < 0) {
         gn_loop_free(loop);
         return cli_open_error(rc, err);
     }
-    /* Handlers first: a supervisor may signal as soon as it reads the
-     * "listening on" line. */
-    cli_catch_signals(loop);
     print_listening(listening.srv);
     gn_loop_run(loop);
     gn_server_close(listening.srv, 1000);
