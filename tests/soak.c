@@ -23,8 +23,10 @@
  * still come back before the server's end.  A new connection takes its
  * place at once.  Resets and half-closes are a third each, closes the rest.
  *
- * After a warm-up (a quarter of SECONDS, at least 1 s) it reads the
- * server's resident memory (/proc/PID/statm); at the end again, then
+ * During a warm-up (a third of SECONDS, at least 2 s) it reads the
+ * server's resident memory (/proc/PID/statm) every 100 ms and keeps the
+ * highest, the level a server meeting this whole mix of sizes, endings
+ * and handshakes settles at; at the end it reads it again, then
  * closes every connection, waits (10 s at most) for the server's
  * descriptor count (/proc/PID/fd) to come back to what it was before the
  * first client, and asks the server to stop; the server frees its loop
@@ -32,7 +34,8 @@
  * one line of figures and exits 0; 1 when a byte came back wrong or
  * missing, a connection failed or stalled (30 s without progress), the
  * descriptors did not come back, or the resident memory at the end (or
- * after the close) is more than 10% above the warm-up's; 2 on bad
+ * after the close) is more than 10% above the warm-up's highest: memory
+ * that grows with the work done, not with the load at one moment; 2 on bad
  * arguments; 77 when BACKEND is not available here (io_uring refused).
  * SOAK_SEED=N replays the random choices (printed in the figures).
  *
@@ -244,9 +247,14 @@ static int server_main(const char *backend, const char *cert_dir, int control, i
 
 /* ---- the clients (this process) ---------------------------------------- */
 
+/* Readable always once connected; writable while the last write waited
+ * for room, or while a message has bytes left to write (a turn that
+ * ended on its round limit must come back, whatever comes in). */
 static void set_events(struct client *c)
 {
-    uint32_t ev = c->state == CONNECTING ? EPOLLOUT : EPOLLIN | (c->want_write ? EPOLLOUT : 0);
+    bool more = c->state == RUNNING && c->sent < c->msg_end;
+    uint32_t ev =
+        c->state == CONNECTING ? EPOLLOUT : EPOLLIN | (c->want_write || more ? EPOLLOUT : 0);
     struct epoll_event e = {.events = ev, .data.ptr = c};
 
     if (ev != c->events && epoll_ctl(g_ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
@@ -255,8 +263,14 @@ static void set_events(struct client *c)
 
 static int fail(const struct client *c, const char *what)
 {
-    fprintf(stderr, "soak: connection %llu (sent %llu, checked %llu): %s\n",
-            (unsigned long long)(c->seed ^ g_run_seed), (unsigned long long)c->sent,
+    static const char *const states[] = {"connecting", "handshake", "running", "draining"};
+    static const char *const endings[] = {"close", "reset", "half-close"};
+
+    fprintf(stderr,
+            "soak: connection %llu (%s, to end by %s, %u messages to go, sent %llu of %llu, "
+            "checked %llu): %s\n",
+            (unsigned long long)(c->seed ^ g_run_seed), states[c->state], endings[c->ending],
+            c->msgs_left, (unsigned long long)c->sent, (unsigned long long)c->msg_end,
             (unsigned long long)c->checked, what);
     ERR_print_errors_fp(stderr);
     return -1;
@@ -546,12 +560,13 @@ static SSL_CTX *client_ctx(const char *cert_dir)
     return ctx;
 }
 
-/* Keep every slot busy until end_ns; RSS after warm_ns into *warm_kb. */
+/* Keep every slot busy until end_ns.  Until warm_ns, *warm_kb follows
+ * the server's highest resident memory, read every 100 ms. */
 static int run_clients(struct client *clients, int conns, pid_t server, uint64_t warm_ns,
                        uint64_t end_ns, long *warm_kb)
 {
     struct epoll_event events[MAX_EVENTS];
-    uint64_t next_scan = now_ns() + 1000000000ull;
+    uint64_t next_scan = now_ns() + 1000000000ull, next_rss = 0;
 
     for (int i = 0; i < conns; i++)
         if (client_start(&clients[i]) < 0)
@@ -560,8 +575,12 @@ static int run_clients(struct client *clients, int conns, pid_t server, uint64_t
         uint64_t now = now_ns();
         int n;
 
-        if (*warm_kb < 0 && now >= warm_ns)
-            *warm_kb = rss_kb(server);
+        if (now < warm_ns && now >= next_rss) {
+            long kb = rss_kb(server);
+            if (kb > *warm_kb)
+                *warm_kb = kb;
+            next_rss = now + 100000000ull;
+        }
         if (now >= end_ns)
             return 0;
         if (now >= next_scan) { /* every connection must move */
@@ -681,8 +700,10 @@ int main(int argc, char **argv)
 
     t0 = now_ns();
     {
-        uint64_t warm = (uint64_t)(seconds * 0.25e9) < 1000000000ull ? 1000000000ull
-                                                                     : (uint64_t)(seconds * 0.25e9);
+        uint64_t warm = (uint64_t)(seconds * 1e9 / 3);
+
+        if (warm < 2000000000ull)
+            warm = 2000000000ull;
         if (run_clients(clients, conns, server, t0 + warm, t0 + (uint64_t)(seconds * 1e9),
                         &warm_kb) < 0)
             rc = 1;
