@@ -10,7 +10,8 @@
 #   make check-valgrind  the event-loop, blocking, datagram and TLS suites
 #                        under Valgrind's memcheck (VALGRIND_SUBSET=all|ci)
 #   make soak            500 connections of churn per backend and over TLS,
-#                        bytes, descriptors and memory checked (SOAK_SECONDS)
+#                        bytes, descriptors and memory checked (SOAK_SECONDS,
+#                        SOAK_TLS_SECONDS)
 #   make fuzz            the endpoint parser under libFuzzer (FUZZ_SECONDS)
 #   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
@@ -101,13 +102,16 @@ check-valgrind: build
 	@scripts/install-deps --valgrind
 	sh tests/valgrind.sh $(BUILD) $(VALGRIND_SUBSET) $(JOBS)
 
-# tests/soak.c for SOAK_SECONDS on each backend and over TLS (the
-# default backend); a backend this machine lacks is skipped (exit 77).
+# tests/soak.c for SOAK_SECONDS on each backend, then SOAK_TLS_SECONDS
+# over TLS (the default backend; its handshakes need a longer warm-up);
+# a backend this machine lacks is skipped (exit 77).
 SOAK_SECONDS ?= 15
+SOAK_TLS_SECONDS ?= $(SOAK_SECONDS)
 soak: build
 	sh tests/make_certs.sh $(BUILD)/soak-certs
-	@for conf in uring epoll poll "--tls $(BUILD)/soak-certs default"; do \
-		$(BUILD)/tests/soak $$conf $(SOAK_SECONDS); rc=$$?; \
+	@for conf in "uring $(SOAK_SECONDS)" "epoll $(SOAK_SECONDS)" "poll $(SOAK_SECONDS)" \
+		"--tls $(BUILD)/soak-certs default $(SOAK_TLS_SECONDS)"; do \
+		$(BUILD)/tests/soak $$conf; rc=$$?; \
 		if [ $$rc -eq 77 ]; then echo "soak: $$conf skipped: not available here"; \
 		elif [ $$rc -ne 0 ]; then echo "soak: $$conf failed"; exit 1; fi; \
 	done

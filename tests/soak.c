@@ -23,10 +23,13 @@
  * still come back before the server's end.  A new connection takes its
  * place at once.  Resets and half-closes are a third each, closes the rest.
  *
- * During a warm-up (a third of SECONDS, at least 2 s) it reads the
- * server's resident memory (/proc/PID/statm) every 100 ms and keeps the
- * highest, the level a server meeting this whole mix of sizes, endings
- * and handshakes settles at; at the end it reads it again, then
+ * During a warm-up it reads the server's resident memory
+ * (/proc/PID/statm) every 100 ms and keeps the highest, the level a
+ * server meeting this whole mix of sizes, endings and handshakes settles
+ * at.  The warm-up lasts a third of SECONDS (at least 2 s), and longer
+ * until every one of the N places has finished a connection (TLS
+ * handshakes make that slow on a busy machine), but not past two thirds
+ * of SECONDS.  At the end it reads the memory again, then
  * closes every connection, waits (10 s at most) for the server's
  * descriptor count (/proc/PID/fd) to come back to what it was before the
  * first client, and asks the server to stop; the server frees its loop
@@ -103,6 +106,9 @@ static int g_ep;
 static SSL_CTX *g_ctx;
 static struct sockaddr_in g_addr;
 static uint64_t g_rng, g_generation, g_run_seed;
+static struct client *g_clients;
+static bool g_cycled[MAX_CONNS]; /* the slot has finished a connection */
+static int g_cycled_count;
 static unsigned char g_wbuf[IO_CHUNK], g_rbuf[IO_CHUNK], g_want[IO_CHUNK];
 
 static uint64_t now_ns(void)
@@ -282,6 +288,10 @@ static int client_start(struct client *c)
     struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
     int one = 1;
 
+    if (c->active_ns && !g_cycled[c - g_clients]) { /* it had one before */
+        g_cycled[c - g_clients] = true;
+        g_cycled_count++;
+    }
     memset(c, 0, sizeof *c);
     c->seed = ++g_generation ^ g_run_seed;
     c->ending = (enum ending)rnd(3);
@@ -560,10 +570,12 @@ static SSL_CTX *client_ctx(const char *cert_dir)
     return ctx;
 }
 
-/* Keep every slot busy until end_ns.  Until warm_ns, *warm_kb follows
- * the server's highest resident memory, read every 100 ms. */
-static int run_clients(struct client *clients, int conns, pid_t server, uint64_t warm_ns,
-                       uint64_t end_ns, long *warm_kb)
+/* Keep every slot busy until end_ns.  During the warm-up (until
+ * warm_min, then until every slot has finished a connection, but not
+ * past warm_max) *warm_kb follows the server's highest resident memory,
+ * read every 100 ms; *warm_end_ns says when it ended. */
+static int run_clients(struct client *clients, int conns, pid_t server, uint64_t warm_min,
+                       uint64_t warm_max, uint64_t end_ns, long *warm_kb, uint64_t *warm_end_ns)
 {
     struct epoll_event events[MAX_EVENTS];
     uint64_t next_scan = now_ns() + 1000000000ull, next_rss = 0;
@@ -575,7 +587,11 @@ static int run_clients(struct client *clients, int conns, pid_t server, uint64_t
         uint64_t now = now_ns();
         int n;
 
-        if (now < warm_ns && now >= next_rss) {
+        if (!*warm_end_ns && now >= warm_max)
+            *warm_end_ns = now;
+        if (!*warm_end_ns && now >= warm_min && g_cycled_count >= conns)
+            *warm_end_ns = now;
+        if (!*warm_end_ns && now >= next_rss) {
             long kb = rss_kb(server);
             if (kb > *warm_kb)
                 *warm_kb = kb;
@@ -655,7 +671,7 @@ int main(int argc, char **argv)
     double seconds, growth;
     struct client *clients;
     struct rlimit rl;
-    uint64_t t0, t1;
+    uint64_t t0, t1, warm_end = 0;
     pid_t server;
 
     for (argv++, argc--; argc >= 2 && strncmp(argv[0], "--", 2) == 0; argv += 2, argc -= 2) {
@@ -698,14 +714,15 @@ int main(int argc, char **argv)
     if (!clients || g_ep < 0 || (cert_dir && !(g_ctx = client_ctx(cert_dir))))
         return 1;
 
+    g_clients = clients;
     t0 = now_ns();
     {
-        uint64_t warm = (uint64_t)(seconds * 1e9 / 3);
+        uint64_t run = (uint64_t)(seconds * 1e9), warm = run / 3;
 
         if (warm < 2000000000ull)
             warm = 2000000000ull;
-        if (run_clients(clients, conns, server, t0 + warm, t0 + (uint64_t)(seconds * 1e9),
-                        &warm_kb) < 0)
+        if (run_clients(clients, conns, server, t0 + warm, t0 + 2 * run / 3, t0 + run, &warm_kb,
+                        &warm_end) < 0)
             rc = 1;
     }
     t1 = now_ns();
@@ -726,13 +743,15 @@ int main(int argc, char **argv)
         warm_kb > 0 ? (double)(end_kb > closed_kb ? end_kb : closed_kb) / (double)warm_kb - 1 : 0;
     printf("soak: %s%s %.1f s conns=%d seed=%llu: connections=%llu (closes=%llu resets=%llu "
            "half_closes=%llu) messages=%llu bytes_checked=%llu (%.1f MB/s) "
-           "server_fds=%d->%d server_rss_kb: warm=%ld end=%ld closed=%ld (%+.1f%%)\n",
+           "server_fds=%d->%d server_rss_kb: warm=%ld (%.1f s) end=%ld closed=%ld (%+.1f%%)\n",
            backend, cert_dir ? "+tls" : "", (double)(t1 - t0) / 1e9, conns,
            (unsigned long long)g_run_seed, (unsigned long long)g_fig.connections,
            (unsigned long long)g_fig.closes, (unsigned long long)g_fig.resets,
            (unsigned long long)g_fig.half_closes, (unsigned long long)g_fig.messages,
            (unsigned long long)g_fig.bytes, (double)g_fig.bytes / ((double)(t1 - t0) / 1e3),
-           fds_before, fds_after, warm_kb, end_kb, closed_kb, growth * 100);
+           fds_before, fds_after, warm_kb,
+           warm_end ? (double)(warm_end - t0) / 1e9 : (double)(t1 - t0) / 1e9, end_kb, closed_kb,
+           growth * 100);
     if (g_fig.refused_ports)
         printf("soak: %llu connects found no free local port and were retried\n",
                (unsigned long long)g_fig.refused_ports);
