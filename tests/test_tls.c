@@ -389,7 +389,7 @@ static void reply_big(gn_conn *conn)
  * close right after dropped them (a peer reading slower than the server
  * writes lost the end).  Spurious EAGAIN (gn_faults_set) makes that
  * leftover certain rather than a matter of timing. */
-Test(tls, a_blocking_reply_reaches_a_slow_reader_whole_before_the_close, .timeout = 30)
+Test(tls, a_blocking_reply_reaches_a_slow_reader_whole_before_the_close, .timeout = 120)
 {
     static char got[BIG_REPLY];
     char addr[64], err[GN_ERRBUF_SIZE];

@@ -331,8 +331,8 @@ static void blocking_echo(gn_conn *conn)
     char buf[4096];
     ssize_t n;
 
-    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0)
-        if (gn_write_all(conn, buf, (size_t)n, 5000) < 0)
+    while ((n = gn_read(conn, buf, sizeof(buf), gn_test_ms(5000))) > 0)
+        if (gn_write_all(conn, buf, (size_t)n, gn_test_ms(5000)) < 0)
             break;
 }
 
@@ -342,10 +342,11 @@ static void blocking_count(gn_conn *conn)
     size_t total = 0;
     ssize_t n;
 
-    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0)
+    while ((n = gn_read(conn, buf, sizeof(buf), gn_test_ms(5000))) > 0)
         total += (size_t)n;
     snprintf(text, sizeof(text), "got %zu\n", total);
-    cr_expect_eq(gn_write_all(conn, text, strlen(text), 5000), 0, "write after the peer's FIN");
+    cr_expect_eq(gn_write_all(conn, text, strlen(text), gn_test_ms(5000)), 0,
+                 "write after the peer's FIN");
 }
 
 static gn_server *serve_threads(const struct transport *t, gn_thread_fn h, char *addr, size_t len)
@@ -375,18 +376,22 @@ Test(transports, blocking_echo_and_half_close_over_every_transport)
         gn_conn *conn;
         size_t len;
 
-        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(gn_write_all(conn, payload, sizeof(payload), 5000), 0, "%s", t[i].name);
-        cr_assert_eq(gn_read_exact(conn, back, sizeof(back), 5000), 0, "%s", t[i].name);
+        cr_assert_eq(gn_dial(addr, gn_test_ms(2000), &t[i].client, &conn, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_eq(gn_write_all(conn, payload, sizeof(payload), gn_test_ms(5000)), 0, "%s",
+                     t[i].name);
+        cr_assert_eq(gn_read_exact(conn, back, sizeof(back), gn_test_ms(5000)), 0, "%s", t[i].name);
         cr_expect_eq(memcmp(back, payload, sizeof(back)), 0, "%s", t[i].name);
         gn_close(conn);
         gn_server_close(srv, 1000);
 
         srv = serve_threads(&t[i], blocking_count, addr, sizeof(addr));
-        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(gn_write_all(conn, payload, 1000, 5000), 0);
+        cr_assert_eq(gn_dial(addr, gn_test_ms(2000), &t[i].client, &conn, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_eq(gn_write_all(conn, payload, 1000, gn_test_ms(5000)), 0);
         cr_assert_eq(gn_shutdown(conn), 0);
-        cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 5000), 1, "%s", t[i].name);
+        cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, gn_test_ms(5000)), 1, "%s",
+                     t[i].name);
         cr_expect_str_eq(line, "got 1000", "%s", t[i].name);
         gn_close(conn);
         gn_server_close(srv, 1000);
@@ -531,7 +536,7 @@ Test(transports, ipv6_only_listener_refuses_ipv4_and_dual_stack_shows_ipv4)
     snprintf(v4, sizeof(v4), "127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
     snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)gn_endpoint_port(&ep));
     cr_expect_eq(gn_dial(v4, 1000, NULL, &conn, err, sizeof(err)), GN_ECONNREFUSED, "%s", err);
-    cr_assert_eq(gn_dial(addr, 1000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(gn_dial(addr, gn_test_ms(1000), NULL, &conn, err, sizeof(err)), 0, "%s", err);
     gn_close(conn);
     gn_server_close(srv, 0);
 
