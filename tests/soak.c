@@ -93,6 +93,7 @@ struct client {
     uint64_t msg_end;   /* offset where the message being sent ends */
     unsigned msgs_left; /* messages still to start */
     bool want_write;    /* the last write (or handshake) waits for room */
+    bool notify_left;   /* TLS half-close: close_notify waits for room */
     uint32_t events;    /* what epoll watches */
     uint64_t active_ns; /* last progress */
 };
@@ -453,7 +454,28 @@ static long read_step(struct client *c)
     return n;
 }
 
-/* The next message, or the end: 1 the connection ended, 0 not. */
+/* Send TLS's half-close (close_notify), which a full socket may hold
+ * back: the alert then waits in OpenSSL for the next try.  0, or -1. */
+static int notify_step(struct client *c)
+{
+    int r;
+
+    if (!c->notify_left)
+        return 0;
+    r = SSL_shutdown(c->ssl);
+    if (r >= 0) {
+        c->notify_left = c->want_write = false;
+        return 0;
+    }
+    if (SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE) {
+        c->want_write = true;
+        return 0;
+    }
+    return fail(c, "SSL_shutdown failed");
+}
+
+/* The next message, or the end: 1 the connection ended, 0 not, -1
+ * failed. */
 static int next_step(struct client *c)
 {
     if (c->sent < c->msg_end || c->state == DRAINING)
@@ -480,12 +502,13 @@ static int next_step(struct client *c)
         client_end(c, false);
         return 1;
     case END_HALF:
-        if (c->ssl)
-            SSL_shutdown(c->ssl); /* close_notify: TLS's half-close */
-        else
-            shutdown(c->fd, SHUT_WR);
         c->state = DRAINING;
-        return 0;
+        if (!c->ssl) {
+            shutdown(c->fd, SHUT_WR); /* the kernel sends FIN after the data */
+            return 0;
+        }
+        c->notify_left = true;
+        return notify_step(c);
     }
     return 0;
 }
@@ -522,8 +545,12 @@ static int client_event(struct client *c)
             wr = write_step(c);
             if (wr < 0)
                 return -1;
+        } else if (notify_step(c) < 0) {
+            return -1;
         }
         ended = next_step(c);
+        if (ended < 0)
+            return -1;
         if (ended)
             return client_start(c);
         if (rd > 0 || wr > 0)
