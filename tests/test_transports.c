@@ -278,8 +278,8 @@ static void speak_when_joined(gn_loop *loop, uint64_t id, void *arg)
         return;
     gn_timer_cancel(loop, run->timer);
     say(loop, 0, &run->m[0]);
-    gn_timer_start(loop, 50, 0, say, &run->m[1], &id);
-    gn_timer_start(loop, 300, 0, stop_loop, NULL, &id);
+    gn_timer_start(loop, gn_test_ms(50), 0, say, &run->m[1], &id);
+    gn_timer_start(loop, gn_test_ms(300), 0, stop_loop, NULL, &id);
 }
 
 Test(transports, async_chat_over_every_transport)
@@ -309,7 +309,7 @@ Test(transports, async_chat_over_every_transport)
         }
         run = (struct chat_run){.srv = srv, .m = m};
         gn_timer_start(loop, 10, 10, speak_when_joined, &run, &run.timer);
-        gn_test_run_loop_for(loop, 5000);
+        gn_test_run_loop_for(loop, gn_test_ms(5000));
         cr_expect_eq(joined, 3, "%s", t[i].name);
         m[0].c.got[m[0].c.got_len] = m[1].c.got[m[1].c.got_len] = m[2].c.got[m[2].c.got_len] = 0;
         cr_expect_str_eq(m[0].c.got, "from b\n", "%s", t[i].name);
