@@ -10,11 +10,10 @@
 # ci:  the same on the epoll backend only, to fit CI's time.
 #
 # Not io_uring: Valgrind 3.19 knows io_uring's system calls but not what
-# the kernel does through the rings: it checks no buffer a submission
-# entry hands to the kernel, and does not see the kernel's writes into
-# the (mapped, so already "defined") receive buffers.  It would check
-# less there than on epoll and poll, which run the same connection code
-# (docs/reliability.md).
+# the kernel does through the rings: the receive buffers are mapped (so
+# "defined" from the start) and it never sees the kernel write them.  It
+# would check less there than on epoll and poll, which run the same
+# connection code (docs/reliability.md).
 #
 # Criterion runs each test in a child process it starts by exec'ing the
 # test binary again; --trace-children puts that child under memcheck
