@@ -7,6 +7,11 @@
 #   make check-sanitize  the tests again under ASan + UBSan
 #   make check-faults    the tests again on a hostile network (GNEZDO_FAULTS)
 #   make check-tsan      a threads stress run under ThreadSanitizer
+#   make check-valgrind  the event-loop, blocking, datagram and TLS suites
+#                        under Valgrind's memcheck (VALGRIND_SUBSET=all|ci)
+#   make soak            500 connections of churn per backend and over TLS,
+#                        bytes, descriptors and memory checked (SOAK_SECONDS,
+#                        SOAK_TLS_SECONDS)
 #   make fuzz            every libFuzzer target, FUZZ_SECONDS each (docs/testing.md)
 #   make check-abi       the shared library's ABI against abi/libgnezdo.abi
 #   make install         install into PREFIX (default /usr/local)
@@ -24,7 +29,7 @@ BUILD        ?= build
 CMAKE_FLAGS  ?=
 
 .PHONY: all deps build demo check check-sanitize check-faults check-abi abi-baseline fuzz \
-	install package check-package bench clean
+	install package check-package bench clean check-valgrind soak
 
 all: build
 
@@ -87,6 +92,29 @@ check-tsan: deps
 	for i in $$(seq 1 $(TSAN_RUNS)); do \
 		echo "tsan_stress: pass $$i of $(TSAN_RUNS)"; \
 		TSAN_OPTIONS=halt_on_error=1 timeout 300 build-tsan/tsan_stress build-tsan/certs || exit 1; \
+	done
+
+# Valgrind's memcheck over the event-loop suites (test_dgram and test_tls
+# among them) on epoll and poll, and the blocking suites: no error, no
+# definite or indirect leak (tests/valgrind.sh says how, and why not
+# io_uring).  VALGRIND_SUBSET=ci: epoll only, what CI has time for.
+VALGRIND_SUBSET ?= all
+check-valgrind: build
+	@scripts/install-deps --valgrind
+	sh tests/valgrind.sh $(BUILD) $(VALGRIND_SUBSET) $(JOBS)
+
+# tests/soak.c for SOAK_SECONDS on each backend, then SOAK_TLS_SECONDS
+# over TLS (the default backend; its handshakes need a longer warm-up);
+# a backend this machine lacks is skipped (exit 77).
+SOAK_SECONDS ?= 15
+SOAK_TLS_SECONDS ?= $(SOAK_SECONDS)
+soak: build
+	sh tests/make_certs.sh $(BUILD)/soak-certs
+	@for conf in "uring $(SOAK_SECONDS)" "epoll $(SOAK_SECONDS)" "poll $(SOAK_SECONDS)" \
+		"--tls $(BUILD)/soak-certs default $(SOAK_TLS_SECONDS)"; do \
+		$(BUILD)/tests/soak $$conf; rc=$$?; \
+		if [ $$rc -eq 77 ]; then echo "soak: $$conf skipped: not available here"; \
+		elif [ $$rc -ne 0 ]; then echo "soak: $$conf failed"; exit 1; fi; \
 	done
 
 fuzz:

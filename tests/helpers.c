@@ -429,3 +429,10 @@ const char *gn_test_cert_path(char *buf, size_t len, const char *file)
     snprintf(buf, len, "%s/%s", gn_test_certs(), file);
     return buf;
 }
+
+/* ---- Valgrind ---- */
+
+unsigned gn_test_ms(unsigned ms)
+{
+    return getenv("GN_TEST_VALGRIND") ? ms * 20u : ms;
+}

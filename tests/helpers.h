@@ -112,3 +112,12 @@ int gn_test_proc_wait(struct gn_test_proc *p, int ms, bool term);
  */
 const char *gn_test_certs(void);
 const char *gn_test_cert_path(char *buf, size_t len, const char *file);
+
+/* ---- Valgrind ---- */
+
+/*
+ * gn_test_ms - ms, or 20 times ms under Valgrind (tests/valgrind.sh sets
+ * GN_TEST_VALGRIND), where code runs many times slower: for a bound on
+ * work that must finish in time, never for a wait that is the point.
+ */
+unsigned gn_test_ms(unsigned ms);

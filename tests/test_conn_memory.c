@@ -152,6 +152,8 @@ Test(conn_memory, two_thousand_idle_connections_cost_less_than_1_MiB, .timeout =
 #ifdef GN_TEST_ASAN
     cr_skip_test("AddressSanitizer's redzones and quarantine are not the library's memory");
 #endif
+    if (getenv("GN_TEST_VALGRIND")) /* tests/valgrind.sh */
+        cr_skip_test("under Valgrind the resident memory holds its shadow memory too");
     raise_fd_limit();
     cr_assert_eq(gn_loop_new(&loop), 0);
     srv = gn_test_listen(loop, "127.0.0.1:0", &h, NULL, addr, sizeof(addr));

@@ -161,6 +161,14 @@ static void random_payload(char *buf, size_t len)
         buf[i] = (char)(rand() & 0xff);
 }
 
+/* Run loop until c's connection has closed, 10 s at most: a handshake
+ * under Valgrind takes far longer than on its own. */
+static void run_until_closed(gn_loop *loop, const struct client *c)
+{
+    for (int i = 0; i < 100 && !c->closed; i++)
+        gn_test_run_loop_for(loop, 100);
+}
+
 Test(transports, async_echo_over_every_transport)
 {
     struct transport t[8];
@@ -178,7 +186,7 @@ Test(transports, async_echo_over_every_transport)
         cr_assert_eq(gn_loop_new(&loop), 0);
         srv = gn_test_listen(loop, t[i].listen, &h, &t[i].server, addr, sizeof(addr));
         connect_client(loop, addr, &t[i], &c);
-        gn_test_run_loop_for(loop, 200);
+        run_until_closed(loop, &c);
         cr_expect(c.closed, "%s: client not done", t[i].name);
         cr_expect_eq(c.reason, 0, "%s: %s", t[i].name, gn_strerror(c.reason));
         cr_expect_eq(c.got_len, sizeof(payload), "%s", t[i].name);
@@ -204,7 +212,7 @@ Test(transports, async_half_close_over_every_transport)
         cr_assert_eq(gn_loop_new(&loop), 0);
         srv = gn_test_listen(loop, t[i].listen, &h, &t[i].server, addr, sizeof(addr));
         connect_client(loop, addr, &t[i], &c);
-        gn_test_run_loop_for(loop, 300);
+        run_until_closed(loop, &c);
         c.got[c.got_len] = '\0';
         cr_expect(c.closed, "%s", t[i].name);
         cr_expect_str_eq(c.got, "got 12\n", "%s", t[i].name);
@@ -270,8 +278,8 @@ static void speak_when_joined(gn_loop *loop, uint64_t id, void *arg)
         return;
     gn_timer_cancel(loop, run->timer);
     say(loop, 0, &run->m[0]);
-    gn_timer_start(loop, 50, 0, say, &run->m[1], &id);
-    gn_timer_start(loop, 300, 0, stop_loop, NULL, &id);
+    gn_timer_start(loop, gn_test_ms(50), 0, say, &run->m[1], &id);
+    gn_timer_start(loop, gn_test_ms(300), 0, stop_loop, NULL, &id);
 }
 
 Test(transports, async_chat_over_every_transport)
@@ -301,7 +309,7 @@ Test(transports, async_chat_over_every_transport)
         }
         run = (struct chat_run){.srv = srv, .m = m};
         gn_timer_start(loop, 10, 10, speak_when_joined, &run, &run.timer);
-        gn_test_run_loop_for(loop, 5000);
+        gn_test_run_loop_for(loop, gn_test_ms(5000));
         cr_expect_eq(joined, 3, "%s", t[i].name);
         m[0].c.got[m[0].c.got_len] = m[1].c.got[m[1].c.got_len] = m[2].c.got[m[2].c.got_len] = 0;
         cr_expect_str_eq(m[0].c.got, "from b\n", "%s", t[i].name);
@@ -323,8 +331,8 @@ static void blocking_echo(gn_conn *conn)
     char buf[4096];
     ssize_t n;
 
-    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0)
-        if (gn_write_all(conn, buf, (size_t)n, 5000) < 0)
+    while ((n = gn_read(conn, buf, sizeof(buf), gn_test_ms(5000))) > 0)
+        if (gn_write_all(conn, buf, (size_t)n, gn_test_ms(5000)) < 0)
             break;
 }
 
@@ -334,10 +342,11 @@ static void blocking_count(gn_conn *conn)
     size_t total = 0;
     ssize_t n;
 
-    while ((n = gn_read(conn, buf, sizeof(buf), 5000)) > 0)
+    while ((n = gn_read(conn, buf, sizeof(buf), gn_test_ms(5000))) > 0)
         total += (size_t)n;
     snprintf(text, sizeof(text), "got %zu\n", total);
-    cr_expect_eq(gn_write_all(conn, text, strlen(text), 5000), 0, "write after the peer's FIN");
+    cr_expect_eq(gn_write_all(conn, text, strlen(text), gn_test_ms(5000)), 0,
+                 "write after the peer's FIN");
 }
 
 static gn_server *serve_threads(const struct transport *t, gn_thread_fn h, char *addr, size_t len)
@@ -367,18 +376,22 @@ Test(transports, blocking_echo_and_half_close_over_every_transport)
         gn_conn *conn;
         size_t len;
 
-        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(gn_write_all(conn, payload, sizeof(payload), 5000), 0, "%s", t[i].name);
-        cr_assert_eq(gn_read_exact(conn, back, sizeof(back), 5000), 0, "%s", t[i].name);
+        cr_assert_eq(gn_dial(addr, gn_test_ms(2000), &t[i].client, &conn, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_eq(gn_write_all(conn, payload, sizeof(payload), gn_test_ms(5000)), 0, "%s",
+                     t[i].name);
+        cr_assert_eq(gn_read_exact(conn, back, sizeof(back), gn_test_ms(5000)), 0, "%s", t[i].name);
         cr_expect_eq(memcmp(back, payload, sizeof(back)), 0, "%s", t[i].name);
         gn_close(conn);
         gn_server_close(srv, 1000);
 
         srv = serve_threads(&t[i], blocking_count, addr, sizeof(addr));
-        cr_assert_eq(gn_dial(addr, 2000, &t[i].client, &conn, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(gn_write_all(conn, payload, 1000, 5000), 0);
+        cr_assert_eq(gn_dial(addr, gn_test_ms(2000), &t[i].client, &conn, err, sizeof(err)), 0,
+                     "%s", err);
+        cr_assert_eq(gn_write_all(conn, payload, 1000, gn_test_ms(5000)), 0);
         cr_assert_eq(gn_shutdown(conn), 0);
-        cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, 5000), 1, "%s", t[i].name);
+        cr_expect_eq(gn_read_line(conn, line, sizeof(line), &len, gn_test_ms(5000)), 1, "%s",
+                     t[i].name);
         cr_expect_str_eq(line, "got 1000", "%s", t[i].name);
         gn_close(conn);
         gn_server_close(srv, 1000);
@@ -523,7 +536,7 @@ Test(transports, ipv6_only_listener_refuses_ipv4_and_dual_stack_shows_ipv4)
     snprintf(v4, sizeof(v4), "127.0.0.1:%u", (unsigned)gn_endpoint_port(&ep));
     snprintf(addr, sizeof(addr), "[::1]:%u", (unsigned)gn_endpoint_port(&ep));
     cr_expect_eq(gn_dial(v4, 1000, NULL, &conn, err, sizeof(err)), GN_ECONNREFUSED, "%s", err);
-    cr_assert_eq(gn_dial(addr, 1000, NULL, &conn, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(gn_dial(addr, gn_test_ms(1000), NULL, &conn, err, sizeof(err)), 0, "%s", err);
     gn_close(conn);
     gn_server_close(srv, 0);
 
