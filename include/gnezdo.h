@@ -784,7 +784,9 @@ typedef struct gn_handlers {
     /* The output queue fell to the low watermark after being above it. */
     void (*on_drain)(gn_conn *conn);
     /* The peer finished sending (FIN).  When NULL, the connection closes
-     * after flushing; when set, it stays open for sending until gn_close. */
+     * after flushing; when set, it stays open for sending until gn_close.
+     * No byte arrives after it, but bytes on_data left unconsumed before
+     * it are offered to on_data again by gn_resume_reading. */
     void (*on_end)(gn_conn *conn);
     /* The connection failed: code says how and message names what, e.g.
      * "connect to 127.0.0.1:9: connection refused".  Runs just before

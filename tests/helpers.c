@@ -172,6 +172,21 @@ int gn_test_count_fds(void)
     return n - 1; /* the directory's own descriptor */
 }
 
+int gn_test_count_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+
+    if (!dir)
+        return -1;
+    while ((de = readdir(dir)))
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
 /* ---- async helpers ---- */
 #include <criterion/criterion.h>
 #include <netinet/in.h>

@@ -28,6 +28,8 @@ void gn_test_run_free(struct gn_test_run *run);
 
 /* gn_test_count_fds - how many descriptors this process has open. */
 int gn_test_count_fds(void);
+/* gn_test_count_threads - how many threads this process has now. */
+int gn_test_count_threads(void);
 
 #endif
 

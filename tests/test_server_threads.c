@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -26,27 +25,6 @@
 
 #include "gnezdo.h"
 #include "helpers.h"
-
-static uint64_t ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-
-    while (d && (e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
 
 static atomic_int running, peak, handler_results[4];
 
@@ -93,11 +71,11 @@ static gn_server *serve(gn_thread_fn h, const gn_options *opts, const gn_thread_
 static int read_reply(int fd, char *buf, size_t size, int ms)
 {
     size_t got = 0;
-    uint64_t end = ms_now() + (uint64_t)ms;
+    uint64_t end = gn_now_ms() + (uint64_t)ms;
 
     while (got < size - 1) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int left = (int)(end > ms_now() ? end - ms_now() : 0);
+        int left = (int)(end > gn_now_ms() ? end - gn_now_ms() : 0);
         ssize_t n;
 
         if (poll(&p, 1, left) <= 0)
@@ -135,7 +113,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
     enum { CLIENTS = 200 };
     gn_thread_options topts = {.max_threads = 16, .cache = 4};
     size_t most_backlog = 0;
-    int fds[CLIENTS], threads_before = count_threads(), fds_before = gn_test_count_fds();
+    int fds[CLIENTS], threads_before = gn_test_count_threads(), fds_before = gn_test_count_fds();
     char addr[64], msg[64], reply[64];
     gn_thread_stats st;
     gn_server *srv;
@@ -149,7 +127,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         cr_assert_eq(write(fds[i], msg, strlen(msg)), (ssize_t)strlen(msg));
     }
     /* 16 running and 64 queued: the rest wait in the kernel's backlog */
-    for (uint64_t end = ms_now() + 5000; ms_now() < end && most_backlog == 0; usleep(5000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end && most_backlog == 0; usleep(5000)) {
         gn_server_get_thread_stats(srv, &st);
         most_backlog = st.backlog;
     }
@@ -163,7 +141,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         cr_expect_leq(st.threads, 16);
         close(fds[i]); /* frees a thread for the next queued client */
     }
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(10000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(10000)) {
         gn_server_get_thread_stats(srv, &st);
         if (st.served == CLIENTS)
             break;
@@ -180,7 +158,7 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
     cr_expect_eq(st.refused, 0);
     cr_expect_eq(st.backlog, 0);
     gn_server_close(srv, 1000);
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
 }
 
@@ -197,7 +175,7 @@ Test(server_threads, a_sequence_of_clients_reuses_one_cached_thread)
         cr_assert_eq(read_reply(fd, reply, sizeof(reply), 5000), 2);
         close(fd);
         /* wait until the handler has returned and its thread is idle */
-        for (uint64_t end = ms_now() + 2000; ms_now() < end; usleep(1000)) {
+        for (uint64_t end = gn_now_ms() + 2000; gn_now_ms() < end; usleep(1000)) {
             gn_server_get_thread_stats(srv, &st);
             if (st.served == (uint64_t)i + 1 && st.idle == 1)
                 break;
@@ -243,7 +221,7 @@ static void reset_counters(void)
 
 static bool wait_running(int n)
 {
-    for (uint64_t end = ms_now() + 3000; ms_now() < end; usleep(2000))
+    for (uint64_t end = gn_now_ms() + 3000; gn_now_ms() < end; usleep(2000))
         if (atomic_load(&running) == n)
             return true;
     return false;
@@ -251,7 +229,7 @@ static bool wait_running(int n)
 
 static bool wait_stats(gn_server *srv, gn_thread_stats *st, bool (*cond)(const gn_thread_stats *st))
 {
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, st);
         if (cond(st))
             return true;
@@ -298,7 +276,7 @@ Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
     cr_expect(still_waiting(c, 300), "not refused");
     cr_expect_eq(gn_server_conn_count(srv), 2, "c not accepted yet");
     close(a); /* b gets the thread, c the queue */
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, &st);
         if (st.served == 1 && st.active == 1 && st.queued == 1)
             break;
@@ -307,7 +285,7 @@ Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
     cr_expect_eq(st.queued, 1, "c accepted once the queue had room");
     cr_expect_eq(st.backlog, 0);
     close(b);
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, &st);
         if (st.served == 2 && st.active == 1)
             break;
@@ -360,11 +338,11 @@ Test(server_threads, queue_timeout_closes_a_client_that_waited_too_long)
     srv = serve(hold, NULL, &topts, addr, sizeof(addr));
     a = gn_test_connect_fd(addr);
     cr_assert(wait_running(1));
-    t0 = ms_now();
+    t0 = gn_now_ms();
     b = gn_test_connect_fd(addr);
     cr_expect_eq(read_reply(b, buf, sizeof(buf), 10000), 0, "closed after its wait");
-    printf("queue_timeout_ms 200: closed after %llu ms\n", (unsigned long long)(ms_now() - t0));
-    cr_expect_geq(ms_now() - t0, 200, "not before it waited queue_timeout_ms");
+    printf("queue_timeout_ms 200: closed after %llu ms\n", (unsigned long long)(gn_now_ms() - t0));
+    cr_expect_geq(gn_now_ms() - t0, 200, "not before it waited queue_timeout_ms");
     gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.refused, 1);
     cr_expect_eq(st.active, 1, "the running client is still served");
@@ -418,10 +396,10 @@ Test(server_threads, idle_timeout_is_a_read_deadline)
     srv = serve(hold, &opts, NULL, addr, sizeof(addr));
     fd = gn_test_connect_fd(addr);
     cr_assert(wait_running(1));
-    t0 = ms_now();
+    t0 = gn_now_ms();
     cr_assert(wait_running(0));
     cr_expect_eq(atomic_load(&handler_results[2]), 1, "GN_NO_TIMEOUT read ended by idle timeout");
-    cr_expect_lt(ms_now() - t0, 1500);
+    cr_expect_lt(gn_now_ms() - t0, 1500);
     close(fd);
     gn_server_close(srv, 0);
 }
@@ -438,7 +416,7 @@ static void collect_remote(gn_conn *conn, void *arg)
 Test(server_threads, close_wakes_handlers_blocked_in_reads_and_joins_them)
 {
     char addr[64];
-    int fds[5], visited = 0, threads_before = count_threads(), fds_before = gn_test_count_fds();
+    int fds[5], visited = 0, threads_before = gn_test_count_threads(), fds_before = gn_test_count_fds();
     gn_server *srv;
     uint64_t t0;
 
@@ -450,12 +428,12 @@ Test(server_threads, close_wakes_handlers_blocked_in_reads_and_joins_them)
     cr_expect_eq(gn_server_conn_count(srv), 5);
     cr_expect_eq(gn_server_foreach(srv, collect_remote, &visited), 5);
     cr_expect_eq(visited, 5);
-    t0 = ms_now();
+    t0 = gn_now_ms();
     gn_server_close(srv, 0);
-    cr_expect_lt(ms_now() - t0, 1000);
+    cr_expect_lt(gn_now_ms() - t0, 1000);
     cr_expect_eq(atomic_load(&running), 0);
     cr_expect_eq(atomic_load(&handler_results[1]), 5, "every blocked read got GN_ECLOSED");
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     for (int i = 0; i < 5; i++)
         close(fds[i]);
     cr_expect_eq(gn_test_count_fds(), fds_before);
@@ -562,12 +540,12 @@ static void connect_burst(const char *addr, int *fds, int n)
 static bool send_within(int fd, const char *msg, int ms)
 {
     size_t len = strlen(msg), done = 0;
-    uint64_t end = ms_now() + (uint64_t)ms;
+    uint64_t end = gn_now_ms() + (uint64_t)ms;
 
     while (done < len) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         ssize_t n;
-        if (poll(&p, 1, (int)(end > ms_now() ? end - ms_now() : 0)) <= 0)
+        if (poll(&p, 1, (int)(end > gn_now_ms() ? end - gn_now_ms() : 0)) <= 0)
             return false;
         n = write(fd, msg + done, len - done);
         if (n < 0 && errno != EAGAIN)
@@ -584,7 +562,7 @@ Test(server_threads, two_thousand_short_connections_in_a_burst_all_served, .time
     enum { CLIENTS = 2000 };
     static int fds[CLIENTS];
     gn_thread_options topts = {.max_threads = 16};
-    int served = 0, threads_before = count_threads(), fds_before;
+    int served = 0, threads_before = gn_test_count_threads(), fds_before;
     char addr[64], reply[16];
     gn_thread_stats st;
     gn_server *srv;
@@ -593,7 +571,7 @@ Test(server_threads, two_thousand_short_connections_in_a_burst_all_served, .time
     want_fds(CLIENTS + 1000);
     fds_before = gn_test_count_fds();
     srv = serve(echo_lines, NULL, &topts, addr, sizeof(addr));
-    t0 = ms_now();
+    t0 = gn_now_ms();
     connect_burst(addr, fds, CLIENTS);
     for (int i = 0; i < CLIENTS; i++) {
         if (send_within(fds[i], "ping\n", 20000) &&
@@ -602,9 +580,9 @@ Test(server_threads, two_thousand_short_connections_in_a_burst_all_served, .time
         close(fds[i]);
     }
     printf("2000 short connections: %d served in %llu ms\n", served,
-           (unsigned long long)(ms_now() - t0));
+           (unsigned long long)(gn_now_ms() - t0));
     cr_expect_eq(served, CLIENTS);
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(5000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(5000)) {
         gn_server_get_thread_stats(srv, &st);
         if (st.served == CLIENTS)
             break;
@@ -612,7 +590,7 @@ Test(server_threads, two_thousand_short_connections_in_a_burst_all_served, .time
     cr_expect_eq(st.served, CLIENTS);
     cr_expect_eq(st.refused, 0);
     gn_server_close(srv, 1000);
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
 }
 
@@ -630,7 +608,7 @@ Test(server_threads, silent_clients_hold_no_thread_with_wait_for_data, .timeout 
     static int fds[SILENT];
     gn_options opts = {.idle_timeout_ms = IDLE_MS};
     gn_thread_options topts = {.max_threads = 8, .wait_for_data = true};
-    int fresh, closed = 0, threads_before = count_threads(), fds_before;
+    int fresh, closed = 0, threads_before = gn_test_count_threads(), fds_before;
     char addr[64], reply[16];
     gn_thread_stats st;
     uint64_t t0, first, held_since, answered;
@@ -639,19 +617,19 @@ Test(server_threads, silent_clients_hold_no_thread_with_wait_for_data, .timeout 
     want_fds(2 * SILENT + 200);
     fds_before = gn_test_count_fds();
     srv = serve(echo_lines, &opts, &topts, addr, sizeof(addr));
-    first = ms_now();
+    first = gn_now_ms();
     for (int i = 0; i < SILENT; i++) {
         fds[i] = gn_test_connect_fd(addr);
         cr_assert_geq(fds[i], 0, "silent client %d", i);
     }
-    held_since = ms_now(); /* the last of them was accepted no earlier */
+    held_since = gn_now_ms(); /* the last of them was accepted no earlier */
     cr_assert(wait_stats(srv, &st, all_silent_watched), "watched %zu", st.watched);
     cr_expect_eq(st.threads, 0, "no thread for a silent client");
-    t0 = ms_now();
+    t0 = gn_now_ms();
     fresh = gn_test_connect_fd(addr);
     cr_assert_eq(write(fresh, "fresh\n", 6), 6);
     cr_expect_eq(read_reply(fresh, reply, sizeof(reply), IDLE_MS), 6, "answered");
-    answered = ms_now();
+    answered = gn_now_ms();
     printf("fresh client answered in %llu ms with %d silent clients held\n",
            (unsigned long long)(answered - t0), SILENT);
     gn_server_get_thread_stats(srv, &st);
@@ -665,13 +643,13 @@ Test(server_threads, silent_clients_hold_no_thread_with_wait_for_data, .timeout 
         close(fds[i]);
     }
     printf("silent clients closed %llu ms after they were held\n",
-           (unsigned long long)(ms_now() - held_since));
+           (unsigned long long)(gn_now_ms() - held_since));
     cr_expect_eq(closed, SILENT);
-    cr_expect_geq(ms_now() - first, IDLE_MS, "closed at the idle timeout, not before");
+    cr_expect_geq(gn_now_ms() - first, IDLE_MS, "closed at the idle timeout, not before");
     gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.watched, 0);
     cr_expect_eq(st.served, 1);
     gn_server_close(srv, 1000);
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
 }

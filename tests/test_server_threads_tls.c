@@ -8,7 +8,6 @@
  * accept); TLS 1.2 session-ID resumption (openssl s_client -reconnect).
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,27 +26,6 @@ static void paths(void)
     gn_test_cert_path(ca, sizeof(ca), "ca.pem");
     gn_test_cert_path(cert, sizeof(cert), "server.pem");
     gn_test_cert_path(key, sizeof(key), "server.key");
-}
-
-static uint64_t ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-
-    while (d && (e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
 }
 
 static gn_server *serve(gn_thread_fn h, uint32_t idle_ms, const gn_thread_options *topts,
@@ -142,13 +120,13 @@ Test(server_threads_tls, close_notify_when_the_handler_returns, .timeout = 60)
 {
     struct python_run py;
     char port[16];
-    int threads_before = count_threads(), fds_before = gn_test_count_fds();
+    int threads_before = gn_test_count_threads(), fds_before = gn_test_count_fds();
     gn_server *srv = serve(greet, 0, NULL, port, sizeof(port));
 
     python_start(&py, port, "");
     python_expect_clean(&py, "hello");
     gn_server_close(srv, 1000);
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
 }
 
@@ -209,7 +187,7 @@ Test(server_threads_tls, close_notify_on_server_close, .timeout = 60)
     atomic_store(&results[1], 0);
     srv = serve(echo, 0, NULL, port, sizeof(port));
     python_start(&py, port, "ping");
-    for (uint64_t end = ms_now() + 20000; ms_now() < end && atomic_load(&echoed) == 0;)
+    for (uint64_t end = gn_now_ms() + 20000; gn_now_ms() < end && atomic_load(&echoed) == 0;)
         usleep(5000);
     cr_assert_eq(atomic_load(&echoed), 1, "the client was served");
     gn_server_close(srv, 0); /* wakes the blocked read */
@@ -248,7 +226,7 @@ Test(server_threads_tls, silent_sockets_do_not_keep_a_tls_client_out, .timeout =
     enum { SILENT = 100 };
     gn_thread_options topts = {.max_threads = 8};
     char port[16], addr[64], tcp[64];
-    int fds[SILENT], threads_before = count_threads(), fds_before = gn_test_count_fds();
+    int fds[SILENT], threads_before = gn_test_count_threads(), fds_before = gn_test_count_fds();
     struct tls_client client = {.addr = addr};
     gn_thread_stats st;
     gn_server *srv = serve(echo, 0, &topts, port, sizeof(port));
@@ -261,25 +239,25 @@ Test(server_threads_tls, silent_sockets_do_not_keep_a_tls_client_out, .timeout =
         fds[i] = gn_test_connect_fd(tcp);
         cr_assert_geq(fds[i], 0);
     }
-    for (uint64_t end = ms_now() + 5000; ms_now() < end; usleep(2000)) {
+    for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end; usleep(2000)) {
         gn_server_get_thread_stats(srv, &st);
         if (st.watched == SILENT)
             break;
     }
     cr_expect_eq(st.watched, SILENT, "the silent sockets wait in their handshake");
     cr_expect_eq(st.threads, 0, "and hold no thread");
-    t0 = ms_now();
+    t0 = gn_now_ms();
     cr_assert_eq(pthread_create(&tid, NULL, tls_echo_once, &client), 0);
     pthread_join(tid, NULL);
     cr_expect_eq(client.rc, 0, "%s", client.err);
     printf("a TLS client served in %llu ms beside %d silent sockets\n",
-           (unsigned long long)(ms_now() - t0), SILENT);
+           (unsigned long long)(gn_now_ms() - t0), SILENT);
     gn_server_get_thread_stats(srv, &st);
     cr_expect_eq(st.watched, SILENT, "served while the silent sockets are still held");
     for (int i = 0; i < SILENT; i++)
         close(fds[i]);
     gn_server_close(srv, 1000);
-    cr_expect_eq(count_threads(), threads_before);
+    cr_expect_eq(gn_test_count_threads(), threads_before);
     cr_expect_eq(gn_test_count_fds(), fds_before);
 }
 
