@@ -157,24 +157,10 @@ void gn_test_run_free(struct gn_test_run *run)
     run->out = run->err = NULL;
 }
 
-int gn_test_count_fds(void)
+/* Entries of a /proc directory, "." and ".." not counted; -1 if unreadable. */
+static int count_entries(const char *path)
 {
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *de;
-    int n = 0;
-
-    if (!dir)
-        return -1;
-    while ((de = readdir(dir)))
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n - 1; /* the directory's own descriptor */
-}
-
-int gn_test_count_threads(void)
-{
-    DIR *dir = opendir("/proc/self/task");
+    DIR *dir = opendir(path);
     struct dirent *de;
     int n = 0;
 
@@ -187,11 +173,36 @@ int gn_test_count_threads(void)
     return n;
 }
 
+int gn_test_count_fds(void)
+{
+    int n = count_entries("/proc/self/fd");
+
+    return n < 0 ? n : n - 1; /* the directory's own descriptor */
+}
+
+int gn_test_count_threads(void)
+{
+    return count_entries("/proc/self/task");
+}
+
 /* ---- async helpers ---- */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
+
+unsigned gn_test_free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
 
 int gn_test_raw_listener(const char *prefix, char *addr, size_t len, int backlog)
 {

@@ -30,6 +30,9 @@ void gn_test_run_free(struct gn_test_run *run);
 int gn_test_count_fds(void);
 /* gn_test_count_threads - how many threads this process has now. */
 int gn_test_count_threads(void);
+/* gn_test_free_port - a loopback TCP port nothing listens on now (bound
+ * and closed again; another process may take it before it is used). */
+unsigned gn_test_free_port(void);
 
 #endif
 

@@ -151,24 +151,11 @@ Test(cli_net, chat_relays_a_line_to_the_other_client_with_its_sender)
     cr_expect_eq(stop_listen(&s), 0);
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
-    close(fd);
-    return port;
-}
-
 Test(cli_net, connect_talks_to_a_socat_server_and_half_closes_at_eof)
 {
     struct gn_test_run run;
     char listen_spec[96], target[64];
-    int port = free_port(), status;
+    int port = gn_test_free_port(), status;
     pid_t socat;
 
     /* The server upper-cases until EOF: it can only answer after our
@@ -196,7 +183,7 @@ Test(cli_net, connect_to_a_refused_port_exits_1_and_bad_addresses_exit_2)
     struct gn_test_run run;
     char target[64], want[128];
 
-    snprintf(target, sizeof(target), "127.0.0.1:%d", free_port());
+    snprintf(target, sizeof(target), "127.0.0.1:%d", gn_test_free_port());
     char *argv[] = {GN_TEST_CLI, "connect", target, NULL};
     cr_assert_eq(gn_test_run_argv(argv, NULL, 10000, &run), 0);
     cr_expect_eq(run.status, 1);

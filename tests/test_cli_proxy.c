@@ -17,19 +17,6 @@
 #include "gnezdo.h"
 #include "helpers.h"
 
-static unsigned free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void wait_accepting(unsigned port)
 {
     char addr[32];
@@ -98,7 +85,7 @@ static const char *expect_send_arrives(const char *how, const char *proxy_flag)
 
 Test(cli_proxy, send_goes_through_socks5_by_flag_and_http_connect_by_all_proxy, .timeout = 60)
 {
-    unsigned socks_port = free_port(), http_port;
+    unsigned socks_port = gn_test_free_port(), http_port;
     char port_text[8], url[64], conf_dir[] = "/tmp/gn_cli_tinyproxy_XXXXXX", conf[64], log[64];
     char seen[128], tinyproxy_log[4096] = "";
     const char *target;
@@ -117,7 +104,7 @@ Test(cli_proxy, send_goes_through_socks5_by_flag_and_http_connect_by_all_proxy, 
     gn_test_proc_read(&socks, 200);
     cr_expect(strstr(socks.log, seen), "microsocks carried it: %s", socks.log);
 
-    http_port = free_port();
+    http_port = gn_test_free_port();
     cr_assert_not_null(mkdtemp(conf_dir));
     snprintf(conf, sizeof(conf), "%s/tinyproxy.conf", conf_dir);
     snprintf(log, sizeof(log), "%s/tinyproxy.log", conf_dir);
@@ -177,7 +164,7 @@ static void expect_route(const char *target, const char *flag, const char *value
 Test(cli_proxy, the_environment_picks_the_proxy_as_curl_does, .timeout = 60)
 {
     char proxy[64], socks_route[80], http_route[80], tcp[64], tls[64], name[64];
-    unsigned dead = free_port(), closed = free_port();
+    unsigned dead = gn_test_free_port(), closed = gn_test_free_port();
 
     clear_proxy_env();
     snprintf(proxy, sizeof(proxy), "socks5://127.0.0.1:%u", dead);

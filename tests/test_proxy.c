@@ -24,19 +24,6 @@
 #define MICROSOCKS "/usr/bin/microsocks"
 #define TINYPROXY  "/usr/bin/tinyproxy"
 
-static unsigned free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void wait_accepting(struct gn_test_proc *p, unsigned port)
 {
     char addr[32];
@@ -57,7 +44,7 @@ static void wait_accepting(struct gn_test_proc *p, unsigned port)
 /* microsocks on a free loopback port, with -u/-P when user is set. */
 static unsigned start_microsocks(struct gn_test_proc *p, const char *user, const char *pass)
 {
-    unsigned port = free_port();
+    unsigned port = gn_test_free_port();
     char port_text[8];
     char *argv[] = {MICROSOCKS, "-i",         "127.0.0.1", "-p",         port_text,
                     "-u",       (char *)user, "-P",        (char *)pass, NULL};
@@ -76,7 +63,7 @@ static unsigned start_microsocks(struct gn_test_proc *p, const char *user, const
 static unsigned start_tinyproxy(struct gn_test_proc *p, const char *user, const char *pass)
 {
     char dir[] = "/tmp/gn_tinyproxy_XXXXXX", conf[64];
-    unsigned port = free_port();
+    unsigned port = gn_test_free_port();
     char *argv[] = {TINYPROXY, "-d", "-c", conf, NULL};
     FILE *f;
 
@@ -297,7 +284,7 @@ Test(proxy, socks5_target_refusing_is_connection_refused_by_the_proxys_target, .
     unsigned proxy_port = start_microsocks(&proxy, NULL, NULL);
     char target[64], url[128];
 
-    snprintf(target, sizeof(target), "127.0.0.1:%u", free_port()); /* nobody listens */
+    snprintf(target, sizeof(target), "127.0.0.1:%u", gn_test_free_port()); /* nobody listens */
     snprintf(url, sizeof(url), "socks5h://127.0.0.1:%u", proxy_port);
     expect_failure_both(target, url, GN_ECONNREFUSED,
                         "SOCKS5: connection refused by the proxy's target");
@@ -308,7 +295,7 @@ Test(proxy, a_proxy_that_is_down_is_named_in_the_error, .timeout = 30)
 {
     char url[128];
 
-    snprintf(url, sizeof(url), "socks5h://127.0.0.1:%u", free_port());
+    snprintf(url, sizeof(url), "socks5h://127.0.0.1:%u", gn_test_free_port());
     expect_failure_both("127.0.0.1:9", url, GN_ECONNREFUSED, "via socks5h proxy 127.0.0.1:");
 }
 
@@ -345,7 +332,7 @@ Test(proxy, http_proxy_refusals_come_back_with_the_proxys_status, .timeout = 60)
     snprintf(url, sizeof(url), "http://alice:wrong@127.0.0.1:%u", proxy_port);
     expect_failure_both(target, url, GN_EPROXY, "HTTP proxy: 40");
     snprintf(url, sizeof(url), "http://alice:s3cret@127.0.0.1:%u", proxy_port);
-    snprintf(target, sizeof(target), "127.0.0.1:%u", free_port()); /* nobody listens */
+    snprintf(target, sizeof(target), "127.0.0.1:%u", gn_test_free_port()); /* nobody listens */
     expect_failure_both(target, url, GN_EPROXY, "HTTP proxy: 5");
     stop(&proxy);
     stop(&echo);

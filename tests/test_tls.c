@@ -81,23 +81,6 @@ Test(tls, openssl_s_client_against_the_event_loop_and_threaded_servers)
     cr_expect_eq(gn_test_proc_wait(&srv, 3000, true), 0, "%s", srv.log);
 }
 
-/* A port nothing listens on, found by listening and stopping again. */
-static int free_port(void)
-{
-    char err[GN_ERRBUF_SIZE];
-    gn_server *srv;
-    gn_endpoint ep;
-    int port;
-
-    cr_assert_eq(
-        gn_serve_threads("127.0.0.1:0", (gn_thread_fn)abort, NULL, NULL, &srv, err, sizeof(err)),
-        0);
-    gn_server_get_endpoint(srv, 0, &ep);
-    port = gn_endpoint_port(&ep);
-    gn_server_close(srv, 0);
-    return port;
-}
-
 Test(tls, gnezdo_clients_against_openssl_s_server)
 {
     char accept_arg[32], addr[64], err[GN_ERRBUF_SIZE], line[64];
@@ -110,7 +93,7 @@ Test(tls, gnezdo_clients_against_openssl_s_server)
     int rc = GN_ECONNREFUSED, port;
 
     paths();
-    port = free_port();
+    port = gn_test_free_port();
     snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
     snprintf(addr, sizeof(addr), "tls://localhost:%d", port);
     /* -rev: s_server answers each line reversed */
@@ -811,7 +794,7 @@ Test(tls, peers_with_only_tls_1_0_or_1_1_hear_that_gnezdo_needs_1_2, .timeout = 
 
     /* an old server: the client's error says it */
     tls = (gn_tls_options){.ca_file = ca};
-    port = free_port();
+    port = gn_test_free_port();
     snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
     snprintf(addr, sizeof(addr), "tls://localhost:%d", port);
     char *argv[] = {"/usr/bin/openssl",
