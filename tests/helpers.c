@@ -204,6 +204,22 @@ unsigned gn_test_free_port(void)
     return ntohs(sin.sin_port);
 }
 
+bool gn_test_port_accepts(unsigned port)
+{
+    char addr[32];
+
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    for (int i = 0; i < 250; i++) {
+        int fd = gn_test_connect_fd(addr);
+        if (fd >= 0) {
+            close(fd);
+            return true;
+        }
+        usleep(20000);
+    }
+    return false;
+}
+
 int gn_test_raw_listener(const char *prefix, char *addr, size_t len, int backlog)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -33,6 +33,9 @@ int gn_test_count_threads(void);
 /* gn_test_free_port - a loopback TCP port nothing listens on now (bound
  * and closed again; another process may take it before it is used). */
 unsigned gn_test_free_port(void);
+/* gn_test_port_accepts - whether something accepts on 127.0.0.1:port
+ * within about 5 s (a peer program the test started). */
+bool gn_test_port_accepts(unsigned port);
 
 #endif
 

@@ -19,18 +19,8 @@
 
 static void wait_accepting(unsigned port)
 {
-    char addr[32];
-
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    for (int i = 0; i < 250; i++) {
-        int fd = gn_test_connect_fd(addr);
-        if (fd >= 0) {
-            close(fd);
-            return;
-        }
-        usleep(20000);
-    }
-    cr_assert_fail("nothing accepts on %s", addr);
+    if (!gn_test_port_accepts(port))
+        cr_assert_fail("nothing accepts on 127.0.0.1:%u", port);
 }
 
 static void clear_proxy_env(void)

@@ -26,19 +26,10 @@
 
 static void wait_accepting(struct gn_test_proc *p, unsigned port)
 {
-    char addr[32];
-
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    for (int i = 0; i < 250; i++) {
-        int fd = gn_test_connect_fd(addr);
-        if (fd >= 0) {
-            close(fd);
-            return;
-        }
-        usleep(20000);
-    }
+    if (gn_test_port_accepts(port))
+        return;
     gn_test_proc_read(p, 100);
-    cr_assert_fail("the proxy never accepted on %s: %s", addr, p->log);
+    cr_assert_fail("the proxy never accepted on 127.0.0.1:%u: %s", port, p->log);
 }
 
 /* microsocks on a free loopback port, with -u/-P when user is set. */
