@@ -19,10 +19,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "blocking.h"
+#include "wakeup.h"
 
 static pthread_mutex_t deadline_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -35,7 +35,7 @@ static _Thread_local int thread_wake = -1;
 
 static void close_wake(void *fd_plus_one)
 {
-    close((int)(intptr_t)fd_plus_one - 1);
+    gn__wakeup_close((int)(intptr_t)fd_plus_one - 1);
 }
 
 static void make_wake_key(void)
@@ -54,32 +54,15 @@ static int wake_fd(void)
     pthread_once(&wake_key_once, make_wake_key);
     if (!wake_key_made)
         return -1;
-    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    fd = gn__wakeup_open();
     if (fd >= 0 && pthread_setspecific(wake_key, (void *)(intptr_t)(fd + 1)) != 0) {
-        close(fd);
+        gn__wakeup_close(fd);
         fd = -1;
     }
     thread_wake = fd;
     return fd;
 }
 
-/* Wake the thread waiting on fd.  A full counter is still readable, so
- * EAGAIN loses nothing. */
-static void wake(int fd)
-{
-    static const uint64_t one = 1;
-
-    while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
-}
-
-static void drain(int fd)
-{
-    uint64_t count;
-
-    while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR)
-        ;
-}
 
 /* ---- deadlines ------------------------------------------------------ */
 
@@ -143,7 +126,7 @@ int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__d
         if (n > 0 && p[0].revents)
             return 0; /* errors and hang-ups show in the next call */
         if (n > 0 && p[1].revents)
-            drain(wake); /* a deadline moved: take it */
+            gn__wakeup_drain(wake); /* a deadline moved: take it */
         else if (n < 0 && err != EINTR)
             return gn_error_from_errno(err);
     }
@@ -162,7 +145,7 @@ int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)
             continue;
         conn->ext->deadline[dir] = deadline_ms;
         if (conn->ext->waiter[dir] > 0)
-            wake(conn->ext->waiter[dir] - 1);
+            gn__wakeup_signal(conn->ext->waiter[dir] - 1);
     }
     pthread_mutex_unlock(&deadline_lock);
     return 0;

@@ -7,32 +7,24 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "faults.h"
 #include "idle.h"
 #include "loop.h"
+#include "wakeup.h"
 
 static void wakeup_drain(gn_loop *loop, struct gn__io *io, unsigned events)
 {
-    uint64_t count;
-
     (void)loop;
     (void)events;
-    while (read(io->fd, &count, sizeof(count)) < 0 && errno == EINTR)
-        ;
+    gn__wakeup_drain(io->fd);
 }
 
 static void wakeup_signal(gn_loop *loop)
 {
-    uint64_t one = 1;
-
-    /* Only EINTR is worth retrying: EAGAIN means the counter is already
-     * non-zero, so the loop will wake anyway. */
-    while (write(loop->wakeup.fd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    gn__wakeup_signal(loop->wakeup.fd);
 }
 
 /* Backends in order of preference; a loop takes the first that starts
@@ -115,11 +107,9 @@ static int loop_init(gn_loop *loop, size_t backend)
         return rc;
     if (pthread_mutex_init(&loop->tasks_lock, NULL) != 0)
         goto out_free_timers;
-    loop->wakeup.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (loop->wakeup.fd < 0) {
-        rc = gn_error_from_errno(errno);
+    loop->wakeup.fd = rc = gn__wakeup_open();
+    if (rc < 0)
         goto out_destroy_lock;
-    }
     loop->wakeup.cb = wakeup_drain;
     rc = backend_init(loop, backend);
     if (rc < 0)
@@ -131,7 +121,7 @@ static int loop_init(gn_loop *loop, size_t backend)
 out_destroy_backend:
     loop->backend->destroy(loop);
 out_close_wakeup:
-    close(loop->wakeup.fd);
+    gn__wakeup_close(loop->wakeup.fd);
 out_destroy_lock:
     pthread_mutex_destroy(&loop->tasks_lock);
 out_free_timers:
@@ -369,7 +359,7 @@ void gn_loop_free(gn_loop *loop)
     gn__timers_free(loop);
     free_tasks(loop);
     gn__io_watch(loop, &loop->wakeup, 0);
-    close(loop->wakeup.fd);
+    gn__wakeup_close(loop->wakeup.fd);
     loop->backend->destroy(loop);
     pthread_mutex_destroy(&loop->tasks_lock);
     free(loop->read_buf);

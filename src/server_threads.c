@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +42,7 @@
 #include "reserved.h"
 #include "server.h"
 #include "tls.h"
+#include "wakeup.h"
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_CACHE       8
@@ -67,7 +67,7 @@ struct gn__threads {
     pthread_t acceptor;
     bool acceptor_running;
     gn_loop *loop;        /* the accepting thread's */
-    struct gn__io resume; /* eventfd in loop: a worker made room in the queue */
+    struct gn__io resume; /* a wake-up in the loop: a worker made room in the queue */
     bool stopping;
     bool full;                         /* accepting stopped: every thread busy, queue full */
     bool resume_sent;                  /* a worker has written to `resume` since */
@@ -149,14 +149,10 @@ static bool queue_full(const struct gn__threads *t)
  * queue has room again, once. */
 static void maybe_resume(struct gn__threads *t)
 {
-    static const uint64_t one = 1;
-
     if (!t->full || t->resume_sent || queue_full(t))
         return;
     t->resume_sent = true;
-    if (write(t->resume.fd, &one, sizeof(one)) < 0) {
-        /* an eventfd refuses only at overflow, and then it is readable */
-    }
+    gn__wakeup_signal(t->resume.fd);
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -573,14 +569,11 @@ static void on_listener(gn_loop *loop, struct gn__io *io, unsigned events)
 static void on_resume(gn_loop *loop, struct gn__io *io, unsigned events)
 {
     struct gn__threads *t = gn__container_of(io, struct gn__threads, resume);
-    uint64_t count;
     bool full;
 
     (void)loop;
     (void)events;
-    if (read(io->fd, &count, sizeof(count)) < 0) {
-        /* EAGAIN: another wake-up took it */
-    }
+    gn__wakeup_drain(io->fd);
     pthread_mutex_lock(&t->mu);
     t->resume_sent = false;
     t->full = full = queue_full(t);
@@ -653,7 +646,7 @@ static void threads_free(struct gn__threads *t)
 {
     gn_loop_free(t->loop); /* the accepting thread has unwatched everything */
     if (t->resume.fd >= 0)
-        close(t->resume.fd);
+        gn__wakeup_close(t->resume.fd);
     pthread_cond_destroy(&t->work_cv);
     pthread_cond_destroy(&t->done_cv);
     pthread_mutex_destroy(&t->mu);
@@ -694,9 +687,9 @@ static int threads_new(gn_server *srv, gn_thread_fn handler, const gn_thread_opt
     pthread_cond_init(&t->work_cv, NULL);
     pthread_cond_init(&t->done_cv, &attr);
     pthread_condattr_destroy(&attr);
-    t->resume.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    t->resume.fd = gn__wakeup_open();
     if (t->resume.fd < 0)
-        return gn_error_from_errno(errno);
+        return t->resume.fd;
     /* epoll: the watch may hold thousands of silent clients. */
     return gn_loop_new_backend(&t->loop, "epoll");
 }
