@@ -23,15 +23,41 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <sys/types.h> /* ssize_t */
+#else
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#if defined(__GNUC__) && !defined(GN_STATIC)
+/*
+ * gn_socket - a socket as the system names it: an int descriptor on POSIX
+ * systems, a SOCKET handle on Windows.  Functions that take a socket the
+ * caller made (gn_watch_start, gn_conn_adopt) take one of these.
+ */
+#ifdef _WIN32
+typedef SOCKET gn_socket;
+/* Windows has no struct iovec: gnezdo's, laid out as POSIX's. */
+struct iovec {
+    void *iov_base;
+    size_t iov_len;
+};
+#else
+typedef int gn_socket;
+#endif
+
+#if defined(_WIN32) && defined(GN_BUILDING_DLL)
+#define GN_API __declspec(dllexport)
+#elif defined(_WIN32) && !defined(GN_STATIC)
+#define GN_API __declspec(dllimport)
+#elif defined(__GNUC__) && !defined(GN_STATIC) && !defined(_WIN32)
 #define GN_API __attribute__((visibility("default")))
 #else
 #define GN_API
@@ -655,7 +681,7 @@ typedef enum gn_watch_events {
 /* events: what is ready, among those watched; an error or hang-up on the
  * descriptor is reported as every event watched, so the read or write
  * that follows finds out (0 bytes, EPIPE, ...). */
-typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
+typedef void (*gn_watch_fn)(gn_watch *w, gn_socket fd, unsigned events, void *arg);
 
 /*
  * gn_watch_start - call fn(w, fd, events, arg) on the loop's thread whenever
@@ -669,7 +695,7 @@ typedef void (*gn_watch_fn)(gn_watch *w, int fd, unsigned events, void *arg);
  * connection, server or datagram socket of the same loop owns must not
  * be watched.  Thread: the loop's.
  */
-GN_API int gn_watch_start(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+GN_API int gn_watch_start(gn_loop *loop, gn_socket fd, unsigned events, gn_watch_fn fn, void *arg,
                           gn_watch **out);
 
 /*
@@ -1246,9 +1272,9 @@ GN_API int gn_conn_get_peer_cred(const gn_conn *conn, gn_peer_cred *out);
  */
 typedef struct gn_io_ops {
     const char *name;
-    ssize_t (*read)(gn_conn *conn, int fd, void *buf, size_t len);
-    ssize_t (*writev)(gn_conn *conn, int fd, const struct iovec *iov, int iovcnt);
-    int (*shutdown)(gn_conn *conn, int fd); /* half-close (FIN); may be NULL */
+    ssize_t (*read)(gn_conn *conn, gn_socket fd, void *buf, size_t len);
+    ssize_t (*writev)(gn_conn *conn, gn_socket fd, const struct iovec *iov, int iovcnt);
+    int (*shutdown)(gn_conn *conn, gn_socket fd); /* half-close (FIN); may be NULL */
     GN_RESERVED_HANDLERS(4);
 } gn_io_ops;
 
@@ -1263,7 +1289,7 @@ typedef struct gn_io_ops {
  * socket: refused at once, and the log, gn_log_set, says which).
  * Thread: the loop's.
  */
-GN_API int gn_conn_adopt(gn_loop *loop, int fd, const gn_io_ops *ops, const gn_handlers *handlers,
+GN_API int gn_conn_adopt(gn_loop *loop, gn_socket fd, const gn_io_ops *ops, const gn_handlers *handlers,
                          const gn_options *opts, gn_conn **out);
 
 /*

@@ -18,12 +18,12 @@
 
 static ssize_t user_read(gn_conn *conn, void *buf, size_t len)
 {
-    return conn->ext->user_ops->read(conn, conn->io.fd, buf, len);
+    return (conn->ext->user_ops->read)(conn, conn->io.fd, buf, len);
 }
 
 static ssize_t user_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
 {
-    return conn->ext->user_ops->writev(conn, conn->io.fd, iov, iovcnt);
+    return (conn->ext->user_ops->writev)(conn, conn->io.fd, iov, iovcnt);
 }
 
 static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
@@ -34,7 +34,7 @@ static ssize_t user_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
 static int user_shutdown(gn_conn *conn)
 {
     if (conn->ext->user_ops->shutdown)
-        return conn->ext->user_ops->shutdown(conn, conn->io.fd);
+        return (conn->ext->user_ops->shutdown)(conn, conn->io.fd);
     if (shutdown(conn->io.fd, SHUT_WR) < 0 && errno != ENOTCONN)
         return gn_error_from_errno(errno);
     return 0;
@@ -84,6 +84,11 @@ static const char *unfit_reason(int fd)
     int type = 0, listening = 0;
     socklen_t len = sizeof(type);
 
+#ifdef _WIN32 /* a SOCKET is no CRT descriptor: only WinSock can tell */
+    (void)st;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return "closed, or not a socket";
+#else
     if (fstat(fd, &st) < 0)
         return "closed";
     if (S_ISFIFO(st.st_mode))
@@ -96,6 +101,7 @@ static const char *unfit_reason(int fd)
         return "a device";
     if (!S_ISSOCK(st.st_mode))
         return "another kind of file";
+#endif
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
         return type == SOCK_DGRAM ? "a datagram socket" : "a socket of another type";
     len = sizeof(listening);
@@ -114,9 +120,10 @@ static gn_transport kind_of(int fd)
     return GN_TRANSPORT_TCP;
 }
 
-int gn_conn_adopt(gn_loop *loop, int fd, const gn_io_ops *ops, const gn_handlers *handlers,
+int gn_conn_adopt(gn_loop *loop, gn_socket sock, const gn_io_ops *ops, const gn_handlers *handlers,
                   const gn_options *opts, gn_conn **out)
 {
+    int fd = (int)sock; /* posix_win.h: a SOCKET fits an int */
     gn_options resolved;
     const char *why;
     gn_conn *conn;

@@ -132,7 +132,7 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
             return rc;
     }
     for (;;) {
-        ssize_t n = conn->transport->read(conn, buf, len);
+        ssize_t n = (conn->transport->read)(conn, buf, len);
         if (n > 0) {
             conn->bytes_in += (uint64_t)n;
             conn->reads++;
@@ -358,7 +358,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         if (n < 0)
             return (int)n;
         iov.iov_len = (size_t)n;
-        n = conn->transport->writev(conn, &iov, 1);
+        n = (conn->transport->writev)(conn, &iov, 1);
         if (n >= 0) {
             if (conn->rate_limited)
                 gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
@@ -390,7 +390,7 @@ static int blocking_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t le
             conn->rate_limited ? rate_take(conn, GN__RATE_WRITE, chunk, deadline) : (ssize_t)chunk;
         if (n < 0)
             return (int)n;
-        n = conn->transport->sendfile(conn, fd, &offset, (size_t)n);
+        n = (conn->transport->sendfile)(conn, fd, &offset, (size_t)n);
         if (n > 0) {
             if (conn->rate_limited)
                 gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
@@ -422,7 +422,7 @@ static int blocking_shutdown(gn_conn *conn)
     conn->shutdown_asked = true;
     /* TLS: close_notify goes out before the FIN; a peer that takes
      * nothing for a second does not get it. */
-    while ((rc = conn->transport->shutdown(conn)) == GN__AGAIN)
+    while ((rc = (conn->transport->shutdown)(conn)) == GN__AGAIN)
         if (wait_fd(conn, POLLOUT, deadline, GN__WRITING) < 0)
             break;
     return rc == GN__AGAIN ? GN_ETIMEDOUT : rc;

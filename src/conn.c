@@ -328,7 +328,7 @@ int gn_close(gn_conn *conn)
     if (!conn)
         return GN_EINVAL;
     conn->user_ended = true;
-    return conn->prof->owner->mode->close(conn, false);
+    return (conn->prof->owner->mode->close)(conn, false);
 }
 
 int gn_shutdown(gn_conn *conn)
@@ -336,7 +336,7 @@ int gn_shutdown(gn_conn *conn)
     if (!conn)
         return GN_EINVAL;
     conn->user_ended = true;
-    return conn->prof->owner->mode->shutdown(conn);
+    return (conn->prof->owner->mode->shutdown)(conn);
 }
 
 int gn_abort(gn_conn *conn)
@@ -344,14 +344,14 @@ int gn_abort(gn_conn *conn)
     if (!conn)
         return GN_EINVAL;
     conn->user_ended = true;
-    return conn->prof->owner->mode->close(conn, true);
+    return (conn->prof->owner->mode->close)(conn, true);
 }
 
 int gn_send(gn_conn *conn, const void *buf, size_t len)
 {
     if (!conn || (!buf && len > 0))
         return GN_EINVAL;
-    return conn->prof->owner->mode->send(conn, buf, len);
+    return (conn->prof->owner->mode->send)(conn, buf, len);
 }
 
 int gn_send_file(gn_conn *conn, int fd, int64_t offset, uint64_t len)

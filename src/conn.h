@@ -290,7 +290,7 @@ int gn__socket_set_nonblocking(int fd);
 /* sendfile for transports that must see the bytes (TLS, the user's): a
  * chunk of the file at *offset read and written through writev. */
 ssize_t gn__sendfile_by_copy(gn_conn *conn, int fd, int64_t *offset, size_t len,
-                             ssize_t (*writev)(gn_conn *conn, const struct iovec *iov, int iovcnt));
+                             ssize_t (*write_fn)(gn_conn *conn, const struct iovec *iov, int iovcnt));
 /* Make close(fd) send RST instead of FIN (SO_LINGER 0). */
 void gn__socket_reset_on_close(int fd);
 

@@ -159,7 +159,7 @@ static void fail_after_flush(gn_conn *conn, int code, const char *why)
     gn__conn_set_error(conn, "%.140s: %.110s", peer, why);
     gn__log(GN_LOG_DEBUG, "connection %s", gn__conn_error(conn));
     conn->close_reason = (int16_t)code;
-    conn->prof->owner->mode->close(conn, false);
+    (conn->prof->owner->mode->close)(conn, false);
 }
 
 /* Messages while framed; bytes to on_data once a handler turns framing
@@ -259,7 +259,7 @@ static void on_peer_end(gn_conn *conn)
     if (conn->prof->h.on_end && conn->announced)
         conn->prof->h.on_end(conn);
     else
-        conn->prof->owner->mode->close(conn, false);
+        (conn->prof->owner->mode->close)(conn, false);
 }
 
 /* Where the next read goes: the shared buffer when nothing is pending,
@@ -327,7 +327,7 @@ static bool read_once(gn_conn *conn)
         gn__conn_update_watch(conn); /* no tokens: the socket waits, not a buffer */
         return false;
     }
-    n = conn->transport->read(conn, buf, room);
+    n = (conn->transport->read)(conn, buf, room);
     if (n == GN__AGAIN)
         return false;
     if (n < 0) {
@@ -581,7 +581,7 @@ void gn__conn_check_done(gn_conn *conn)
         return;
     if (conn->closing) {
         /* TLS says goodbye (close_notify) before the socket closes. */
-        rc = conn->transport->goodbye_on_close ? conn->transport->shutdown(conn) : 0;
+        rc = conn->transport->goodbye_on_close ? (conn->transport->shutdown)(conn) : 0;
         if (rc == GN__AGAIN) {
             gn__conn_update_watch(conn);
             return;
@@ -590,7 +590,7 @@ void gn__conn_check_done(gn_conn *conn)
         return;
     }
     if (conn->shutdown_asked && !conn->fin_sent) {
-        rc = conn->transport->shutdown(conn);
+        rc = (conn->transport->shutdown)(conn);
         if (rc == GN__AGAIN) {
             gn__conn_update_watch(conn); /* close_notify still going out */
             return;
@@ -692,7 +692,7 @@ static int write_file_chunk(gn_conn *conn, struct gn__chunk *c)
 
     if (conn->rate_limited && (step = gn__rate_allow(conn, GN__RATE_WRITE, step)) == 0)
         return GN__AGAIN;
-    n = conn->transport->sendfile(conn, c->file_fd, &c->file_off, step);
+    n = (conn->transport->sendfile)(conn, c->file_fd, &c->file_off, step);
     if (n < 0)
         return (int)n;
     if (conn->rate_limited)
@@ -736,7 +736,7 @@ static int write_data_chunks(gn_conn *conn)
 
     if (conn->rate_limited && (cnt = limit_iov(conn, iov, cnt)) == 0)
         return GN__AGAIN;
-    n = conn->transport->writev(conn, iov, cnt);
+    n = (conn->transport->writev)(conn, iov, cnt);
     if (n < 0)
         return (int)n;
     if (conn->rate_limited)
@@ -812,7 +812,7 @@ static __attribute__((noinline)) int send_limited(gn_conn *conn, const char *buf
 {
     size_t allowed = gn__rate_allow(conn, GN__RATE_WRITE, len);
     struct iovec iov = {(void *)buf, allowed};
-    ssize_t n = allowed ? conn->transport->writev(conn, &iov, 1) : 0;
+    ssize_t n = allowed ? (conn->transport->writev)(conn, &iov, 1) : 0;
 
     if (n > 0)
         gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
@@ -838,7 +838,7 @@ int gn__conn_send(gn_conn *conn, const void *buf, size_t len)
     if (conn->rate_limited)
         return send_limited(conn, buf, len);
     /* The fast path: nothing queued, so write now and copy nothing. */
-    n = conn->transport->writev(conn, &iov, 1);
+    n = (conn->transport->writev)(conn, &iov, 1);
     if (n < 0 || (size_t)n != len)
         return send_rest(conn, buf, len, n);
     conn->bytes_out += (uint64_t)n;

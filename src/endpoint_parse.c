@@ -271,9 +271,11 @@ static int parse_ipv6(struct parser *ps, struct span s, struct sockaddr_in6 *sin
         return FAIL(ps, GN_EBADADDR, "'%s' is not a valid IPv6 address", text);
     if (percent) {
         struct span scope = {percent + 1, s.len - addr.len - 1};
-        rc = parse_scope(ps, scope, &sin6->sin6_scope_id);
+        uint32_t scope_id;
+        rc = parse_scope(ps, scope, &scope_id);
         if (rc < 0)
             return rc;
+        sin6->sin6_scope_id = scope_id; /* a ULONG on Windows */
     }
     return 0;
 }

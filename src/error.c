@@ -60,7 +60,9 @@ int gn_error_from_errno(int err)
     case ENAMETOOLONG:
         return GN_ETOOLONG;
     case EAFNOSUPPORT:
+#ifdef EPFNOSUPPORT /* not on Windows */
     case EPFNOSUPPORT:
+#endif
     case EPROTONOSUPPORT:
         return GN_EFAMILY;
     case ETIMEDOUT:
@@ -73,7 +75,9 @@ int gn_error_from_errno(int err)
     case ENETUNREACH:
     case EHOSTUNREACH:
     case ENETDOWN:
+#ifdef EHOSTDOWN
     case EHOSTDOWN:
+#endif
         return GN_EUNREACH;
     case EADDRINUSE:
         return GN_EADDRINUSE;

@@ -35,7 +35,9 @@ static const struct gn__backend *const backends[] = {
 #ifdef GN_HAVE_URING
     &gn__backend_uring,
 #endif
+#ifdef GN_HAVE_EPOLL
     &gn__backend_epoll,
+#endif
     &gn__backend_poll,
 };
 #define NBACKENDS (sizeof(backends) / sizeof(backends[0]))
@@ -340,7 +342,7 @@ static void close_handles(gn_loop *loop)
     while (!gn__list_empty(&loop->handles) || !gn__list_empty(&loop->deferred)) {
         while ((node = gn__list_pop_front(&loop->handles))) {
             struct gn__handle *h = gn__container_of(node, struct gn__handle, node);
-            h->close(h);
+            (h->close)(h);
         }
         run_deferred(loop);
     }

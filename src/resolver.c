@@ -177,7 +177,9 @@ static int resolver_create(gn_loop *loop)
  * threads, not in the middle of a DNS query.  Under r->lock. */
 static int spawn_worker(struct gn__resolver *r)
 {
+#ifndef _WIN32
     sigset_t all, old;
+#endif
     pthread_attr_t attr;
     pthread_t tid;
     int rc;
@@ -185,10 +187,14 @@ static int spawn_worker(struct gn__resolver *r)
     if (pthread_attr_init(&attr) != 0)
         return GN_ENOMEM;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+#ifdef _WIN32 /* no signals to keep out */
+    rc = pthread_create(&tid, &attr, worker_main, r);
+#else
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&tid, &attr, worker_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
     pthread_attr_destroy(&attr);
     if (rc != 0)
         return GN_ENOMEM;

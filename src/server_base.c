@@ -240,7 +240,7 @@ void gn__server_unlink(gn_server *srv, gn_conn *conn)
 void gn_server_close(gn_server *srv, uint32_t grace_ms)
 {
     if (srv)
-        srv->kind->close(srv, grace_ms);
+        (srv->kind->close)(srv, grace_ms);
 }
 
 size_t gn_server_conn_count(const gn_server *srv)

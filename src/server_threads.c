@@ -851,6 +851,7 @@ static size_t count_backlog(const gn_server *srv)
 {
     size_t n = 0;
 
+#ifdef TCP_INFO /* Linux; elsewhere the backlog is not told */
     for (size_t i = 0; i < srv->nlisteners; i++) {
         struct tcp_info info;
         socklen_t len = sizeof(info);
@@ -859,6 +860,9 @@ static size_t count_backlog(const gn_server *srv)
             getsockopt(srv->listeners[i].io.fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0)
             n += info.tcpi_unacked;
     }
+#else
+    (void)srv;
+#endif
     return n;
 }
 

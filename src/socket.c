@@ -61,6 +61,19 @@ static ssize_t stream_writev(gn_conn *conn, const struct iovec *iov, int iovcnt)
 /* sendfile(2) has no MSG_NOSIGNAL, so SIGPIPE is blocked around it and a
  * SIGPIPE it raised is taken off the pending set before unblocking, the
  * way curl and OpenSSL users do it. */
+#ifdef _WIN32 /* no SIGPIPE */
+static ssize_t stream_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
+{
+    off_t off = (off_t)*offset;
+    ssize_t n = gn__sendfile(conn->io.fd, fd, &off, len);
+
+    if (n >= 0) {
+        *offset = off;
+        return n;
+    }
+    return errno == EAGAIN ? GN__AGAIN : gn_error_from_errno(errno);
+}
+#else
 static ssize_t stream_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t len)
 {
     static const struct timespec no_wait = {0, 0};
@@ -90,6 +103,7 @@ static ssize_t stream_sendfile(gn_conn *conn, int fd, int64_t *offset, size_t le
         return GN__AGAIN;
     return gn_error_from_errno(err);
 }
+#endif
 
 static int stream_shutdown(gn_conn *conn)
 {
@@ -159,7 +173,7 @@ int gn__socket_endpoints(int fd, gn_transport transport, gn_endpoint *local, gn_
 }
 
 ssize_t gn__sendfile_by_copy(gn_conn *conn, int fd, int64_t *offset, size_t len,
-                             ssize_t (*writev)(gn_conn *conn, const struct iovec *iov, int iovcnt))
+                             ssize_t (*write_fn)(gn_conn *conn, const struct iovec *iov, int iovcnt))
 {
     char buf[16384];
     struct iovec iov = {buf, len < sizeof(buf) ? len : sizeof(buf)};
@@ -171,7 +185,7 @@ ssize_t gn__sendfile_by_copy(gn_conn *conn, int fd, int64_t *offset, size_t len,
     if (n <= 0)
         return n < 0 ? gn_error_from_errno(errno) : 0;
     iov.iov_len = (size_t)n;
-    sent = writev(conn, &iov, 1);
+    sent = write_fn(conn, &iov, 1);
     if (sent > 0)
         *offset += sent;
     return sent;

@@ -116,6 +116,7 @@ void gn__unix_unlink(struct listener *l)
 
 int gn_conn_get_peer_cred(const gn_conn *conn, gn_peer_cred *out)
 {
+#ifdef SO_PEERCRED
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
@@ -130,4 +131,9 @@ int gn_conn_get_peer_cred(const gn_conn *conn, gn_peer_cred *out)
     *out = (gn_peer_cred){
         .pid = (int64_t)cred.pid, .uid = (uint32_t)cred.uid, .gid = (uint32_t)cred.gid};
     return 0;
+#else /* Windows: no user and group ids to report */
+    if (!conn || !out)
+        return GN_EINVAL;
+    return conn->kind != GN_TRANSPORT_UNIX ? GN_EFAMILY : GN_ENOTSUP;
+#endif
 }

@@ -121,9 +121,10 @@ static void watch_close_handle(struct gn__handle *h)
     gn_watch_close(gn__container_of(h, gn_watch, handle));
 }
 
-int gn_watch_start(gn_loop *loop, int fd, unsigned events, gn_watch_fn fn, void *arg,
+int gn_watch_start(gn_loop *loop, gn_socket sock, unsigned events, gn_watch_fn fn, void *arg,
                    gn_watch **out)
 {
+    int fd = (int)sock; /* posix_win.h: a SOCKET fits an int */
     gn_watch *w;
     int rc;
 

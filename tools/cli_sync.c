@@ -6,7 +6,6 @@
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 
 #include "cli.h"
 #include "gnezdo.h"
+#include "sha256.h"
 
 #define CHUNK         (1u << 20)
 #define SEND_CHUNK    (8u << 20) /* per sendfile call: the progress bar's step */
@@ -277,17 +277,6 @@ static void print_summary(const char *verb, uint64_t bytes, double seconds, cons
             seconds, rate, hex);
 }
 
-static void digest_hex(EVP_MD_CTX *md, char *hex)
-{
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    EVP_DigestFinal_ex(md, d, &n);
-    for (unsigned int i = 0; i < n; i++)
-        sprintf(hex + 2 * i, "%02x", d[i]);
-    hex[2 * n] = '\0';
-}
-
 #define NO_HASH "(not computed: --no-hash)"
 
 /* --quiet and --no-hash (measure the transfer alone, e.g. against socat,
@@ -319,18 +308,18 @@ static int parse_quiet(int *argc, char **argv, bool *quiet, bool *hash)
 struct hasher {
     int fd;
     uint64_t size;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    char hex[CLI_SHA256_HEX];
     int failed;
 };
 
 static void *hash_file(void *arg)
 {
     struct hasher *h = arg;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    cli_sha256 *md = cli_sha256_new();
     char *buf = malloc(CHUNK);
     uint64_t off = 0;
 
-    if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+    if (!md || !buf) {
         h->failed = 1;
     } else {
         while (off < h->size) {
@@ -339,12 +328,12 @@ static void *hash_file(void *arg)
                 h->failed = 1;
                 break;
             }
-            EVP_DigestUpdate(md, buf, (size_t)n);
+            cli_sha256_update(md, buf, (size_t)n);
             off += (uint64_t)n;
         }
-        digest_hex(md, h->hex);
+        cli_sha256_hex(md, h->hex);
     }
-    EVP_MD_CTX_free(md);
+    cli_sha256_free(md);
     free(buf);
     return NULL;
 }
@@ -463,7 +452,7 @@ struct receipt {
     int status;
     uint64_t bytes;
     double seconds;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    char hex[CLI_SHA256_HEX];
     char who[2 * GN_ENDPOINT_STRLEN + 8];
 };
 
@@ -488,10 +477,10 @@ static bool claim_transfer(const char *who)
     return mine;
 }
 
-static int write_chunk(EVP_MD_CTX *md, const char *buf, size_t n)
+static int write_chunk(cli_sha256 *md, const char *buf, size_t n)
 {
     if (md)
-        EVP_DigestUpdate(md, buf, n);
+        cli_sha256_update(md, buf, n);
     if (write_fd_all(receipt.out_fd, buf, n) < 0) {
         receipt.write_errno = errno; /* errno is this thread's */
         return WRITE_FAILED;
@@ -501,7 +490,7 @@ static int write_chunk(EVP_MD_CTX *md, const char *buf, size_t n)
 
 /* The rest of the transfer after its first n bytes in buf; a sender that
  * stalls for STALL_MS has failed. */
-static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, char *buf, ssize_t n,
+static int receive_body(gn_conn *conn, cli_sha256 *md, struct progress *p, char *buf, ssize_t n,
                         uint64_t *bytes)
 {
     do {
@@ -515,7 +504,7 @@ static int receive_body(gn_conn *conn, EVP_MD_CTX *md, struct progress *p, char 
     return n < 0 ? (int)n : 0;
 }
 
-static void finish_receipt(int rc, uint64_t bytes, double seconds, EVP_MD_CTX *md)
+static void finish_receipt(int rc, uint64_t bytes, double seconds, cli_sha256 *md)
 {
     pthread_mutex_lock(&receipt.mu);
     if (!receipt.done) {
@@ -523,7 +512,7 @@ static void finish_receipt(int rc, uint64_t bytes, double seconds, EVP_MD_CTX *m
         receipt.bytes = bytes;
         receipt.seconds = seconds;
         if (md)
-            digest_hex(md, receipt.hex);
+            cli_sha256_hex(md, receipt.hex);
         else
             snprintf(receipt.hex, sizeof(receipt.hex), "%s", NO_HASH);
         receipt.done = true;
@@ -536,7 +525,7 @@ static void receive_one(gn_conn *conn)
 {
     struct progress p = {.verb = "received", .draw = receipt.draw};
     char who[sizeof(receipt.who)], *buf = malloc(CHUNK);
-    EVP_MD_CTX *md = NULL;
+    cli_sha256 *md = NULL;
     uint64_t bytes = 0;
     ssize_t n;
     int rc = GN_ENOMEM;
@@ -560,16 +549,12 @@ static void receive_one(gn_conn *conn)
     }
     p.start = seconds_now();
     if (receipt.hash) {
-        md = EVP_MD_CTX_new();
-        if (md && !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-            EVP_MD_CTX_free(md);
-            md = NULL;
-        }
+        md = cli_sha256_new();
     }
     if (!receipt.hash || md)
         rc = receive_body(conn, md, &p, buf, n, &bytes);
     finish_receipt(rc, bytes, seconds_now() - p.start, md);
-    EVP_MD_CTX_free(md);
+    cli_sha256_free(md);
     free(buf);
 }
 

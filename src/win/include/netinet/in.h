@@ -1,0 +1,2 @@
+/* <netinet/in.h> on Windows: WinSock and the wrappers of posix_win.h provide it. */
+#include "../../posix_win.h"

@@ -1,0 +1,496 @@
+/*
+ * The POSIX socket calls on WinSock 2: errno from WSAGetLastError(), the
+ * flags WinSock lacks, and the calls it has under other names
+ * (posix_win.h says why each exists).
+ */
+#include <stdarg.h>
+#include <string.h>
+
+/* The wrappers call WinSock by its own names. */
+#undef socket
+#undef accept
+#undef accept4
+#undef connect
+#undef bind
+#undef listen
+#undef shutdown
+#undef close
+#undef recv
+#undef send
+#undef recvfrom
+#undef sendto
+#undef sendmsg
+#undef recvmsg
+#undef read
+#undef write
+#undef writev
+#undef readv
+#undef sendfile
+#undef getsockopt
+#undef setsockopt
+#undef getsockname
+#undef getpeername
+#undef socketpair
+#undef poll
+#undef fcntl
+#undef getaddrinfo
+#undef memmem
+#undef pread
+
+static const struct {
+    int wsa, err;
+} wsa_errors[] = {
+    {WSAEWOULDBLOCK, EAGAIN},
+    {WSAEINPROGRESS, EINPROGRESS},
+    {WSAEALREADY, EALREADY},
+    {WSAEINTR, EINTR},
+    {WSAEBADF, EBADF},
+    {WSAENOTSOCK, ENOTSOCK},
+    {WSAEACCES, EACCES},
+    {WSAEFAULT, EFAULT},
+    {WSAEINVAL, EINVAL},
+    {WSAEMFILE, EMFILE},
+    {WSAEMSGSIZE, EMSGSIZE},
+    {WSAEPROTOTYPE, EPROTOTYPE},
+    {WSAENOPROTOOPT, ENOPROTOOPT},
+    {WSAEPROTONOSUPPORT, EPROTONOSUPPORT},
+    {WSAESOCKTNOSUPPORT, EPROTONOSUPPORT},
+    {WSAEOPNOTSUPP, EOPNOTSUPP},
+    {WSAEPFNOSUPPORT, EAFNOSUPPORT},
+    {WSAEAFNOSUPPORT, EAFNOSUPPORT},
+    {WSAEADDRINUSE, EADDRINUSE},
+    {WSAEADDRNOTAVAIL, EADDRNOTAVAIL},
+    {WSAENETDOWN, ENETDOWN},
+    {WSAENETUNREACH, ENETUNREACH},
+    {WSAENETRESET, ENETRESET},
+    {WSAECONNABORTED, ECONNABORTED},
+    {WSAECONNRESET, ECONNRESET},
+    {WSAENOBUFS, ENOBUFS},
+    {WSAEISCONN, EISCONN},
+    {WSAENOTCONN, ENOTCONN},
+    {WSAESHUTDOWN, EPIPE},
+    {WSAETIMEDOUT, ETIMEDOUT},
+    {WSAECONNREFUSED, ECONNREFUSED},
+    {WSAEHOSTDOWN, EHOSTUNREACH},
+    {WSAEHOSTUNREACH, EHOSTUNREACH},
+    {WSAENAMETOOLONG, ENAMETOOLONG},
+    {WSAEDISCON, EPIPE},
+    {WSA_NOT_ENOUGH_MEMORY, ENOMEM},
+    {WSANOTINITIALISED, EINVAL},
+    {ERROR_NOT_ENOUGH_MEMORY, ENOMEM},
+};
+
+int gn_win_errno(int wsa_error)
+{
+    for (size_t i = 0; i < sizeof(wsa_errors) / sizeof(wsa_errors[0]); i++)
+        if (wsa_errors[i].wsa == wsa_error)
+            return wsa_errors[i].err;
+    return EIO;
+}
+
+int gn_win_fail(void)
+{
+    errno = gn_win_errno(WSAGetLastError());
+    return -1;
+}
+
+static INIT_ONCE startup_once = INIT_ONCE_STATIC_INIT;
+static int startup_error;
+
+static BOOL CALLBACK start_winsock(PINIT_ONCE once, PVOID param, PVOID *ctx)
+{
+    WSADATA data;
+
+    (void)once;
+    (void)param;
+    (void)ctx;
+    startup_error = WSAStartup(MAKEWORD(2, 2), &data);
+    return TRUE;
+}
+
+int gn_win_startup(void)
+{
+    InitOnceExecuteOnce(&startup_once, start_winsock, NULL, NULL);
+    if (startup_error != 0) {
+        errno = gn_win_errno(startup_error);
+        return -1;
+    }
+    return 0;
+}
+
+static SOCKET sock(int fd)
+{
+    return (SOCKET)(intptr_t)fd;
+}
+
+static int set_nonblocking(SOCKET s, bool on)
+{
+    u_long mode = on;
+
+    return ioctlsocket(s, FIONBIO, &mode) == 0 ? 0 : gn_win_fail();
+}
+
+/* A new socket as an int, with SOCK_NONBLOCK applied; -1 and errno. */
+static int adopt_new(SOCKET s, int flags)
+{
+    if (s == INVALID_SOCKET)
+        return gn_win_fail();
+    if ((flags & SOCK_NONBLOCK) && set_nonblocking(s, true) < 0) {
+        int err = errno;
+
+        closesocket(s);
+        errno = err;
+        return -1;
+    }
+    return (int)(intptr_t)s;
+}
+
+int gn_win_socket(int domain, int type, int protocol)
+{
+    int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (gn_win_startup() < 0)
+        return -1;
+    type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return adopt_new(WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT),
+                     flags);
+}
+
+int gn_win_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    SOCKET s = accept(sock(fd), sa, len);
+
+    /* An accepted socket inherits the listener's non-blocking mode on
+     * Windows; POSIX's does not, so set it either way. */
+    if (s != INVALID_SOCKET && !(flags & SOCK_NONBLOCK) && set_nonblocking(s, false) < 0) {
+        closesocket(s);
+        return -1;
+    }
+    return adopt_new(s, flags);
+}
+
+int gn_win_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(sock(fd), sa, len) == 0)
+        return 0;
+    gn_win_fail();
+    /* A non-blocking connect under way: EINPROGRESS, as POSIX says. */
+    if (errno == EAGAIN)
+        errno = EINPROGRESS;
+    return -1;
+}
+
+int gn_win_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    return bind(sock(fd), sa, len) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_listen(int fd, int backlog)
+{
+    return listen(sock(fd), backlog) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_shutdown(int fd, int how)
+{
+    return shutdown(sock(fd), how) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_close(int fd)
+{
+    if (closesocket(sock(fd)) == 0)
+        return 0;
+    if (WSAGetLastError() == WSAENOTSOCK)
+        return _close(fd);
+    return gn_win_fail();
+}
+
+static int clamp_len(size_t len)
+{
+    return len > INT_MAX ? INT_MAX : (int)len;
+}
+
+ssize_t gn_win_recv(int fd, void *buf, size_t len, int flags)
+{
+    int n = recv(sock(fd), buf, clamp_len(len), flags);
+
+    return n == SOCKET_ERROR ? gn_win_fail() : n;
+}
+
+ssize_t gn_win_send(int fd, const void *buf, size_t len, int flags)
+{
+    int n = send(sock(fd), buf, clamp_len(len), flags);
+
+    return n == SOCKET_ERROR ? gn_win_fail() : n;
+}
+
+ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa,
+                        socklen_t *salen)
+{
+    int n = recvfrom(sock(fd), buf, clamp_len(len), flags, sa, salen);
+
+    return n == SOCKET_ERROR ? gn_win_fail() : n;
+}
+
+ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa,
+                      socklen_t salen)
+{
+    int n = sendto(sock(fd), buf, clamp_len(len), flags, sa, salen);
+
+    return n == SOCKET_ERROR ? gn_win_fail() : n;
+}
+
+enum { MAX_BUFS = 64 };
+
+/* The iovecs as WSABUFs, at most MAX_BUFS of them (a short write, as
+ * POSIX allows); their count. */
+static DWORD to_wsabufs(WSABUF *bufs, const struct iovec *iov, size_t iovcnt)
+{
+    DWORD n = 0;
+
+    for (; n < iovcnt && n < MAX_BUFS; n++) {
+        bufs[n].buf = iov[n].iov_base;
+        bufs[n].len = (ULONG)(iov[n].iov_len > ULONG_MAX ? ULONG_MAX : iov[n].iov_len);
+    }
+    return n;
+}
+
+ssize_t gn_win_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    WSABUF bufs[MAX_BUFS];
+    DWORD nbufs = to_wsabufs(bufs, msg->msg_iov, msg->msg_iovlen), sent = 0;
+    int rc = WSASendTo(sock(fd), bufs, nbufs, &sent, (DWORD)flags, msg->msg_name,
+                       (int)msg->msg_namelen, NULL, NULL);
+
+    return rc == SOCKET_ERROR ? gn_win_fail() : (ssize_t)sent;
+}
+
+ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    WSABUF bufs[MAX_BUFS];
+    DWORD nbufs = to_wsabufs(bufs, msg->msg_iov, msg->msg_iovlen), got = 0;
+    DWORD wflags = (DWORD)flags;
+    INT namelen = (INT)msg->msg_namelen;
+    int rc = WSARecvFrom(sock(fd), bufs, nbufs, &got, &wflags, msg->msg_name,
+                         msg->msg_name ? &namelen : NULL, NULL, NULL);
+
+    msg->msg_flags = 0;
+    msg->msg_controllen = 0;
+    if (rc == SOCKET_ERROR) {
+        /* A datagram larger than the buffers: POSIX delivers its head
+         * and says MSG_TRUNC; WinSock fills the buffers and fails. */
+        if (WSAGetLastError() != WSAEMSGSIZE)
+            return gn_win_fail();
+        msg->msg_flags = MSG_TRUNC;
+        for (DWORD i = 0; i < nbufs; i++)
+            got += bufs[i].len;
+    }
+    if (msg->msg_name)
+        msg->msg_namelen = (socklen_t)namelen;
+    return (ssize_t)got;
+}
+
+ssize_t gn_win_read(int fd, void *buf, size_t len)
+{
+    int n = recv(sock(fd), buf, clamp_len(len), 0);
+
+    if (n != SOCKET_ERROR)
+        return n;
+    if (WSAGetLastError() == WSAENOTSOCK)
+        return _read(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
+    return gn_win_fail();
+}
+
+ssize_t gn_win_write(int fd, const void *buf, size_t len)
+{
+    int n = send(sock(fd), buf, clamp_len(len), 0);
+
+    if (n != SOCKET_ERROR)
+        return n;
+    if (WSAGetLastError() == WSAENOTSOCK)
+        return _write(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
+    return gn_win_fail();
+}
+
+ssize_t gn_win_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n = gn_win_sendmsg(fd, &msg, 0), total = 0;
+
+    if (n >= 0 || errno != ENOTSOCK)
+        return n;
+    for (int i = 0; i < iovcnt; i++) {
+        n = _write(fd, iov[i].iov_base, (unsigned)iov[i].iov_len);
+        if (n < 0)
+            return total > 0 ? total : -1;
+        total += n;
+        if ((size_t)n < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+ssize_t gn_win_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+
+    return gn_win_recvmsg(fd, &msg, 0);
+}
+
+/* No TransmitFile here: it wants a file HANDLE and overlapped sockets to
+ * be of use; a copy through a buffer keeps the POSIX contract (a short
+ * count, the offset moved). */
+ssize_t gn_win_sendfile(int out_fd, int in_fd, off_t *offset, size_t len)
+{
+    char buf[64 * 1024];
+    size_t want = len < sizeof(buf) ? len : sizeof(buf);
+    int got;
+    ssize_t sent;
+
+    if (_lseeki64(in_fd, *offset, SEEK_SET) < 0)
+        return -1;
+    got = _read(in_fd, buf, (unsigned)want);
+    if (got <= 0)
+        return got;
+    sent = gn_win_send(out_fd, buf, (size_t)got, 0);
+    if (sent > 0)
+        *offset += sent;
+    return sent;
+}
+
+int gn_win_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    return getsockopt(sock(fd), level, name, val, len) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    if (level == SOL_SOCKET && name == SO_REUSEADDR)
+        return 0;
+    return setsockopt(sock(fd), level, name, val, len) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    return getsockname(sock(fd), sa, len) == 0 ? 0 : gn_win_fail();
+}
+
+int gn_win_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    return getpeername(sock(fd), sa, len) == 0 ? 0 : gn_win_fail();
+}
+
+/* A connected pair over loopback TCP: Windows has no socketpair, and its
+ * AF_UNIX sockets cannot be paired without a path.  The listener accepts
+ * only the connect it was made for (the peer's address is checked). */
+int gn_win_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    struct sockaddr_in mine, peer;
+    socklen_t len = sizeof(addr);
+    int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int lfd, a = -1, b = -1, err;
+
+    (void)domain;
+    (void)protocol;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = gn_win_socket(AF_INET, SOCK_STREAM, 0);
+    if (lfd < 0)
+        return -1;
+    if (gn_win_bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        gn_win_getsockname(lfd, (struct sockaddr *)&addr, &len) < 0 || gn_win_listen(lfd, 1) < 0)
+        goto fail;
+    a = gn_win_socket(AF_INET, SOCK_STREAM, 0);
+    if (a < 0 || gn_win_connect(a, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+        goto fail;
+    len = sizeof(peer);
+    b = gn_win_accept4(lfd, (struct sockaddr *)&peer, &len, 0);
+    if (b < 0)
+        goto fail;
+    len = sizeof(mine);
+    if (gn_win_getsockname(a, (struct sockaddr *)&mine, &len) < 0 ||
+        mine.sin_port != peer.sin_port) {
+        errno = ECONNABORTED;
+        goto fail;
+    }
+    if ((flags & SOCK_NONBLOCK) &&
+        (set_nonblocking(sock(a), true) < 0 || set_nonblocking(sock(b), true) < 0))
+        goto fail;
+    closesocket(sock(lfd));
+    sv[0] = a;
+    sv[1] = b;
+    return 0;
+fail:
+    err = errno;
+    closesocket(sock(lfd));
+    if (a >= 0)
+        closesocket(sock(a));
+    if (b >= 0)
+        closesocket(sock(b));
+    errno = err;
+    return -1;
+}
+
+/* WSAPoll refuses an empty set, where poll(2) sleeps. */
+int gn_win_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    int n;
+
+    if (nfds == 0) {
+        Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        return 0;
+    }
+    n = WSAPoll(fds, (ULONG)nfds, timeout_ms);
+    return n == SOCKET_ERROR ? gn_win_fail() : n;
+}
+
+int gn_win_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    int arg, type;
+    socklen_t len = sizeof(type);
+
+    switch (cmd) {
+    case F_GETFD:
+    case F_GETFL:
+        /* Only sockets are asked about; their flags cannot be read back. */
+        if (getsockopt(sock(fd), SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0)
+            return _get_osfhandle(fd) == -1 ? (errno = EBADF, -1) : 0;
+        return 0;
+    case F_SETFL:
+        va_start(ap, cmd);
+        arg = va_arg(ap, int);
+        va_end(ap);
+        return set_nonblocking(sock(fd), (arg & O_NONBLOCK) != 0);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+void *gn_win_memmem(const void *hay, size_t haylen, const void *needle, size_t len)
+{
+    const char *h = hay;
+
+    if (len == 0)
+        return (void *)hay;
+    for (size_t i = 0; len <= haylen && i <= haylen - len; i++)
+        if (h[i] == *(const char *)needle && memcmp(h + i, needle, len) == 0)
+            return (void *)(h + i);
+    return NULL;
+}
+
+/* pread moves no file offset; this one does, which no caller minds. */
+ssize_t gn_win_pread(int fd, void *buf, size_t len, off_t offset)
+{
+    if (_lseeki64(fd, offset, SEEK_SET) < 0)
+        return -1;
+    return _read(fd, buf, (unsigned)(len > INT_MAX ? INT_MAX : len));
+}
+
+int gn_win_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res)
+{
+    if (gn_win_startup() < 0)
+        return EAI_FAIL;
+    return getaddrinfo(node, service, hints, res);
+}
