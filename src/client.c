@@ -84,7 +84,10 @@ static void note_error(struct gn__client *c, const gn_endpoint *ep, int code)
     gn_endpoint_format(ep, text, sizeof(text));
     named = strcmp(text, c->dial_text) == 0;
     snprintf(c->errors + used, sizeof(c->errors) - used, "%s%s%s%s", used ? "; " : "",
-             named ? "" : text, named ? "" : ": ", gn_strerror(code));
+             named ? "" : text, named ? "" : ": ",
+             code == GN_ENOTSUP && gn_endpoint_transport(ep) == GN_TRANSPORT_UNIX
+                 ? GN__NO_UNIX_SOCKETS
+                 : gn_strerror(code));
 }
 
 static void close_attempt(struct gn__client *c, struct attempt *a)
@@ -531,8 +534,8 @@ static const struct gn__reconnect_hooks reconnect_hooks = {
 /* A reconnecting client's first connection joins its chain (reconnect.c),
  * which holds the TLS configuration of every attempt. */
 static int client_attach(gn_conn *conn, const gn_options *opts, uint32_t user_timeout_ms,
-                         const gn_endpoint *ep, const char *address,
-                         const struct gn__proxy *proxy, char *errbuf, size_t errlen)
+                         const gn_endpoint *ep, const char *address, const struct gn__proxy *proxy,
+                         char *errbuf, size_t errlen)
 {
     struct gn__reconnect *r;
     int rc;
@@ -541,8 +544,8 @@ static int client_attach(gn_conn *conn, const gn_options *opts, uint32_t user_ti
         return conn->kind == GN_TRANSPORT_TLS
                    ? gn__tls_client_attach(conn, opts->tls, ep, address, errbuf, errlen)
                    : 0;
-    rc = gn__reconnect_new(opts, user_timeout_ms, ep, address, proxy,
-                           proxy ? sizeof(*proxy) : 0, &reconnect_hooks, &r, errbuf, errlen);
+    rc = gn__reconnect_new(opts, user_timeout_ms, ep, address, proxy, proxy ? sizeof(*proxy) : 0,
+                           &reconnect_hooks, &r, errbuf, errlen);
     if (rc == 0 && (rc = gn__reconnect_attach(r, conn)) < 0)
         gn__reconnect_free(r);
     if (rc == 0)

@@ -12,6 +12,12 @@
 
 #include "gnezdo.h"
 
+/* Why a unix: address fails where the system has no AF_UNIX (a socket()
+ * refused with GN_ENOTSUP). */
+#define GN__NO_UNIX_SOCKETS                                                                        \
+    "this system has no Unix domain sockets (Windows has them from Windows 10 version 1803; "      \
+    "Wine 8 has none)"
+
 /*
  * gn__errbuf_input - write "'<input>': <message>" into errbuf (errlen
  * bytes; nothing when errbuf is NULL or errlen is 0) and return code.

@@ -53,8 +53,12 @@ static int listen_fd(const gn_endpoint *ep, const gn_options *opts, struct liste
     int one = 1, fd, rc;
 
     fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return gn_error_from_errno(errno);
+    if (fd < 0) {
+        rc = gn_error_from_errno(errno);
+        if (rc == GN_ENOTSUP && sa->sa_family == AF_UNIX)
+            snprintf(why, whylen, "%s", GN__NO_UNIX_SOCKETS);
+        return rc;
+    }
     /* Restarting a server must not wait out TIME_WAIT of old clients. */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (sa->sa_family == AF_INET6) {

@@ -148,12 +148,19 @@ static int adopt_new(SOCKET s, int flags)
 int gn_win_socket(int domain, int type, int protocol)
 {
     int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SOCKET s;
 
     if (gn_win_startup() < 0)
         return -1;
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    return adopt_new(WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT),
-                     flags);
+    s = WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+    /* No AF_UNIX here (before Windows 10 1803, or Wine): not supported,
+     * rather than an address family the caller did not get wrong. */
+    if (s == INVALID_SOCKET && domain == AF_UNIX && WSAGetLastError() == WSAEAFNOSUPPORT) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return adopt_new(s, flags);
 }
 
 int gn_win_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
@@ -359,7 +366,12 @@ ssize_t gn_win_sendfile(int out_fd, int in_fd, off_t *offset, size_t len)
 
 int gn_win_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    return getsockopt(sock(fd), level, name, val, len) == 0 ? 0 : gn_win_fail();
+    if (getsockopt(sock(fd), level, name, val, len) != 0)
+        return gn_win_fail();
+    /* A failed connect's SO_ERROR is a WinSock code: as errno, as POSIX. */
+    if (level == SOL_SOCKET && name == SO_ERROR && *len >= (socklen_t)sizeof(int) && *(int *)val)
+        *(int *)val = gn_win_errno(*(int *)val);
+    return 0;
 }
 
 int gn_win_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
