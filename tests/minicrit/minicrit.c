@@ -31,8 +31,8 @@ extern char **environ;
 #endif
 
 /* A child's exit status says how its test ended; any other status (an
- * exit() in the test, abort(), a signal) is reported as a crash. */
-enum { MC_PASSED = 0, MC_FAILED = 98, MC_SKIPPED = 99 };
+ * exit() in the test, even exit(0), abort(), a signal) is a crash. */
+enum { MC_PASSED = 97, MC_FAILED = 98, MC_SKIPPED = 99 };
 
 static struct mc_test *mc_tests;
 static struct mc_suite *mc_suites;
@@ -41,6 +41,7 @@ static struct mc_suite *mc_suites;
 static jmp_buf mc_jump;
 static int mc_failures;
 static bool mc_was_skipped;
+static const struct mc_test *mc_current;
 
 static int mc_compare(const struct mc_test *a, const struct mc_test *b)
 {
@@ -112,8 +113,11 @@ void mc_skip(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("[SKIP]", stderr);
-    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "[SKIP] %s::%s", mc_current->suite, mc_current->name);
+    if (fmt[1]) {
+        fputc(':', stderr);
+        vfprintf(stderr, fmt, ap);
+    }
     fputc('\n', stderr);
     va_end(ap);
     mc_was_skipped = true;
@@ -130,15 +134,26 @@ void mc_log_info(const char *fmt, ...)
     va_end(ap);
 }
 
+#ifdef _WIN32
+static LONG WINAPI mc_crashed(EXCEPTION_POINTERS *exception)
+{
+    (void)exception;
+    return EXCEPTION_EXECUTE_HANDLER;
+}
+#endif
+
 /* Runs in the child: suite init, test init, test, test fini, suite fini.
  * A fatal assert or a skip ends the test part; the fini still run. */
 static int mc_run_child(const struct mc_test *test)
 {
     static const struct mc_suite *suite; /* static: kept across longjmp */
     suite = mc_find_suite(test->suite);
+    mc_current = test;
 #ifdef _WIN32
-    /* A crash ends the child with its exception code, without a dialog. */
+    /* A crash ends the child with its exception code, without a dialog
+     * or (under Wine) a debugger's dump. */
     SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+    SetUnhandledExceptionFilter(mc_crashed);
 #endif
     if (!setjmp(mc_jump)) {
         if (suite && suite->init)
@@ -284,15 +299,6 @@ static bool mc_selected(const struct mc_test *test, const char *filter)
     return !filter || mc_glob(filter, id);
 }
 
-static int mc_usage(const char *self)
-{
-    fprintf(stderr,
-            "usage: %s [--filter GLOB] [--jobs N] [--verbose] [--list]\n"
-            "  runs the tests (minicrit), each in a child process; GLOB matches suite/name\n",
-            self);
-    return 2;
-}
-
 int main(int argc, char **argv)
 {
     const char *filter = NULL;
@@ -319,7 +325,10 @@ int main(int argc, char **argv)
         } else if (strcmp(arg, "--list") == 0) {
             list = true;
         } else {
-            return mc_usage(argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--filter SUITE/NAME-GLOB] [--jobs N] [--verbose] [--list]\n",
+                    argv[0]);
+            return 2;
         }
     }
 
@@ -336,7 +345,7 @@ int main(int argc, char **argv)
             continue;
         }
         const struct mc_suite *suite = mc_find_suite(t->suite);
-        if (t->disabled || (suite && suite->disabled)) {
+        if (t->disabled) {
             fprintf(stderr, "[SKIP] %s::%s: disabled\n", t->suite, t->name);
             skipped++;
             continue;

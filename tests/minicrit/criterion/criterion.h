@@ -38,8 +38,6 @@ struct mc_suite {
     void (*init)(void);
     void (*fini)(void);
     double timeout;
-    const char *description;
-    bool disabled;
     struct mc_suite *next;
 };
 
