@@ -140,6 +140,7 @@ Test(blocking, read_with_nothing_arriving_returns_after_the_deadline)
     close(lfd);
 }
 
+#ifndef _WIN32 /* Windows has no signals to interrupt a call */
 static void on_usr1(int sig)
 {
     (void)sig;
@@ -183,6 +184,7 @@ Test(blocking, signals_neither_end_a_wait_early_nor_extend_it)
     close(peer);
     close(lfd);
 }
+#endif
 
 struct dribble {
     int fd;

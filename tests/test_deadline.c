@@ -373,6 +373,7 @@ Test(deadline, moved_later_from_another_thread_the_wait_goes_on)
 
 /* ---- signals -------------------------------------------------------- */
 
+#ifndef _WIN32 /* Windows has no signals to interrupt a call */
 static atomic_int signals_caught;
 
 static void count_signal(int sig)
@@ -425,6 +426,7 @@ Test(deadline, signals_neither_shorten_nor_extend_it)
     signal(SIGUSR1, SIG_DFL);
     end_pair(conn, lfd, peer);
 }
+#endif
 
 /* ---- a threaded server's connection -------------------------------- */
 
