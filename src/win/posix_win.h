@@ -47,7 +47,6 @@
 #include <mswsock.h>
 #include <windows.h>
 #include <afunix.h>
-#include <netioapi.h>
 // clang-format on
 
 #include <errno.h>

@@ -1,2 +1,4 @@
-/* <net/if.h> on Windows: WinSock and the wrappers of posix_win.h provide it. */
-#include "../../posix_win.h"
+/* <net/if.h> on Windows: interface names and indexes are in iphlpapi
+ * (not in posix_win.h: the header is as long as the rest together). */
+#include "../posix_win.h"
+#include <netioapi.h>
