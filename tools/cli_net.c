@@ -566,6 +566,7 @@ int cli_connect(int argc, char **argv)
     }
     cli_catch_signals(connect_loop);
     gn_loop_run(connect_loop);
+    cli_stdin_stop(); /* stopped by a signal: a reader thread must post no more */
     gn_loop_free(connect_loop);
     return cli_output_broken ? CLI_FAILURE : connect_status;
 }
