@@ -17,7 +17,6 @@
  * period is prime, so no message size lines up with it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>

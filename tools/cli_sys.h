@@ -16,8 +16,8 @@
 #endif
 
 /* Once, first thing in main: a closed output pipe is an error to report,
- * not a signal to die of (POSIX); stdin and stdout carry bytes as they
- * are, not text (Windows). */
+ * not a signal to die of (POSIX); stdin (unless a console) and stdout
+ * carry bytes as they are, not text (Windows). */
 void cli_sys_init(void);
 
 /* The signals that stop a command, 0-terminated: SIGINT and SIGTERM on

@@ -19,8 +19,11 @@ const int cli_stop_signals[] = {SIGINT, SIGBREAK, 0};
 void cli_sys_init(void)
 {
     /* send, recv, connect and listen carry bytes; the text the others
-     * print keeps its "\n", which the console shows as a new line. */
-    _setmode(_fileno(stdin), _O_BINARY);
+     * print keeps its "\n", which the console shows as a new line.  A
+     * console's input stays text: its lines then end in "\n" as on a
+     * terminal elsewhere, and Ctrl+Z ends the input as people expect. */
+    if (!_isatty(_fileno(stdin)))
+        _setmode(_fileno(stdin), _O_BINARY);
     _setmode(_fileno(stdout), _O_BINARY);
     _setmode(_fileno(stderr), _O_BINARY);
 }
