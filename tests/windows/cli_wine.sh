@@ -7,7 +7,8 @@
 # --echo (event loop, and --threads 4) answering Python clients and the
 # Linux `gnezdo connect`, stopped by Ctrl+C (SIGINT, which Wine turns
 # into the console's CTRL_C_EVENT); listen printing binary data; connect
-# (event-driven and --sync) to a Linux echo server; send to a Linux recv
+# (event-driven and --sync) to a Linux echo server, and its Ctrl+C; send
+# to a Linux recv
 # and recv from a Linux send with the SHA-256 of both ends and of the
 # file matching; demo.  Wine runs in a private prefix in the build
 # directory (WINEPREFIX overrides it), created on first use.  Every wait
@@ -157,6 +158,19 @@ print("\n".join(bad) if bad else "all %d echoed" % count)
 sys.exit(1 if bad else 0)
 EOF
 
+# A client that says one byte, reads it back, then waits for the server
+# to close: prints its local port, then "closed" at the end of the stream.
+cat >"$work/holder.py" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=50)
+s.sendall(b"x")
+s.recv(1)
+print(s.getsockname()[1], flush=True)
+while s.recv(1 << 16):
+    pass
+print("closed")
+EOF
+
 echo "cli_wine: $exe under Wine (WINEPREFIX=$WINEPREFIX)"
 # The first start creates the prefix (several seconds), with Wine's own
 # services, which inherit the standard streams: let them take /dev/null.
@@ -211,11 +225,25 @@ for mode in "" "--threads 4"; do
     else
         fail "$name: Linux gnezdo connect: exit $rc, $(head -c 300 "$work/linux_connect.err")"
     fi
+    # A client still connected at Ctrl+C: a graceful stop closes it and
+    # logs it ("disconnect"); Wine's default action would just end the
+    # process, silently (and with status 0 as well).
+    start_bg holder timeout 60 python3 "$work/holder.py" "$port"
+    holder_pid=$bg
+    held=
+    for _ in $(seq 300); do
+        held=$(head -n1 "$work/holder.out")
+        [ -n "$held" ] && grep -q "^connect .*:$held -> " "$work/listen.err" && break
+        sleep 0.1
+    done
     stop "$pid" INT
-    if [ "$status" = 0 ] && grep -q '^disconnect ' "$work/listen.err"; then
-        ok "$name: Ctrl+C (SIGINT) stops it, exit 0"
+    listen_status=$status
+    wait_exit "$holder_pid"
+    if [ "$listen_status" = 0 ] && grep -q "^disconnect .*:$held -> " "$work/listen.err" &&
+        grep -q '^closed$' "$work/holder.out"; then
+        ok "$name: Ctrl+C (SIGINT) stops it, closing the client still connected"
     else
-        fail "$name: after SIGINT exit $status: $(tail -c 300 "$work/listen.err")"
+        fail "$name: after SIGINT exit $listen_status, client $held: $(tail -c 300 "$work/listen.err")"
     fi
 done
 
@@ -252,6 +280,26 @@ for mode in "" "--sync"; do
         fail "$name: exit $rc, $(stat -c %s "$work/connect.out") bytes, $(head -c 300 "$work/connect.err")"
     fi
 done
+# Ctrl+C while connected, stdin open and silent (a FIFO this shell holds
+# open, so it never ends): the console's CTRL_C_EVENT stops the loop.
+# Wine's default action would end it too: this guards against a handler
+# that takes Ctrl+C and never stops the loop (a hang), and the stdin
+# reader thread keeping the process alive.
+mkfifo "$work/stdin.fifo"
+exec 7<>"$work/stdin.fifo"
+start_bg connect_int wine "$exe" connect "127.0.0.1:$port" <"$work/stdin.fifo"
+pid=$bg
+for _ in $(seq 300); do
+    grep -q '^connected ' "$work/connect_int.err" && break
+    sleep 0.1
+done
+stop "$pid" INT
+exec 7>&-
+if [ "$status" = 0 ] && grep -q '^connected ' "$work/connect_int.err"; then
+    ok "connect: Ctrl+C (SIGINT) while waiting on stdin ends it at once, exit 0"
+else
+    fail "connect: after SIGINT exit $status: $(head -c 300 "$work/connect_int.err")"
+fi
 stop "$linux_pid" TERM
 
 # ---- send: Windows to Linux; recv: Linux to Windows ---------------------
