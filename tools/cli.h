@@ -29,10 +29,12 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #include "gnezdo.h"
 
-/* SIGINT and SIGTERM stop loop (signal watchers, closed with the loop). */
+/* The stop signals (cli_sys.h: SIGINT and SIGTERM, on Windows Ctrl+C and
+ * Ctrl+Break) stop loop (signal watchers, closed with the loop). */
 void cli_catch_signals(gn_loop *loop);
 
-/* Standard input on the loop's thread (cli_stdin.c): fn(data, len, arg)
+/* Standard input on the loop's thread (cli_stdin.c; on Windows read by a
+ * thread of its own and handed over, cli_stdin_thread.c): fn(data, len, arg)
  * for each chunk read, len 0 once at its end (the reading has stopped
  * then).  Pause while the output is full, resume when it drains; stop
  * when the socket closes, or the watcher keeps the loop running.

@@ -17,18 +17,17 @@
  * period is prime, so no message size lines up with it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_sys.h"
 #include "gnezdo.h"
 #include "histogram.h"
 
@@ -195,56 +194,21 @@ static void fail_corrupt(struct bench_conn *c)
 
 /* ---- the window ------------------------------------------------------ */
 
-static double self_cpu_us(void)
-{
-    struct rusage ru;
-
-    if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return -1;
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
-/* utime + stime of process pid, all threads (/proc/PID/stat); -1 when
- * unreadable. */
-static double process_cpu_us(int pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long ut, st;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    if (!p ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void open_window(void)
 {
     B.phase = PHASE_MEASURING;
     B.window = (struct bench_counts){0};
     hist_reset(&B.hist);
     B.window_start_ns = now_ns();
-    B.self_cpu0 = self_cpu_us();
-    B.server_cpu0 = B.a.pid ? process_cpu_us(B.a.pid) : -1;
+    B.self_cpu0 = cli_cpu_self_us();
+    B.server_cpu0 = B.a.pid ? cli_cpu_process_us(B.a.pid) : -1;
 }
 
 static void close_window(void)
 {
     B.window_end_ns = now_ns();
-    B.self_cpu1 = self_cpu_us();
-    B.server_cpu1 = B.a.pid ? process_cpu_us(B.a.pid) : -1;
+    B.self_cpu1 = cli_cpu_self_us();
+    B.server_cpu1 = B.a.pid ? cli_cpu_process_us(B.a.pid) : -1;
 }
 
 /* The end of the run: figures taken, connections closed gracefully (in
@@ -707,7 +671,7 @@ static int parse_value(struct bench_args *a, const char *opt, const char *val)
             return cli_usage_error("--conn-rate takes 'close' or 'reset', not '%s'", val);
         a->mode = val[0] == 'c' ? BENCH_RATE_CLOSE : BENCH_RATE_RESET;
     } else if (!strcmp(opt, "--pid")) {
-        if (!parse_count(val, 1, 0x7fffffff, &n) || process_cpu_us((int)n) < 0)
+        if (!parse_count(val, 1, 0x7fffffff, &n) || cli_cpu_process_us((int)n) < 0)
             return cli_usage_error("--pid '%s': no process to read the CPU time of", val);
         a->pid = (int)n;
     } else {
@@ -794,16 +758,11 @@ static int parse_bench_args(int argc, char **argv, struct bench_args *a)
 
 static void raise_open_files(long want)
 {
-    struct rlimit rl;
+    long limit = cli_raise_fd_limit();
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)want + 32 > rl.rlim_cur)
-        fprintf(stderr, "gnezdo: bench: warning: %ld connections and an open-file limit of %llu\n",
-                want, (unsigned long long)rl.rlim_cur);
+    if (limit >= 0 && want + 32 > limit)
+        fprintf(stderr, "gnezdo: bench: warning: %ld connections and an open-file limit of %ld\n",
+                want, limit);
 }
 
 static int start_echo_conns(void)

@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_sys.h"
 #include "gnezdo.h"
 
 #define CHAT_LINE_MAX   4096
@@ -30,8 +30,8 @@ void cli_catch_signals(gn_loop *loop)
     gn_signal *sig;
 
     /* Closed by gn_loop_free, which puts the dispositions back. */
-    gn_signal_start(loop, SIGINT, stop_loop, loop, &sig);
-    gn_signal_start(loop, SIGTERM, stop_loop, loop, &sig);
+    for (const int *s = cli_stop_signals; *s; s++)
+        gn_signal_start(loop, *s, stop_loop, loop, &sig);
 }
 
 void cli_describe_conn(const gn_conn *conn, char *buf, size_t len)
@@ -194,18 +194,6 @@ static void chat_broadcast(gn_conn *from, const char *line, size_t len)
 static void chat_message(gn_conn *conn, const char *line, size_t len)
 {
     chat_broadcast(conn, line, len);
-}
-
-/* Servers raise their descriptor limit to the hard limit: the soft
- * default (often 1024) is far below what a busy server needs. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 /* "--threads N": N from 1 to 100000, else a usage error. */
@@ -374,7 +362,7 @@ int cli_listen(int argc, char **argv)
                                       : listening.mode == MODE_DISCARD ? CLI_DGRAM_DISCARD
                                                                        : CLI_DGRAM_PRINT);
     }
-    raise_fd_limit();
+    cli_raise_fd_limit(); /* servers: the soft default is far below a busy one's needs */
     if (threads)
         return cli_listen_threads(addr, thread_modes[listening.mode], threads);
     h.on_data = data_fns[listening.mode];
@@ -578,6 +566,7 @@ int cli_connect(int argc, char **argv)
     }
     cli_catch_signals(connect_loop);
     gn_loop_run(connect_loop);
+    cli_stdin_stop(); /* stopped by a signal: a reader thread must post no more */
     gn_loop_free(connect_loop);
     return cli_output_broken ? CLI_FAILURE : connect_status;
 }

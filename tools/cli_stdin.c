@@ -40,7 +40,7 @@ static void read_once(void)
     in.fn(buf, (size_t)n, in.arg);
 }
 
-static void stdin_readable(gn_watch *w, int fd, unsigned events, void *arg)
+static void stdin_readable(gn_watch *w, gn_socket fd, unsigned events, void *arg)
 {
     (void)w;
     (void)fd;

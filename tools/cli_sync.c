@@ -3,12 +3,9 @@
  * server), connect --sync (a blocking client), send and recv (a file over
  * a connection, with a progress bar and a SHA-256 of what went through).
  */
-#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_sys.h"
 #include "gnezdo.h"
 #include "sha256.h"
 
@@ -32,16 +30,6 @@ static double seconds_now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* SIGINT and SIGTERM are blocked in every thread and taken by sigwait in
- * the main one, so workers never run a handler mid-call. */
-static void block_stop_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
 static int write_fd_all(int fd, const char *buf, size_t len)
@@ -84,7 +72,7 @@ static void serve_client(gn_conn *conn)
                 cli_output_failed();
             pthread_mutex_unlock(&print_lock);
             if (failed) {
-                kill(getpid(), SIGTERM); /* the main thread's sigwait ends the server */
+                cli_stop_request(); /* the main thread's cli_stop_wait ends the server */
                 break;
             }
         }
@@ -103,11 +91,10 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
     gn_options opts;
     gn_server *srv;
     gn_endpoint ep;
-    sigset_t set;
-    int sig, rc;
+    int rc;
 
     thread_mode = mode;
-    block_stop_signals(&set);
+    cli_stop_prepare(); /* before the server's threads start */
     opts = cli_options();
     rc = gn_serve_threads(addr, serve_client, &opts, &topts, &srv, err, sizeof(err));
     if (rc < 0)
@@ -116,41 +103,32 @@ int cli_listen_threads(const char *addr, enum cli_thread_mode mode, size_t threa
         gn_endpoint_format(&ep, text, sizeof(text));
         fprintf(stderr, "listening on %s (%zu threads)\n", text, threads);
     }
-    sigwait(&set, &sig);
+    cli_stop_wait();
     gn_server_close(srv, 1000);
     return cli_output_broken ? CLI_FAILURE : CLI_OK;
 }
 
 /* ---- connect --sync --------------------------------------------------- */
 
-struct stdin_writer;
-static void shutdown_and_join(struct stdin_writer *w, pthread_t writer);
-
 struct stdin_writer {
     gn_conn *conn;
-    int cancel[2]; /* a pipe: the reader says the connection is over */
+    cli_gate *gate; /* the reader says the connection is over */
+    pthread_mutex_t lock;
+    pthread_cond_t finished_cv;
+    bool finished; /* the thread is about to return: joining it cannot block */
 };
 
-/* Waits for stdin or the cancel pipe, so the thread can always be joined
- * (a thread stuck in read(stdin) could not be). */
-static bool stdin_ready(struct stdin_writer *w)
-{
-    struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                          {.fd = w->cancel[0], .events = POLLIN}};
+static void shutdown_and_join(struct stdin_writer *w, pthread_t writer);
 
-    while (poll(p, 2, -1) < 0)
-        if (errno != EINTR)
-            return false;
-    return !p[1].revents;
-}
-
+/* Waits for stdin through the gate, so the thread can be joined (a
+ * thread stuck in read(stdin) could not be). */
 static void *stdin_to_conn(void *arg)
 {
     static char buf[65536];
     struct stdin_writer *w = arg;
     ssize_t n;
 
-    while (stdin_ready(w)) {
+    while (cli_gate_wait(w->gate)) {
         n = read(STDIN_FILENO, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -160,6 +138,10 @@ static void *stdin_to_conn(void *arg)
             break;
     }
     gn_shutdown(w->conn); /* half-close: the peer sees EOF, we keep reading */
+    pthread_mutex_lock(&w->lock);
+    w->finished = true;
+    pthread_cond_signal(&w->finished_cv);
+    pthread_mutex_unlock(&w->lock);
     return NULL;
 }
 
@@ -169,7 +151,8 @@ int cli_connect_sync(const char *addr)
 {
     static char buf[65536];
     char err[GN_ERRBUF_SIZE], who[2 * GN_ENDPOINT_STRLEN + 8];
-    struct stdin_writer w = {.cancel = {-1, -1}};
+    struct stdin_writer w = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                             .finished_cv = PTHREAD_COND_INITIALIZER};
     pthread_t writer;
     ssize_t n;
     gn_options opts = cli_options();
@@ -181,7 +164,9 @@ int cli_connect_sync(const char *addr)
         return cli_open_error(rc, err);
     cli_describe_conn(w.conn, who, sizeof(who));
     fprintf(stderr, "connected  %s\n", who);
-    if (pipe(w.cancel) < 0 || pthread_create(&writer, NULL, stdin_to_conn, &w) != 0) {
+    w.gate = cli_gate_new();
+    if (!w.gate || pthread_create(&writer, NULL, stdin_to_conn, &w) != 0) {
+        cli_gate_free(w.gate);
         gn_close(w.conn);
         return cli_fail("cannot start the stdin reader");
     }
@@ -199,22 +184,27 @@ int cli_connect_sync(const char *addr)
 
 /* The writer thread owns gn_shutdown and the writes; the reader only
  * asks it to stop.  A writer stuck in a write to a peer that half-closed
- * and reads no more is given 2 s, then left to the process exit. */
+ * and reads no more (or, on Windows, in a read of stdin) is given 2 s,
+ * then left to the process exit. */
 static void shutdown_and_join(struct stdin_writer *w, pthread_t writer)
 {
     struct timespec until;
-    char one = 1;
+    bool finished;
+    int rc = 0;
 
-    if (write(w->cancel[1], &one, 1) < 0) {
-        /* a pipe with room: cannot fail */
-    }
+    cli_gate_cancel(w->gate);
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 2;
-    if (pthread_timedjoin_np(writer, NULL, &until) != 0)
+    pthread_mutex_lock(&w->lock);
+    while (!w->finished && rc == 0)
+        rc = pthread_cond_timedwait(&w->finished_cv, &w->lock, &until);
+    finished = w->finished;
+    pthread_mutex_unlock(&w->lock);
+    if (!finished)
         return;
+    pthread_join(writer, NULL);
     gn_close(w->conn);
-    close(w->cancel[0]);
-    close(w->cancel[1]);
+    cli_gate_free(w->gate);
 }
 
 /* ---- progress --------------------------------------------------------- */
@@ -304,7 +294,9 @@ static int parse_quiet(int *argc, char **argv, bool *quiet, bool *hash)
 /* ---- send ------------------------------------------------------------- */
 
 /* The file is hashed by a second thread while the first sends it with
- * sendfile: the digest costs no time on the transfer's path. */
+ * sendfile: the digest costs no time on the transfer's path.  The hasher
+ * reads through a descriptor of its own: where sendfile and pread are
+ * a seek and a read (Windows), a shared one would mix their offsets. */
 struct hasher {
     int fd;
     uint64_t size;
@@ -323,7 +315,7 @@ static void *hash_file(void *arg)
         h->failed = 1;
     } else {
         while (off < h->size) {
-            ssize_t n = pread(h->fd, buf, CHUNK, (off_t)off);
+            ssize_t n = read(h->fd, buf, CHUNK);
             if (n <= 0) {
                 h->failed = 1;
                 break;
@@ -342,7 +334,7 @@ static int send_open(const char *path, int *fd, uint64_t *size)
 {
     struct stat st;
 
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd = open(path, O_RDONLY | O_BINARY | O_CLOEXEC);
     if (*fd < 0)
         return cli_fail("cannot open '%s': %s", path, strerror(errno));
     if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -391,7 +383,7 @@ int cli_send(int argc, char **argv)
     char err[GN_ERRBUF_SIZE], rest[64];
     pthread_t hash_thread;
     gn_conn *conn;
-    bool quiet, hash;
+    bool quiet, hash, hashing = false;
     int fd, rc = cli_take_limit(&argc, argv);
 
     if (rc == 0)
@@ -409,10 +401,12 @@ int cli_send(int argc, char **argv)
         close(fd);
         return cli_open_error(rc, err);
     }
-    h.fd = fd;
+    h.fd = hash ? open(argv[0], O_RDONLY | O_BINARY | O_CLOEXEC) : -1;
     h.size = p.total;
     snprintf(h.hex, sizeof(h.hex), "%s", NO_HASH);
-    if (hash && pthread_create(&hash_thread, NULL, hash_file, &h) != 0)
+    if (hash)
+        hashing = h.fd >= 0 && pthread_create(&hash_thread, NULL, hash_file, &h) == 0;
+    if (hash && !hashing)
         h.failed = 1;
     p.draw = !quiet && isatty(STDERR_FILENO);
     p.start = seconds_now();
@@ -427,10 +421,12 @@ int cli_send(int argc, char **argv)
         if (n < 0) /* a reset, not a close: the receiver did not take it all */
             rc = (int)n;
     }
-    if (hash && !h.failed)
+    if (hashing)
         pthread_join(hash_thread, NULL);
     gn_close(conn);
     close(fd);
+    if (h.fd >= 0)
+        close(h.fd);
     if (rc < 0)
         return cli_fail("sending '%s' to %s: %s", argv[0], argv[1], gn_strerror(rc));
     if (h.failed)
@@ -562,7 +558,7 @@ static int recv_open(const char *path)
 {
     if (strcmp(path, "-") == 0)
         return STDOUT_FILENO;
-    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_BINARY | O_CLOEXEC, 0644);
 }
 
 /* recv's arguments: ADDRESS [FILE] and the flags of parse_quiet; the

@@ -6,7 +6,6 @@
  * hint).  Output is plain text for people; --json gives one JSON object
  * per line for scripts.  Errors always go to stderr as text.
  */
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_sys.h"
 #include "gnezdo.h"
 
 #define MAX_RESULTS       16384
@@ -525,8 +525,7 @@ int main(int argc, char **argv)
     int rc;
 
     gn_log_set(print_log, GN_LOG_WARN, NULL);
-    /* A closed output pipe is an error to report, not a signal to die of. */
-    signal(SIGPIPE, SIG_IGN);
+    cli_sys_init(); /* SIGPIPE ignored; binary stdin and stdout on Windows */
     if (argc < 2)
         return cli_usage_error("no command given");
     rc = take_tls_options(&argc, argv);
