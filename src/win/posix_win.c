@@ -353,9 +353,7 @@ ssize_t gn_win_sendfile(int out_fd, int in_fd, off_t *offset, size_t len)
     int got;
     ssize_t sent;
 
-    if (_lseeki64(in_fd, *offset, SEEK_SET) < 0)
-        return -1;
-    got = _read(in_fd, buf, (unsigned)want);
+    got = (int)gn_win_pread(in_fd, buf, want, *offset);
     if (got <= 0)
         return got;
     sent = gn_win_send(out_fd, buf, (size_t)got, 0);
@@ -491,12 +489,26 @@ void *gn_win_memmem(const void *hay, size_t haylen, const void *needle, size_t l
     return NULL;
 }
 
-/* pread moves no file offset; this one does, which no caller minds. */
+/* A read at offset through the file's handle, as pread: threads sharing
+ * the descriptor do not race on a seek (the CRT's position does move,
+ * which no caller reads). */
 ssize_t gn_win_pread(int fd, void *buf, size_t len, off_t offset)
 {
-    if (_lseeki64(fd, offset, SEEK_SET) < 0)
+    HANDLE h = (HANDLE)_get_osfhandle(fd);
+    OVERLAPPED at = {.Offset = (DWORD)((uint64_t)offset & 0xffffffffu),
+                     .OffsetHigh = (DWORD)((uint64_t)offset >> 32)};
+    DWORD got = 0;
+
+    if (h == INVALID_HANDLE_VALUE) {
+        errno = EBADF;
         return -1;
-    return _read(fd, buf, (unsigned)(len > INT_MAX ? INT_MAX : len));
+    }
+    if (ReadFile(h, buf, (DWORD)(len > INT_MAX ? INT_MAX : len), &got, &at))
+        return (ssize_t)got;
+    if (GetLastError() == ERROR_HANDLE_EOF)
+        return 0;
+    errno = EIO;
+    return -1;
 }
 
 int gn_win_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
