@@ -123,16 +123,34 @@ static SOCKET sock(int fd)
     return (SOCKET)(intptr_t)fd;
 }
 
+/* Whether an ICMP port unreachable for a datagram this UDP socket sent
+ * fails a later receive (WSAECONNRESET).  Linux reports it on connected
+ * sockets only: Windows' default, on, is turned off for a new socket and
+ * on again by connect, so a server that answers a vanished client is not
+ * told.  A failure (no such option) leaves the default. */
+static void udp_connreset(SOCKET s, BOOL on)
+{
+    DWORD none;
+
+    WSAIoctl(s, SIO_UDP_CONNRESET, &on, sizeof(on), NULL, 0, &none, NULL, NULL);
+}
+
+static bool is_datagram(SOCKET s)
+{
+    int type = 0, len = sizeof(type);
+
+    return getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 && type == SOCK_DGRAM;
+}
+
 /* gn_win_fail for a call on s that sends or receives.  WSAECONNRESET on
  * a datagram socket is an ICMP port unreachable for an earlier datagram
- * (SIO_UDP_CONNRESET, on by default), where POSIX says ECONNREFUSED; the
- * socket's type is asked only then, so other failures cost nothing. */
+ * (SIO_UDP_CONNRESET, on once connected), where POSIX says ECONNREFUSED;
+ * the socket's type is asked only then, so other failures cost nothing. */
 static int sock_fail(SOCKET s)
 {
-    int err = WSAGetLastError(), type = 0, len = sizeof(type);
+    int err = WSAGetLastError();
 
-    if (err == WSAECONNRESET && getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 &&
-        type == SOCK_DGRAM)
+    if (err == WSAECONNRESET && is_datagram(s))
         err = WSAECONNREFUSED;
     errno = gn_win_errno(err);
     return -1;
@@ -182,6 +200,8 @@ int gn_win_socket(int domain, int type, int protocol)
         errno = EOPNOTSUPP;
         return -1;
     }
+    if (s != INVALID_SOCKET && type == SOCK_DGRAM && domain != AF_UNIX)
+        udp_connreset(s, FALSE);
     return adopt_new(s, flags);
 }
 
@@ -200,8 +220,11 @@ int gn_win_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 
 int gn_win_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (connect(sock(fd), sa, len) == 0)
+    if (connect(sock(fd), sa, len) == 0) {
+        if (is_datagram(sock(fd)))
+            udp_connreset(sock(fd), TRUE);
         return 0;
+    }
     gn_win_fail();
     /* A non-blocking connect under way: EINPROGRESS, as POSIX says. */
     if (errno == EAGAIN)
