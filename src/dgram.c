@@ -48,6 +48,10 @@ static int open_error(char *errbuf, size_t errlen, int code, const gn_endpoint *
     if (code == GN_EADDRINUSE && gn_endpoint_family(ep) == GN_FAMILY_UNIX &&
         !gn_endpoint_is_abstract(ep))
         hint = " (a file exists at the path; remove it if it is stale)";
+    /* socket() refused the family (win/posix_win.c) */
+    if (code == GN_ENOTSUP && gn_endpoint_family(ep) == GN_FAMILY_UNIX)
+        hint = " (this system has no Unix datagram sockets: Windows' AF_UNIX has stream sockets "
+               "only, Wine 8 none at all)";
     return gn__errbuf_input(errbuf, errlen, code, text, strlen(text), "cannot %s: %s%s", what,
                             gn_strerror(code), hint);
 }
@@ -505,7 +509,7 @@ ssize_t gn__dgram_recvfrom(const gn_dgram *sock, void *buf, size_t size, gn_endp
 
     for (;;) {
         /* MSG_TRUNC in flags: the real length, even past size (Linux
-         * udp(7), unix(7) since 3.4). */
+         * udp(7), unix(7) since 3.4; win/posix_win.c on Windows). */
         n = gn__recvmsg(sock->io.fd, &msg, MSG_TRUNC);
         if (n >= 0)
             break;

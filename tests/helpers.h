@@ -129,3 +129,20 @@ const char *gn_test_cert_path(char *buf, size_t len, const char *file);
  * work that must finish in time, never for a wait that is the point.
  */
 unsigned gn_test_ms(unsigned ms);
+
+/* ---- what differs by system ---- */
+
+/*
+ * gn_test_lo - text with each IPv6 scope "%lo" (Linux's loopback
+ * interface, index 1) naming the loopback interface of this system: text
+ * itself on Linux; on Windows, whose names differ ("loopback_0"), a copy
+ * in buf with the name of interface 1, or the test skips if it has none.
+ */
+const char *gn_test_lo(const char *text, char *buf, size_t len);
+
+#ifdef _WIN32
+/* gn_test_under_wine - whether Wine runs this program (ntdll exports
+ * wine_get_version), for a test of what Wine does not do as Windows does:
+ * it skips there, saying what. */
+bool gn_test_under_wine(void);
+#endif

@@ -99,3 +99,32 @@ const char *gn_test_cert_path(char *buf, size_t len, const char *file)
     cr_skip_test("TLS is not built on Windows (docs/windows.md)");
     return buf;
 }
+
+const char *gn_test_lo(const char *text, char *buf, size_t len)
+{
+    char name[IF_NAMESIZE];
+    const char *p = text;
+    size_t n = 0;
+
+    if (!if_indextoname(1, name))
+        cr_skip_test("no network interface 1 to stand for Linux's lo");
+    for (; *p && n + 1 < len; p++) {
+        /* "%lo" as a whole scope: before ']' or at the end */
+        if (strncmp(p, "%lo", 3) == 0 && (p[3] == ']' || p[3] == '\0')) {
+            n += (size_t)snprintf(buf + n, len - n, "%%%s", name);
+            p += 2;
+            continue;
+        }
+        buf[n++] = *p;
+    }
+    cr_assert(!*p && n < len, "%s: no room for the loopback's name %s", text, name);
+    buf[n] = '\0';
+    return buf;
+}
+
+bool gn_test_under_wine(void)
+{
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+
+    return ntdll && GetProcAddress(ntdll, "wine_get_version");
+}

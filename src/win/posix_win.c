@@ -123,6 +123,39 @@ static SOCKET sock(int fd)
     return (SOCKET)(intptr_t)fd;
 }
 
+/* Whether an ICMP port unreachable for a datagram this UDP socket sent
+ * fails a later receive (WSAECONNRESET).  Linux reports it on connected
+ * sockets only: Windows' default, on, is turned off for a new socket and
+ * on again by connect, so a server that answers a vanished client is not
+ * told.  A failure (no such option) leaves the default. */
+static void udp_connreset(SOCKET s, BOOL on)
+{
+    DWORD none;
+
+    WSAIoctl(s, SIO_UDP_CONNRESET, &on, sizeof(on), NULL, 0, &none, NULL, NULL);
+}
+
+static bool is_datagram(SOCKET s)
+{
+    int type = 0, len = sizeof(type);
+
+    return getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 && type == SOCK_DGRAM;
+}
+
+/* gn_win_fail for a call on s that sends or receives.  WSAECONNRESET on
+ * a datagram socket is an ICMP port unreachable for an earlier datagram
+ * (SIO_UDP_CONNRESET, on once connected), where POSIX says ECONNREFUSED;
+ * the socket's type is asked only then, so other failures cost nothing. */
+static int sock_fail(SOCKET s)
+{
+    int err = WSAGetLastError();
+
+    if (err == WSAECONNRESET && is_datagram(s))
+        err = WSAECONNREFUSED;
+    errno = gn_win_errno(err);
+    return -1;
+}
+
 static int set_nonblocking(SOCKET s, bool on)
 {
     u_long mode = on;
@@ -145,6 +178,12 @@ static int adopt_new(SOCKET s, int flags)
     return (int)(intptr_t)s;
 }
 
+static bool unix_refused(int wsa_error)
+{
+    return wsa_error == WSAEAFNOSUPPORT || wsa_error == WSAESOCKTNOSUPPORT ||
+           wsa_error == WSAEPROTONOSUPPORT || wsa_error == WSAEPROTOTYPE;
+}
+
 int gn_win_socket(int domain, int type, int protocol)
 {
     int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -154,12 +193,15 @@ int gn_win_socket(int domain, int type, int protocol)
         return -1;
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     s = WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
-    /* No AF_UNIX here (before Windows 10 1803, or Wine): not supported,
-     * rather than an address family the caller did not get wrong. */
-    if (s == INVALID_SOCKET && domain == AF_UNIX && WSAGetLastError() == WSAEAFNOSUPPORT) {
+    /* No AF_UNIX here (before Windows 10 1803, or Wine), or not of this
+     * type (Windows' has SOCK_STREAM only): not supported, rather than an
+     * address family or a type the caller did not get wrong. */
+    if (s == INVALID_SOCKET && domain == AF_UNIX && unix_refused(WSAGetLastError())) {
         errno = EOPNOTSUPP;
         return -1;
     }
+    if (s != INVALID_SOCKET && type == SOCK_DGRAM && domain != AF_UNIX)
+        udp_connreset(s, FALSE);
     return adopt_new(s, flags);
 }
 
@@ -178,8 +220,11 @@ int gn_win_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 
 int gn_win_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (connect(sock(fd), sa, len) == 0)
+    if (connect(sock(fd), sa, len) == 0) {
+        if (is_datagram(sock(fd)))
+            udp_connreset(sock(fd), TRUE);
         return 0;
+    }
     gn_win_fail();
     /* A non-blocking connect under way: EINPROGRESS, as POSIX says. */
     if (errno == EAGAIN)
@@ -220,14 +265,14 @@ ssize_t gn_win_recv(int fd, void *buf, size_t len, int flags)
 {
     int n = recv(sock(fd), buf, clamp_len(len), flags);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
 }
 
 ssize_t gn_win_send(int fd, const void *buf, size_t len, int flags)
 {
     int n = send(sock(fd), buf, clamp_len(len), flags);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
 }
 
 ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa,
@@ -235,7 +280,7 @@ ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
 {
     int n = recvfrom(sock(fd), buf, clamp_len(len), flags, sa, salen);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
 }
 
 ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa,
@@ -243,7 +288,7 @@ ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const stru
 {
     int n = sendto(sock(fd), buf, clamp_len(len), flags, sa, salen);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
 }
 
 enum { MAX_BUFS = 64 };
@@ -268,29 +313,55 @@ ssize_t gn_win_sendmsg(int fd, const struct msghdr *msg, int flags)
     int rc = WSASendTo(sock(fd), bufs, nbufs, &sent, (DWORD)flags, msg->msg_name,
                        (int)msg->msg_namelen, NULL, NULL);
 
-    return rc == SOCKET_ERROR ? gn_win_fail() : (ssize_t)sent;
+    return rc == SOCKET_ERROR ? sock_fail(sock(fd)) : (ssize_t)sent;
 }
 
+/* The largest UDP payload (IPv6: 65535 - 8); no larger datagram exists
+ * on Windows, whose AF_UNIX has no SOCK_DGRAM. */
+enum { MAX_DATAGRAM = 65527 };
+
+/*
+ * POSIX recvmsg: a datagram larger than the buffers fills them and sets
+ * MSG_TRUNC in msg_flags; with MSG_TRUNC in flags (Linux) it also returns
+ * the datagram's real length.  WinSock fills the buffers and fails with
+ * WSAEMSGSIZE, the datagram gone and its length untold, so for MSG_TRUNC
+ * one more buffer takes what does not fit (on the stack, only as large as
+ * the caller's buffers fall short of MAX_DATAGRAM): the count then is the
+ * real length, and a datagram that fits is read in place, no copy.
+ */
 ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    WSABUF bufs[MAX_BUFS];
+    WSABUF bufs[MAX_BUFS + 1];
     DWORD nbufs = to_wsabufs(bufs, msg->msg_iov, msg->msg_iovlen), got = 0;
-    DWORD wflags = (DWORD)flags;
+    DWORD wflags = (DWORD)(flags & ~MSG_TRUNC);
     INT namelen = (INT)msg->msg_namelen;
-    int rc = WSARecvFrom(sock(fd), bufs, nbufs, &got, &wflags, msg->msg_name,
-                         msg->msg_name ? &namelen : NULL, NULL, NULL);
+    size_t room = 0;
+    int rc;
 
+    for (DWORD i = 0; i < nbufs; i++)
+        room += bufs[i].len;
+    if ((flags & MSG_TRUNC) && room < MAX_DATAGRAM) {
+        char *overflow = __builtin_alloca(MAX_DATAGRAM - room);
+
+        bufs[nbufs].buf = overflow;
+        bufs[nbufs++].len = (ULONG)(MAX_DATAGRAM - room);
+    }
+    rc = WSARecvFrom(sock(fd), bufs, nbufs, &got, &wflags, msg->msg_name,
+                     msg->msg_name ? &namelen : NULL, NULL, NULL);
     msg->msg_flags = 0;
     msg->msg_controllen = 0;
     if (rc == SOCKET_ERROR) {
-        /* A datagram larger than the buffers: POSIX delivers its head
-         * and says MSG_TRUNC; WinSock fills the buffers and fails. */
         if (WSAGetLastError() != WSAEMSGSIZE)
-            return gn_win_fail();
+            return sock_fail(sock(fd));
+        /* Every buffer full: the datagram's head, or with the overflow
+         * (no UDP datagram is that large) a length it at least has. */
         msg->msg_flags = MSG_TRUNC;
+        got = 0;
         for (DWORD i = 0; i < nbufs; i++)
             got += bufs[i].len;
     }
+    if (got > room)
+        msg->msg_flags = MSG_TRUNC;
     if (msg->msg_name)
         msg->msg_namelen = (socklen_t)namelen;
     return (ssize_t)got;
@@ -304,7 +375,7 @@ ssize_t gn_win_read(int fd, void *buf, size_t len)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _read(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return gn_win_fail();
+    return sock_fail(sock(fd));
 }
 
 ssize_t gn_win_write(int fd, const void *buf, size_t len)
@@ -315,7 +386,7 @@ ssize_t gn_win_write(int fd, const void *buf, size_t len)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _write(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return gn_win_fail();
+    return sock_fail(sock(fd));
 }
 
 ssize_t gn_win_writev(int fd, const struct iovec *iov, int iovcnt)

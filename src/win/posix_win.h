@@ -16,6 +16,10 @@
  *    and 64-bit processes can share them, and INVALID_SOCKET becomes -1.
  *  - close, read and write take sockets and CRT descriptors both: a
  *    socket call first, the CRT's when WinSock says it is no socket.
+ *  - Datagrams as Linux has them: recvmsg with MSG_TRUNC returns a cut
+ *    datagram's real length, and an ICMP port unreachable, WSAECONNRESET
+ *    on a datagram socket, is ECONNREFUSED, reported to connected UDP
+ *    sockets only (SIO_UDP_CONNRESET).
  *  - Missing POSIX names are defined: SOCK_NONBLOCK and SOCK_CLOEXEC
  *    (socket handles are made uninheritable), MSG_NOSIGNAL (no SIGPIPE
  *    on Windows), struct msghdr, fcntl's O_NONBLOCK, sendfile by copy.
