@@ -9,6 +9,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <net/if.h>
 #include <tlhelp32.h>
 
 static const char no_programs[] = "runs Linux programs (sh, the CLI, openssl): not on Windows";

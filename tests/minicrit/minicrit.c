@@ -192,6 +192,24 @@ static int mc_status(bool timed_out, double timeout, unsigned long code, bool si
 }
 
 #ifdef _WIN32
+/* Every child in one job that dies with the runner: when ctest kills a
+ * runner at its timeout, no test process is left to keep Wine's server
+ * and the test's output pipe alive. */
+static HANDLE mc_job(void)
+{
+    static HANDLE job;
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits = {
+        .BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE};
+
+    if (!job) {
+        job = CreateJobObjectA(NULL, NULL);
+        if (job)
+            SetInformationJobObject(job, JobObjectExtendedLimitInformation, &limits,
+                                    sizeof(limits));
+    }
+    return job;
+}
+
 static int mc_spawn(const char *self, const struct mc_test *test, double timeout, char *why,
                     size_t size)
 {
@@ -204,6 +222,8 @@ static int mc_spawn(const char *self, const struct mc_test *test, double timeout
         snprintf(why, size, "cannot start %s: error %lu", self, GetLastError());
         return -1;
     }
+    if (mc_job())
+        AssignProcessToJobObject(mc_job(), child.hProcess);
     DWORD wait_ms = timeout > 0 ? (DWORD)(timeout * 1000) : INFINITE;
     bool timed_out = WaitForSingleObject(child.hProcess, wait_ms) == WAIT_TIMEOUT;
     if (timed_out) {
