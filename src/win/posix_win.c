@@ -153,7 +153,10 @@ int gn_win_socket(int domain, int type, int protocol)
     if (gn_win_startup() < 0)
         return -1;
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    s = WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+    /* Overlapped, as socket() makes them: SO_RCVTIMEO and SO_SNDTIMEO
+     * work only on such sockets (WSASocket's documentation). */
+    s = WSASocketW(domain, type, protocol, NULL, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     /* No AF_UNIX here (before Windows 10 1803, or Wine): not supported,
      * rather than an address family the caller did not get wrong. */
     if (s == INVALID_SOCKET && domain == AF_UNIX && WSAGetLastError() == WSAEAFNOSUPPORT) {
@@ -234,6 +237,43 @@ static bool not_ready_now(int fd, int *flags, short events)
     return true;
 }
 
+/* A blocking call's time limit (SO_RCVTIMEO, SO_SNDTIMEO) ends it with
+ * WSAETIMEDOUT, where POSIX says EAGAIN; WSAETIMEDOUT on a socket with
+ * no limit is a connection that died (ETIMEDOUT).  -1 and errno. */
+static int io_fail(int fd, int limit_opt)
+{
+    int wsa = WSAGetLastError();
+    DWORD ms = 0;
+    int len = sizeof(ms);
+
+    if (wsa == WSAETIMEDOUT &&
+        getsockopt(sock(fd), SOL_SOCKET, limit_opt, (char *)&ms, &len) == 0 && ms != 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = gn_win_errno(wsa);
+    return -1;
+}
+
+/* A stream's end read as 0 bytes that was a reset: Wine's recv says 0
+ * after the peer's RST, where Windows and POSIX say ECONNRESET, while
+ * its WSAPoll still says POLLERR.  Asked only at an end (once per
+ * connection), of stream sockets (a datagram may be empty); -1 with
+ * ECONNRESET then, else 0. */
+static ssize_t end_or_reset(int fd)
+{
+    WSAPOLLFD p = {.fd = sock(fd), .events = POLLRDNORM};
+    int type = 0, len = sizeof(type);
+
+    if (WSAPoll(&p, 1, 0) == 1 && (p.revents & POLLERR) &&
+        getsockopt(sock(fd), SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 &&
+        type == SOCK_STREAM) {
+        errno = ECONNRESET;
+        return -1;
+    }
+    return 0;
+}
+
 ssize_t gn_win_recv(int fd, void *buf, size_t len, int flags)
 {
     int n;
@@ -241,8 +281,9 @@ ssize_t gn_win_recv(int fd, void *buf, size_t len, int flags)
     if (not_ready_now(fd, &flags, POLLRDNORM))
         return -1;
     n = recv(sock(fd), buf, clamp_len(len), flags);
-
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    if (n == 0 && len > 0)
+        return end_or_reset(fd);
+    return n == SOCKET_ERROR ? io_fail(fd, SO_RCVTIMEO) : n;
 }
 
 ssize_t gn_win_send(int fd, const void *buf, size_t len, int flags)
@@ -253,7 +294,7 @@ ssize_t gn_win_send(int fd, const void *buf, size_t len, int flags)
         return -1;
     n = send(sock(fd), buf, clamp_len(len), flags);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : n;
 }
 
 ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa,
@@ -265,7 +306,7 @@ ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
         return -1;
     n = recvfrom(sock(fd), buf, clamp_len(len), flags, sa, salen);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? io_fail(fd, SO_RCVTIMEO) : n;
 }
 
 ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa,
@@ -277,7 +318,7 @@ ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const stru
         return -1;
     n = sendto(sock(fd), buf, clamp_len(len), flags, sa, salen);
 
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    return n == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : n;
 }
 
 enum { MAX_BUFS = 64 };
@@ -306,7 +347,7 @@ ssize_t gn_win_sendmsg(int fd, const struct msghdr *msg, int flags)
     rc = WSASendTo(sock(fd), bufs, nbufs, &sent, (DWORD)flags, msg->msg_name, (int)msg->msg_namelen,
                    NULL, NULL);
 
-    return rc == SOCKET_ERROR ? gn_win_fail() : (ssize_t)sent;
+    return rc == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : (ssize_t)sent;
 }
 
 ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -329,7 +370,7 @@ ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
         /* A datagram larger than the buffers: POSIX delivers its head
          * and says MSG_TRUNC; WinSock fills the buffers and fails. */
         if (WSAGetLastError() != WSAEMSGSIZE)
-            return gn_win_fail();
+            return io_fail(fd, SO_RCVTIMEO);
         msg->msg_flags = MSG_TRUNC;
         for (DWORD i = 0; i < nbufs; i++)
             got += bufs[i].len;
@@ -343,11 +384,13 @@ ssize_t gn_win_read(int fd, void *buf, size_t len)
 {
     int n = recv(sock(fd), buf, clamp_len(len), 0);
 
+    if (n == 0 && len > 0)
+        return end_or_reset(fd);
     if (n != SOCKET_ERROR)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _read(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return gn_win_fail();
+    return io_fail(fd, SO_RCVTIMEO);
 }
 
 ssize_t gn_win_write(int fd, const void *buf, size_t len)
@@ -358,7 +401,7 @@ ssize_t gn_win_write(int fd, const void *buf, size_t len)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _write(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return gn_win_fail();
+    return io_fail(fd, SO_SNDTIMEO);
 }
 
 ssize_t gn_win_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -421,6 +464,16 @@ int gn_win_setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
     if (level == SOL_SOCKET && name == SO_REUSEADDR)
         return 0;
+    /* A time limit is a struct timeval on POSIX, a DWORD of ms here. */
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+        len >= (socklen_t)sizeof(struct timeval)) {
+        const struct timeval *tv = val;
+        DWORD ms = (DWORD)tv->tv_sec * 1000 + (DWORD)(tv->tv_usec + 999) / 1000;
+
+        return setsockopt(sock(fd), level, name, (const char *)&ms, sizeof(ms)) == 0
+                   ? 0
+                   : gn_win_fail();
+    }
     return setsockopt(sock(fd), level, name, val, len) == 0 ? 0 : gn_win_fail();
 }
 

@@ -20,6 +20,9 @@
  *    (socket handles are made uninheritable), MSG_NOSIGNAL (no SIGPIPE
  *    on Windows), MSG_DONTWAIT (by a poll first), struct msghdr, fcntl's
  *    O_NONBLOCK, sendfile by copy.
+ *  - SO_RCVTIMEO and SO_SNDTIMEO take POSIX's struct timeval, and a call
+ *    they end fails with EAGAIN, as on POSIX (WinSock: DWORD ms and
+ *    WSAETIMEDOUT).
  *  - SO_REUSEADDR is not passed on: on Windows it lets another socket
  *    take a bound port, where POSIX only allows reusing one in TIME_WAIT,
  *    which Windows allows anyway.
