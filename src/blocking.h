@@ -28,6 +28,10 @@ uint64_t gn__blocking_deadline(const gn_conn *conn, enum gn__direction dir);
  * moves it, passes (GN_ETIMEDOUT), or a code.  EINTR only restarts the
  * wait with the time left. */
 int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__direction dir);
+/* After conn->woken is set: end the waits of conn's calls (GN_ECLOSED)
+ * through their threads' wake-ups, as a moved deadline does; a shutdown
+ * of the socket does not wake a poll on every system (WSAPoll). */
+void gn__blocking_wake(gn_conn *conn);
 /* A threaded server's TLS handshake, within the configured timeout. */
 int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 

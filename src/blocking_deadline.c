@@ -12,7 +12,8 @@
  * eventfd or the waiter reads the new deadline, and an eventfd is never
  * written after its waiter has stopped waiting (its number may be reused
  * once the thread ends).  The lock is held for a few loads and stores
- * around each poll, never across one.
+ * around each poll, never across one.  A closing threaded server wakes
+ * the waits the same way (gn__blocking_wake).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -114,6 +115,12 @@ int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__d
         uint64_t end = gn__deadline_min(call_end, watch(conn, dir, wake));
         int n, err;
 
+        /* set before gn__blocking_wake took the lock watch took: seen */
+        if (atomic_load(&conn->woken)) {
+            unwatch(conn, dir);
+            return GN_ECLOSED;
+        }
+
         /* the clock, not poll, says when the time is up: EINTR and a
          * wake-up only make the wait start again with what is left */
         if (polled && gn__poll_ms(end) == 0) {
@@ -130,6 +137,17 @@ int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__d
         else if (n < 0 && err != EINTR)
             return gn_error_from_errno(err);
     }
+}
+
+void gn__blocking_wake(gn_conn *conn)
+{
+    if (!conn->ext)
+        return; /* never waited: nothing published */
+    pthread_mutex_lock(&deadline_lock);
+    for (int dir = GN__READING; dir <= GN__WRITING; dir++)
+        if (conn->ext->waiter[dir] > 0)
+            gn__wakeup_signal(conn->ext->waiter[dir] - 1);
+    pthread_mutex_unlock(&deadline_lock);
 }
 
 int gn_conn_set_deadline(gn_conn *conn, unsigned which, uint64_t deadline_ms)

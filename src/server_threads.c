@@ -774,6 +774,7 @@ static void wake_conn(gn_conn *conn)
     atomic_store(&conn->woken, true);
     if (!gn__conn_tls(conn)) {
         shutdown(conn->io.fd, SHUT_RDWR);
+        gn__blocking_wake(conn); /* WSAPoll does not wake at a shutdown */
         return;
     }
     shutdown(conn->io.fd, SHUT_RD);

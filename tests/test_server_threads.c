@@ -132,12 +132,18 @@ Test(server_threads, two_hundred_clients_on_sixteen_reused_threads)
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
         cr_assert_eq(write(fds[i], msg, strlen(msg)), (ssize_t)strlen(msg));
     }
-    /* 16 running and 64 queued: the rest wait in the kernel's backlog */
+    /* 16 running and 64 queued: the rest wait in the kernel's backlog
+     * (counted on Linux only, through TCP_INFO: Windows does not tell;
+     * the connection count below still says accepting stopped) */
+#ifndef _WIN32
     for (uint64_t end = gn_now_ms() + 5000; gn_now_ms() < end && most_backlog == 0; usleep(5000)) {
         gn_server_get_thread_stats(srv, &st);
         most_backlog = st.backlog;
     }
     cr_expect_gt(most_backlog, 0, "accepting stopped while the queue was full");
+#else
+    (void)most_backlog;
+#endif
     cr_expect_leq(gn_server_conn_count(srv), 16 + 64, "only threads + queue accepted");
     for (int i = 0; i < CLIENTS; i++) {
         snprintf(msg, sizeof(msg), "client %d says hi\n", i);
@@ -248,10 +254,12 @@ static bool one_queued(const gn_thread_stats *st)
     return st->queued == 1;
 }
 
+#ifndef _WIN32
 static bool one_in_backlog(const gn_thread_stats *st)
 {
     return st->backlog == 1;
 }
+#endif
 
 /* No reply and no end within ms: the client is still waiting. */
 static bool still_waiting(int fd, int ms)
@@ -278,7 +286,9 @@ Test(server_threads, a_full_queue_stops_accepting_and_clients_wait)
     b = gn_test_connect_fd(addr); /* waits in the queue */
     cr_expect(wait_stats(srv, &st, one_queued));
     c = gn_test_connect_fd(addr); /* finds the queue full: the backlog */
+#ifndef _WIN32 /* the backlog is counted through Linux's TCP_INFO: 0 on Windows */
     cr_expect(wait_stats(srv, &st, one_in_backlog), "backlog %zu", st.backlog);
+#endif
     cr_expect(still_waiting(c, 300), "not refused");
     cr_expect_eq(gn_server_conn_count(srv), 2, "c not accepted yet");
     close(a); /* b gets the thread, c the queue */

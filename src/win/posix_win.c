@@ -192,7 +192,10 @@ int gn_win_socket(int domain, int type, int protocol)
     if (gn_win_startup() < 0)
         return -1;
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    s = WSASocketW(domain, type, protocol, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT);
+    /* Overlapped, as socket() makes them: SO_RCVTIMEO and SO_SNDTIMEO
+     * work only on such sockets (WSASocket's documentation). */
+    s = WSASocketW(domain, type, protocol, NULL, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     /* No AF_UNIX here (before Windows 10 1803, or Wine), or not of this
      * type (Windows' has SOCK_STREAM only): not supported, rather than an
      * address family or a type the caller did not get wrong. */
@@ -261,34 +264,106 @@ static int clamp_len(size_t len)
     return len > INT_MAX ? INT_MAX : (int)len;
 }
 
+/* MSG_DONTWAIT, which WinSock lacks, taken out of *flags: true, with
+ * errno EAGAIN, when it was there and the socket is not ready for
+ * `events` now.  A ready socket's call then does not wait for a receive,
+ * nor for a send that fits the room there is (a larger one to a blocking
+ * socket still waits: only tests pass the flag, on small writes). */
+static bool not_ready_now(int fd, int *flags, short events)
+{
+    WSAPOLLFD p = {.fd = sock(fd), .events = events};
+
+    if (!(*flags & MSG_DONTWAIT))
+        return false;
+    *flags &= ~MSG_DONTWAIT;
+    if (WSAPoll(&p, 1, 0) != 0)
+        return false; /* ready, or a failure the call itself reports */
+    errno = EAGAIN;
+    return true;
+}
+
+/* A blocking call's time limit (SO_RCVTIMEO, SO_SNDTIMEO) ends it with
+ * WSAETIMEDOUT, where POSIX says EAGAIN; WSAETIMEDOUT on a socket with
+ * no limit is a connection that died (ETIMEDOUT).  -1 and errno. */
+static int io_fail(int fd, int limit_opt)
+{
+    int wsa = WSAGetLastError();
+    DWORD ms = 0;
+    int len = sizeof(ms);
+
+    if (wsa == WSAETIMEDOUT &&
+        getsockopt(sock(fd), SOL_SOCKET, limit_opt, (char *)&ms, &len) == 0 && ms != 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    WSASetLastError(wsa);
+    return sock_fail(sock(fd));
+}
+
+/* A stream's end read as 0 bytes that was a reset: Wine's recv says 0
+ * after the peer's RST, where Windows and POSIX say ECONNRESET, while
+ * its WSAPoll still says POLLERR.  Asked only at an end (once per
+ * connection), of stream sockets (a datagram may be empty); -1 with
+ * ECONNRESET then, else 0. */
+static ssize_t end_or_reset(int fd)
+{
+    WSAPOLLFD p = {.fd = sock(fd), .events = POLLRDNORM};
+    int type = 0, len = sizeof(type);
+
+    if (WSAPoll(&p, 1, 0) == 1 && (p.revents & POLLERR) &&
+        getsockopt(sock(fd), SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 &&
+        type == SOCK_STREAM) {
+        errno = ECONNRESET;
+        return -1;
+    }
+    return 0;
+}
+
 ssize_t gn_win_recv(int fd, void *buf, size_t len, int flags)
 {
-    int n = recv(sock(fd), buf, clamp_len(len), flags);
+    int n;
 
-    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
+    if (not_ready_now(fd, &flags, POLLRDNORM))
+        return -1;
+    n = recv(sock(fd), buf, clamp_len(len), flags);
+    if (n == 0 && len > 0)
+        return end_or_reset(fd);
+    return n == SOCKET_ERROR ? io_fail(fd, SO_RCVTIMEO) : n;
 }
 
 ssize_t gn_win_send(int fd, const void *buf, size_t len, int flags)
 {
-    int n = send(sock(fd), buf, clamp_len(len), flags);
+    int n;
 
-    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
+    if (not_ready_now(fd, &flags, POLLWRNORM))
+        return -1;
+    n = send(sock(fd), buf, clamp_len(len), flags);
+
+    return n == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : n;
 }
 
 ssize_t gn_win_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa,
                         socklen_t *salen)
 {
-    int n = recvfrom(sock(fd), buf, clamp_len(len), flags, sa, salen);
+    int n;
 
-    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
+    if (not_ready_now(fd, &flags, POLLRDNORM))
+        return -1;
+    n = recvfrom(sock(fd), buf, clamp_len(len), flags, sa, salen);
+
+    return n == SOCKET_ERROR ? io_fail(fd, SO_RCVTIMEO) : n;
 }
 
 ssize_t gn_win_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa,
                       socklen_t salen)
 {
-    int n = sendto(sock(fd), buf, clamp_len(len), flags, sa, salen);
+    int n;
 
-    return n == SOCKET_ERROR ? sock_fail(sock(fd)) : n;
+    if (not_ready_now(fd, &flags, POLLWRNORM))
+        return -1;
+    n = sendto(sock(fd), buf, clamp_len(len), flags, sa, salen);
+
+    return n == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : n;
 }
 
 enum { MAX_BUFS = 64 };
@@ -310,10 +385,14 @@ ssize_t gn_win_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     WSABUF bufs[MAX_BUFS];
     DWORD nbufs = to_wsabufs(bufs, msg->msg_iov, msg->msg_iovlen), sent = 0;
-    int rc = WSASendTo(sock(fd), bufs, nbufs, &sent, (DWORD)flags, msg->msg_name,
-                       (int)msg->msg_namelen, NULL, NULL);
+    int rc;
 
-    return rc == SOCKET_ERROR ? sock_fail(sock(fd)) : (ssize_t)sent;
+    if (not_ready_now(fd, &flags, POLLWRNORM))
+        return -1;
+    rc = WSASendTo(sock(fd), bufs, nbufs, &sent, (DWORD)flags, msg->msg_name, (int)msg->msg_namelen,
+                   NULL, NULL);
+
+    return rc == SOCKET_ERROR ? io_fail(fd, SO_SNDTIMEO) : (ssize_t)sent;
 }
 
 /* The largest UDP payload (IPv6: 65535 - 8); no larger datagram exists
@@ -333,10 +412,14 @@ ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     WSABUF bufs[MAX_BUFS + 1];
     DWORD nbufs = to_wsabufs(bufs, msg->msg_iov, msg->msg_iovlen), got = 0;
-    DWORD wflags = (DWORD)(flags & ~MSG_TRUNC);
+    DWORD wflags;
     INT namelen = (INT)msg->msg_namelen;
     size_t room = 0;
     int rc;
+
+    if (not_ready_now(fd, &flags, POLLRDNORM))
+        return -1;
+    wflags = (DWORD)(flags & ~MSG_TRUNC);
 
     for (DWORD i = 0; i < nbufs; i++)
         room += bufs[i].len;
@@ -352,7 +435,7 @@ ssize_t gn_win_recvmsg(int fd, struct msghdr *msg, int flags)
     msg->msg_controllen = 0;
     if (rc == SOCKET_ERROR) {
         if (WSAGetLastError() != WSAEMSGSIZE)
-            return sock_fail(sock(fd));
+            return io_fail(fd, SO_RCVTIMEO);
         /* Every buffer full: the datagram's head, or with the overflow
          * (no UDP datagram is that large) a length it at least has. */
         msg->msg_flags = MSG_TRUNC;
@@ -371,11 +454,13 @@ ssize_t gn_win_read(int fd, void *buf, size_t len)
 {
     int n = recv(sock(fd), buf, clamp_len(len), 0);
 
+    if (n == 0 && len > 0)
+        return end_or_reset(fd);
     if (n != SOCKET_ERROR)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _read(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return sock_fail(sock(fd));
+    return io_fail(fd, SO_RCVTIMEO);
 }
 
 ssize_t gn_win_write(int fd, const void *buf, size_t len)
@@ -386,7 +471,7 @@ ssize_t gn_win_write(int fd, const void *buf, size_t len)
         return n;
     if (WSAGetLastError() == WSAENOTSOCK)
         return _write(fd, buf, (unsigned)(len > UINT_MAX ? UINT_MAX : len));
-    return sock_fail(sock(fd));
+    return io_fail(fd, SO_SNDTIMEO);
 }
 
 ssize_t gn_win_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -447,6 +532,16 @@ int gn_win_setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
     if (level == SOL_SOCKET && name == SO_REUSEADDR)
         return 0;
+    /* A time limit is a struct timeval on POSIX, a DWORD of ms here. */
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+        len >= (socklen_t)sizeof(struct timeval)) {
+        const struct timeval *tv = val;
+        DWORD ms = (DWORD)tv->tv_sec * 1000 + (DWORD)(tv->tv_usec + 999) / 1000;
+
+        return setsockopt(sock(fd), level, name, (const char *)&ms, sizeof(ms)) == 0
+                   ? 0
+                   : gn_win_fail();
+    }
     return setsockopt(sock(fd), level, name, val, len) == 0 ? 0 : gn_win_fail();
 }
 
@@ -511,17 +606,106 @@ fail:
     return -1;
 }
 
-/* WSAPoll refuses an empty set, where poll(2) sleeps. */
+/* WSAPoll says POLLHUP, asked for or not, once the peer has ended its
+ * side (its FIN: a close or a shutdown(SHUT_WR)), where poll(2) says
+ * POLLIN, the end being read as 0 bytes, and POLLOUT while there is
+ * room, as the peer may still read (POLLHUP there means both directions
+ * ended).  An end alone is made POLLIN when that was asked for, and
+ * nothing otherwise: a connection that paused its reading hears of the
+ * end when it reads again, after the messages it holds, as on POSIX.
+ * An abortive end comes with POLLERR: kept.  Returns the count of
+ * entries ready; *ended is true when some entry's only news was an end
+ * it did not ask about. */
+static int as_posix_revents(struct pollfd *fds, nfds_t nfds, bool *ended)
+{
+    int n = 0;
+
+    *ended = false;
+    for (nfds_t i = 0; i < nfds; i++) {
+        struct pollfd *p = &fds[i];
+
+        if ((p->revents & (POLLHUP | POLLERR)) == POLLHUP) {
+            p->revents &= ~POLLHUP;
+            p->revents |= p->events & POLLRDNORM;
+            *ended |= !p->revents;
+        }
+        n += p->revents != 0;
+    }
+    return n;
+}
+
+static bool only_ended(const struct pollfd *p)
+{
+    return p->revents == POLLHUP && !(p->events & POLLRDNORM);
+}
+
+enum { ENDED_RECHECK_MS = 10 };
+
+/* Some socket says only that its peer ended, which WSAPoll would say at
+ * once again and again: wait up to ms for the others, with those left
+ * out (an INVALID_SOCKET entry is ignored); their turn comes after. */
+static int wait_for_the_others(struct pollfd *fds, nfds_t nfds, int ms)
+{
+    SOCKET *saved = malloc(nfds * sizeof(*saved));
+    nfds_t left_out = 0;
+    int n = 0;
+
+    if (!saved) {
+        Sleep((DWORD)ms);
+        return 0;
+    }
+    if (WSAPoll(fds, (ULONG)nfds, 0) == SOCKET_ERROR)
+        n = gn_win_fail();
+    for (nfds_t i = 0; n == 0 && i < nfds; i++) {
+        saved[i] = fds[i].fd;
+        if (only_ended(&fds[i])) {
+            fds[i].fd = INVALID_SOCKET;
+            left_out++;
+        }
+    }
+    if (n == 0 && left_out == nfds)
+        Sleep((DWORD)ms);
+    else if (n == 0 && WSAPoll(fds, (ULONG)nfds, ms) == SOCKET_ERROR)
+        n = gn_win_fail();
+    for (nfds_t i = 0; left_out && i < nfds; i++)
+        fds[i].fd = saved[i];
+    free(saved);
+    return n;
+}
+
+/* Milliseconds left of timeout_ms since start; -1 for no end. */
+static int time_left(ULONGLONG start, int timeout_ms)
+{
+    ULONGLONG spent = GetTickCount64() - start;
+
+    if (timeout_ms < 0)
+        return -1;
+    return spent >= (ULONGLONG)timeout_ms ? 0 : timeout_ms - (int)spent;
+}
+
+/* poll(2) on WSAPoll: an empty set sleeps (WSAPoll refuses it), and a
+ * peer's end reads as on POSIX (as_posix_revents). */
 int gn_win_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 {
-    int n;
+    ULONGLONG start = GetTickCount64();
+    int n, left = timeout_ms;
+    bool ended;
 
     if (nfds == 0) {
         Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
         return 0;
     }
-    n = WSAPoll(fds, (ULONG)nfds, timeout_ms);
-    return n == SOCKET_ERROR ? gn_win_fail() : n;
+    for (;;) {
+        if (WSAPoll(fds, (ULONG)nfds, left) == SOCKET_ERROR)
+            return gn_win_fail();
+        n = as_posix_revents(fds, nfds, &ended);
+        if (n > 0 || !ended || (left = time_left(start, timeout_ms)) == 0)
+            return n;
+        if (wait_for_the_others(fds, nfds,
+                                left < 0 || left > ENDED_RECHECK_MS ? ENDED_RECHECK_MS : left) < 0)
+            return -1;
+        left = time_left(start, timeout_ms);
+    }
 }
 
 int gn_win_fcntl(int fd, int cmd, ...)

@@ -22,7 +22,11 @@
  *    sockets only (SIO_UDP_CONNRESET).
  *  - Missing POSIX names are defined: SOCK_NONBLOCK and SOCK_CLOEXEC
  *    (socket handles are made uninheritable), MSG_NOSIGNAL (no SIGPIPE
- *    on Windows), struct msghdr, fcntl's O_NONBLOCK, sendfile by copy.
+ *    on Windows), MSG_DONTWAIT (by a poll first), struct msghdr, fcntl's
+ *    O_NONBLOCK, sendfile by copy.
+ *  - SO_RCVTIMEO and SO_SNDTIMEO take POSIX's struct timeval, and a call
+ *    they end fails with EAGAIN, as on POSIX (WinSock: DWORD ms and
+ *    WSAETIMEDOUT).
  *  - SO_REUSEADDR is not passed on: on Windows it lets another socket
  *    take a bound port, where POSIX only allows reusing one in TIME_WAIT,
  *    which Windows allows anyway.
@@ -72,7 +76,10 @@
 #define SOCK_NONBLOCK 0x10000000
 #define SOCK_CLOEXEC  0x20000000
 #define MSG_NOSIGNAL  0
-#define MSG_DONTWAIT  0 /* callers' sockets are non-blocking already */
+/* The library's sockets are non-blocking; a test's may not be, and
+ * WinSock has no such flag: the recv and send wrappers see it as "ready
+ * now, or EAGAIN" (gn_win_recv says how), and strip it. */
+#define MSG_DONTWAIT  0x40000000
 #define SHUT_RD       SD_RECEIVE
 #define SHUT_WR       SD_SEND
 #define SHUT_RDWR     SD_BOTH
