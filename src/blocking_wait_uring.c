@@ -142,6 +142,9 @@ static struct thread_ring *ring_of_thread(void)
         free(r);
         return NULL;
     }
+    /* Spares the kernel looking the ring's descriptor up at every wait
+     * (5.18; without it, the descriptor is used). */
+    io_uring_register_ring_fd(&r->ring);
     thread_ring_failed = false;
     thread_ring = r;
     return r;
