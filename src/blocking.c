@@ -4,12 +4,14 @@
  * connection off it) and for the handlers of threaded servers
  * (server_threads.c).
  *
- * The descriptor stays non-blocking and every wait is a poll(2) against
- * one deadline computed when the call starts, so a timeout bounds the
- * whole call however many reads or writes it takes, and EINTR only
- * recomputes the time left.  A threaded server that closes sets `woken`
- * and shuts the socket down, which ends any poll at once; the calls then
- * report GN_ECLOSED rather than an end of stream.
+ * The descriptor stays non-blocking and every wait is a poll(2) (or, on
+ * a plain socket where the thread has an io_uring, the receive or send
+ * itself: blocking_wait_uring.c) against one deadline computed when the
+ * call starts, so a timeout bounds the whole call however many reads or
+ * writes it takes, and EINTR only recomputes the time left.  A threaded
+ * server that closes sets `woken` and shuts the socket down, which ends
+ * any wait at once; the calls then report GN_ECLOSED rather than an end
+ * of stream.
  */
 #define _GNU_SOURCE /* pthread_condattr_setclock is POSIX; SOCK_* flags */
 #include <errno.h>
@@ -141,8 +143,7 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
      * thread's), a message costs that call: reading first unless the
      * last read came back short (then it most likely finds nothing). */
     if (conn->transport == &gn__transport_stream) {
-        ssize_t n =
-            gn__blocking_ring_io(conn, GN__READING, buf, len, deadline, conn->read_drained);
+        ssize_t n = gn__blocking_ring_io(conn, GN__READING, buf, len, deadline, conn->read_drained);
         if (n != GN__AGAIN)
             return took(conn, n, len);
     }
