@@ -1509,8 +1509,10 @@ GN_API int gn_wait_readable(gn_conn *conn, uint32_t timeout_ms);
  * until the deadline is moved or cleared; the connection stays usable.
  * A call waiting in another thread sees a moved deadline at once: setting
  * it to gn_now_ms() cancels a blocked read, as in Go.  (For that, each
- * thread that waits in a blocking call keeps one eventfd, closed when
- * the thread ends.)  Returns 0, GN_EINVAL (NULL, or `which` not one of
+ * thread that waits in a blocking call keeps one eventfd and, where
+ * io_uring is allowed, one small io_uring that waits and receives in one
+ * system call; both are closed when the thread ends.  GN_BACKEND=epoll or
+ * poll: no io_uring.)  Returns 0, GN_EINVAL (NULL, or `which` not one of
  * the three), GN_EMODE (an asynchronous connection: use a timer).
  * Thread: any, while the connection is open (not after gn_close).
  */

@@ -4,12 +4,14 @@
  * connection off it) and for the handlers of threaded servers
  * (server_threads.c).
  *
- * The descriptor stays non-blocking and every wait is a poll(2) against
- * one deadline computed when the call starts, so a timeout bounds the
- * whole call however many reads or writes it takes, and EINTR only
- * recomputes the time left.  A threaded server that closes sets `woken`
- * and shuts the socket down, which ends any poll at once; the calls then
- * report GN_ECLOSED rather than an end of stream.
+ * The descriptor stays non-blocking and every wait is a poll(2) (or, on
+ * a plain socket where the thread has an io_uring, the receive or send
+ * itself: blocking_wait_uring.c) against one deadline computed when the
+ * call starts, so a timeout bounds the whole call however many reads or
+ * writes it takes, and EINTR only recomputes the time left.  A threaded
+ * server that closes sets `woken` and shuts the socket down, which ends
+ * any wait at once; the calls then report GN_ECLOSED rather than an end
+ * of stream.
  */
 #define _GNU_SOURCE /* pthread_condattr_setclock is POSIX; SOCK_* flags */
 #include <errno.h>
@@ -110,6 +112,23 @@ static ssize_t rate_take(gn_conn *conn, enum gn__rate_dir dir, size_t want, uint
 
 /* ---- reading -------------------------------------------------------- */
 
+/* What a read of up to len bytes came back with: the count (counted),
+ * 0 at the end of the stream, or a code. */
+static ssize_t took(gn_conn *conn, ssize_t n, size_t len)
+{
+    if (n > 0) {
+        conn->bytes_in += (uint64_t)n;
+        conn->reads++;
+        if (conn->rate_limited)
+            gn__rate_used(conn, GN__RATE_READ, (size_t)n);
+        conn->read_drained = (size_t)n < len;
+        return n;
+    }
+    if (n == 0)
+        conn->peer_ended = true;
+    return woken_code(conn, (int)n);
+}
+
 /* One read of up to len bytes into buf, waiting for input: a count, 0 at
  * the end of the stream, or a code. */
 static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline)
@@ -119,6 +138,14 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
         if (allowed < 0)
             return allowed;
         len = (size_t)allowed;
+    }
+    /* Where one system call can wait and receive (an io_uring of the
+     * thread's), a message costs that call: reading first unless the
+     * last read came back short (then it most likely finds nothing). */
+    if (conn->transport == &gn__transport_stream) {
+        ssize_t n = gn__blocking_ring_io(conn, GN__READING, buf, len, deadline, conn->read_drained);
+        if (n != GN__AGAIN)
+            return took(conn, n, len);
     }
     /* A plain socket's read takes all its queue holds up to len, so after
      * one that came back short the next would most likely find nothing:
@@ -133,20 +160,8 @@ static ssize_t read_some(gn_conn *conn, void *buf, size_t len, uint64_t deadline
     }
     for (;;) {
         ssize_t n = (conn->transport->read)(conn, buf, len);
-        if (n > 0) {
-            conn->bytes_in += (uint64_t)n;
-            conn->reads++;
-            if (conn->rate_limited)
-                gn__rate_used(conn, GN__RATE_READ, (size_t)n);
-            conn->read_drained = (size_t)n < len;
-            return n;
-        }
-        if (n == 0) {
-            conn->peer_ended = true;
-            return woken_code(conn, 0);
-        }
         if (n != GN__AGAIN)
-            return woken_code(conn, (int)n);
+            return took(conn, n, len);
         n = wait_fd(conn, POLLIN | (gn__conn_transport_pending(conn) ? POLLOUT : 0), deadline,
                     GN__READING);
         if (n < 0)
@@ -344,6 +359,7 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
 {
     uint64_t deadline;
     size_t done = 0;
+    bool full = false;
     int rc = check_writable(conn);
 
     if (rc < 0)
@@ -358,13 +374,20 @@ int gn_write_all(gn_conn *conn, const void *buf, size_t len, uint32_t timeout_ms
         if (n < 0)
             return (int)n;
         iov.iov_len = (size_t)n;
-        n = (conn->transport->writev)(conn, &iov, 1);
+        /* A plain socket that took less than it was given is full: wait
+         * before the next send, in the same system call where there is
+         * one (read_some says why). */
+        n = full ? GN__AGAIN : (conn->transport->writev)(conn, &iov, 1);
+        if (n == GN__AGAIN && conn->transport == &gn__transport_stream)
+            n = gn__blocking_ring_io(conn, GN__WRITING, iov.iov_base, iov.iov_len, deadline, true);
+        full = false;
         if (n >= 0) {
             if (conn->rate_limited)
                 gn__rate_used(conn, GN__RATE_WRITE, (size_t)n);
             done += (size_t)n;
             conn->bytes_out += (uint64_t)n;
             conn->writes++;
+            full = (size_t)n < iov.iov_len && conn->transport == &gn__transport_stream;
             continue;
         }
         if (n != GN__AGAIN)

@@ -32,6 +32,35 @@ int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__d
  * through their threads' wake-ups, as a moved deadline does; a shutdown
  * of the socket does not wake a poll on every system (WSAPoll). */
 void gn__blocking_wake(gn_conn *conn);
+
+/* For other ways of waiting (blocking_wait_uring.c): the calling
+ * thread's wake-up (wakeup.h), which a moved deadline signals (-1 if
+ * none could be made); publish wake as dir's waiter and read dir's
+ * deadline in one step (GN__NO_DEADLINE for none), and stop. */
+int gn__blocking_wake_fd(void);
+uint64_t gn__blocking_watch(gn_conn *conn, enum gn__direction dir, int wake);
+void gn__blocking_unwatch(gn_conn *conn, enum gn__direction dir);
+
+/* One receive (GN__READING) or send (GN__WRITING, MSG_NOSIGNAL) on conn's
+ * socket that waits in the same system call, until call_end or dir's
+ * deadline (read afresh when another thread moves it, as
+ * gn__blocking_wait does): the count, 0 at the end of the stream,
+ * GN_ETIMEDOUT or a code.  poll_first: the socket was found empty (or
+ * full) just now, so wait before trying.  GN__AGAIN: not here (no
+ * io_uring, GN_BACKEND names another backend, faults are injected, or
+ * no time is left to wait): wait with gn__blocking_wait instead. */
+#ifdef GN_HAVE_URING
+ssize_t gn__blocking_ring_io(gn_conn *conn, enum gn__direction dir, void *buf, size_t len,
+                             uint64_t call_end, bool poll_first);
+#else
+static inline ssize_t gn__blocking_ring_io(gn_conn *conn, enum gn__direction dir, void *buf,
+                                           size_t len, uint64_t call_end, bool poll_first)
+{
+    (void)conn, (void)dir, (void)buf, (void)len, (void)call_end, (void)poll_first;
+    return GN__AGAIN;
+}
+#endif
+
 /* A threaded server's TLS handshake, within the configured timeout. */
 int gn__blocking_tls_accept(gn_conn *conn, struct gn__tls_config *cfg);
 

@@ -46,7 +46,7 @@ static void make_wake_key(void)
 
 /* The calling thread's eventfd, made on first use; -1 when none can be
  * made (the thread then sees a moved deadline only at its next wait). */
-static int wake_fd(void)
+int gn__blocking_wake_fd(void)
 {
     int fd;
 
@@ -63,7 +63,6 @@ static int wake_fd(void)
     thread_wake = fd;
     return fd;
 }
-
 
 /* ---- deadlines ------------------------------------------------------ */
 
@@ -85,9 +84,7 @@ uint64_t gn__blocking_deadline(const gn_conn *conn, enum gn__direction dir)
     return d;
 }
 
-/* Publish wake as dir's waiter (none when negative) and read dir's
- * deadline, in one step. */
-static uint64_t watch(gn_conn *conn, enum gn__direction dir, int wake)
+uint64_t gn__blocking_watch(gn_conn *conn, enum gn__direction dir, int wake)
 {
     uint64_t d;
 
@@ -98,7 +95,7 @@ static uint64_t watch(gn_conn *conn, enum gn__direction dir, int wake)
     return d;
 }
 
-static void unwatch(gn_conn *conn, enum gn__direction dir)
+void gn__blocking_unwatch(gn_conn *conn, enum gn__direction dir)
 {
     pthread_mutex_lock(&deadline_lock);
     conn->ext->waiter[dir] = 0;
@@ -107,29 +104,29 @@ static void unwatch(gn_conn *conn, enum gn__direction dir)
 
 int gn__blocking_wait(gn_conn *conn, short events, uint64_t call_end, enum gn__direction dir)
 {
-    int wake = wake_fd();
+    int wake = gn__blocking_wake_fd();
 
     for (bool polled = false;; polled = true) {
         struct pollfd p[2] = {{.fd = conn->io.fd, .events = events},
                               {.fd = wake, .events = POLLIN}};
-        uint64_t end = gn__deadline_min(call_end, watch(conn, dir, wake));
+        uint64_t end = gn__deadline_min(call_end, gn__blocking_watch(conn, dir, wake));
         int n, err;
 
         /* set before gn__blocking_wake took the lock watch took: seen */
         if (atomic_load(&conn->woken)) {
-            unwatch(conn, dir);
+            gn__blocking_unwatch(conn, dir);
             return GN_ECLOSED;
         }
 
         /* the clock, not poll, says when the time is up: EINTR and a
          * wake-up only make the wait start again with what is left */
         if (polled && gn__poll_ms(end) == 0) {
-            unwatch(conn, dir);
+            gn__blocking_unwatch(conn, dir);
             return GN_ETIMEDOUT;
         }
         n = poll(p, 2, gn__poll_ms(end));
         err = errno;
-        unwatch(conn, dir);
+        gn__blocking_unwatch(conn, dir);
         if (n > 0 && p[0].revents)
             return 0; /* errors and hang-ups show in the next call */
         if (n > 0 && p[1].revents)
