@@ -77,9 +77,9 @@ typedef int gn_socket;
  * header, or an uninitialised struct) refuses it with GN_EINVAL.
  */
 #define GN_VERSION_MAJOR  1
-#define GN_VERSION_MINOR  1
+#define GN_VERSION_MINOR  2
 #define GN_VERSION_PATCH  0
-#define GN_VERSION_STRING "1.1.0"
+#define GN_VERSION_STRING "1.2.0"
 /* One number that compares in order: 10203 for 1.2.3. */
 #define GN_VERSION_NUMBER (GN_VERSION_MAJOR * 10000 + GN_VERSION_MINOR * 100 + GN_VERSION_PATCH)
 
