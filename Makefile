@@ -171,5 +171,6 @@ windows:
 check-windows: windows build
 	@mkdir -p $(WINDOWS_BUILD)/wineprefix
 	$(WINE_ENV) wineboot -i >/dev/null 2>&1 || true
+	$(WINE_ENV) wineserver -p 60 </dev/null >/dev/null 2>&1 || true
 	$(WINE_ENV) ctest --test-dir $(WINDOWS_BUILD) --output-on-failure -j $(JOBS)
 	$(WINE_ENV) tests/windows/cli_wine.sh $(WINDOWS_BUILD) $(BUILD)

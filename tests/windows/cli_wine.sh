@@ -69,10 +69,10 @@ start_bg() {
 }
 
 # port_of NAME: the port of the first "listening on HOST:PORT" in
-# $work/NAME.err, waiting up to 30 s for it; empty if none came.
+# $work/NAME.err, waiting up to 90 s for it; empty if none came.
 port_of() {
     local line
-    for _ in $(seq 300); do
+    for _ in $(seq 900); do
         line=$(grep -m1 '^listening on ' "$work/$1.err" 2>/dev/null)
         if [ -n "$line" ]; then
             line=${line#listening on }
@@ -176,6 +176,12 @@ echo "cli_wine: $exe under Wine (WINEPREFIX=$WINEPREFIX)"
 # services, which inherit the standard streams: let them take /dev/null.
 timeout 180 wine "$exe" --version </dev/null >/dev/null 2>&1 ||
     echo "cli_wine: note: the first Wine start failed or was slow"
+# Keep this prefix's wineserver (and the services it starts for the first
+# socket) up between the checks: it ends by itself 60 s after the last
+# Wine process.  Without it a server started after a pause waited for
+# Wine to start again, and once (CI, a fresh machine) took over 30 s to
+# print its address.
+wineserver -p 60 </dev/null >/dev/null 2>&1 || true
 
 # ---- ports, addr --------------------------------------------------------
 win ports http >"$work/ports.out" 2>"$work/ports.err"
