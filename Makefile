@@ -160,7 +160,9 @@ clean:
 	rm -rf build build-sanitize build-fuzz build-tsan
 
 # Windows, cross-built here with mingw-w64 and run under Wine (docs/windows.md).
-# Wine keeps its state in a prefix of the build's own, made on first use.
+# Wine keeps its state in a prefix of the build's own, made on first use;
+# its server first, kept up 60 s past the last Wine process, so the suites
+# and the CLI checks do not each wait for Wine to start again.
 WINDOWS_BUILD ?= build-windows
 WINE_ENV = WINEDEBUG=-all WINEPREFIX=$(abspath $(WINDOWS_BUILD))/wineprefix
 windows:
@@ -170,7 +172,7 @@ windows:
 
 check-windows: windows build
 	@mkdir -p $(WINDOWS_BUILD)/wineprefix
-	$(WINE_ENV) wineboot -i >/dev/null 2>&1 || true
 	$(WINE_ENV) wineserver -p 60 </dev/null >/dev/null 2>&1 || true
+	$(WINE_ENV) wineboot -i >/dev/null 2>&1 || true
 	$(WINE_ENV) ctest --test-dir $(WINDOWS_BUILD) --output-on-failure -j $(JOBS)
 	$(WINE_ENV) tests/windows/cli_wine.sh $(WINDOWS_BUILD) $(BUILD)

@@ -174,14 +174,16 @@ EOF
 echo "cli_wine: $exe under Wine (WINEPREFIX=$WINEPREFIX)"
 # The first start creates the prefix (several seconds), with Wine's own
 # services, which inherit the standard streams: let them take /dev/null.
-timeout 180 wine "$exe" --version </dev/null >/dev/null 2>&1 ||
-    echo "cli_wine: note: the first Wine start failed or was slow"
 # Keep this prefix's wineserver (and the services it starts for the first
 # socket) up between the checks: it ends by itself 60 s after the last
 # Wine process.  Without it a server started after a pause waited for
 # Wine to start again, and once (CI, a fresh machine) took over 30 s to
-# print its address.
+# print its address.  It must come first: a server already running keeps
+# its own setting (make check-windows starts it so, before wineboot).
+mkdir -p "$WINEPREFIX"
 wineserver -p 60 </dev/null >/dev/null 2>&1 || true
+timeout 180 wine "$exe" --version </dev/null >/dev/null 2>&1 ||
+    echo "cli_wine: note: the first Wine start failed or was slow"
 
 # ---- ports, addr --------------------------------------------------------
 win ports http >"$work/ports.out" 2>"$work/ports.err"
